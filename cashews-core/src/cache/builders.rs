@@ -1,0 +1,295 @@
+//! Builders for commands with options; each is awaited directly
+//! (`cache.set("k", &v).expire("1h").await`).
+
+use std::future::{Future, IntoFuture};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::flight::Role;
+use super::Cache;
+use crate::backend::{BoxFuture, Exist, SetOptions};
+use crate::codec::Decoded;
+use crate::command::Command;
+use crate::error::{Error, Result};
+use crate::middleware::Request;
+use crate::ttl::{IntoTtl, Ttl};
+
+/// A pending `set`; see [`Cache::set`].
+#[must_use = "a set does nothing until awaited"]
+#[derive(Debug)]
+pub struct SetBuilder<'a> {
+    cache: &'a Cache,
+    key: &'a str,
+    value: Result<Bytes>,
+    command: Command,
+    options: Result<SetOptions>,
+}
+
+impl<'a> SetBuilder<'a> {
+    pub(super) fn new(cache: &'a Cache, key: &'a str, value: Result<Bytes>, command: Command) -> Self {
+        SetBuilder {
+            cache,
+            key,
+            value,
+            command,
+            options: Ok(SetOptions::default()),
+        }
+    }
+
+    /// Expires the value after `ttl` (see [`crate::ttl`]).
+    pub fn expire(mut self, ttl: impl IntoTtl) -> Self {
+        let ttl = ttl.into_ttl();
+        self.options = self.options.and_then(|o| Ok(SetOptions { expire: ttl?.duration(), ..o }));
+        self
+    }
+
+    /// Writes only if the key is absent (Redis `NX`).
+    pub fn only_if_absent(self) -> Self {
+        self.exist(Exist::IfAbsent)
+    }
+
+    /// Writes only if the key already exists (Redis `XX`).
+    pub fn only_if_present(self) -> Self {
+        self.exist(Exist::IfPresent)
+    }
+
+    /// Sets the write condition.
+    pub fn exist(mut self, exist: Exist) -> Self {
+        if let Ok(options) = &mut self.options {
+            options.exist = exist;
+        }
+        self
+    }
+}
+
+impl<'a> IntoFuture for SetBuilder<'a> {
+    type Output = Result<bool>;
+    type IntoFuture = BoxFuture<'a, Result<bool>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let (value, options, key) = (self.value?, self.options?, self.key.into());
+            let request = match self.command {
+                Command::SetRaw => Request::SetRaw { key, value, options },
+                _ => Request::Set { key, value, options },
+            };
+            self.cache.run_one(request).await?.into_bool(self.command)
+        })
+    }
+}
+
+/// A pending `set_many`; see [`Cache::set_many`].
+#[must_use = "a set_many does nothing until awaited"]
+#[derive(Debug)]
+pub struct SetManyBuilder<'a> {
+    cache: &'a Cache,
+    pairs: Result<Vec<(&'a str, Bytes)>>,
+    expire: Result<Ttl>,
+}
+
+impl<'a> SetManyBuilder<'a> {
+    pub(super) fn new(cache: &'a Cache, pairs: Result<Vec<(&'a str, Bytes)>>) -> Self {
+        SetManyBuilder {
+            cache,
+            pairs,
+            expire: Ok(Ttl::FOREVER),
+        }
+    }
+
+    /// Expires every value after `ttl`.
+    pub fn expire(mut self, ttl: impl IntoTtl) -> Self {
+        self.expire = ttl.into_ttl();
+        self
+    }
+}
+
+impl<'a> IntoFuture for SetManyBuilder<'a> {
+    type Output = Result<()>;
+    type IntoFuture = BoxFuture<'a, Result<()>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let expire = self.expire?.duration();
+            self.cache.set_many_encoded(self.pairs?, expire).await
+        })
+    }
+}
+
+/// A pending `incr`; see [`Cache::incr`].
+#[must_use = "an incr does nothing until awaited"]
+#[derive(Debug)]
+pub struct IncrBuilder<'a> {
+    cache: &'a Cache,
+    key: &'a str,
+    by: i64,
+    expire: Result<Ttl>,
+}
+
+impl<'a> IncrBuilder<'a> {
+    pub(super) fn new(cache: &'a Cache, key: &'a str) -> Self {
+        IncrBuilder {
+            cache,
+            key,
+            by: 1,
+            expire: Ok(Ttl::FOREVER),
+        }
+    }
+
+    /// Adds `by` instead of 1 (negative values subtract).
+    pub fn by(mut self, by: i64) -> Self {
+        self.by = by;
+        self
+    }
+
+    /// The TTL of a counter this call creates.
+    pub fn expire(mut self, ttl: impl IntoTtl) -> Self {
+        self.expire = ttl.into_ttl();
+        self
+    }
+}
+
+impl<'a> IntoFuture for IncrBuilder<'a> {
+    type Output = Result<i64>;
+    type IntoFuture = BoxFuture<'a, Result<i64>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let request = Request::Incr {
+                key: self.key.into(),
+                by: self.by,
+                expire: self.expire?.duration(),
+            };
+            self.cache.run_one(request).await?.into_int(Command::Incr)
+        })
+    }
+}
+
+/// A pending `get_or_set`; see [`Cache::get_or_set`].
+#[must_use = "a get_or_set does nothing until awaited"]
+pub struct GetOrSetBuilder<'a, F> {
+    cache: &'a Cache,
+    key: &'a str,
+    init: F,
+    expire: Result<Ttl>,
+}
+
+impl<F> std::fmt::Debug for GetOrSetBuilder<'_, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetOrSetBuilder").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+impl<'a, F> GetOrSetBuilder<'a, F> {
+    pub(super) fn new(cache: &'a Cache, key: &'a str, init: F) -> Self {
+        GetOrSetBuilder {
+            cache,
+            key,
+            init,
+            expire: Ok(Ttl::FOREVER),
+        }
+    }
+
+    /// Expires the computed value after `ttl`.
+    pub fn expire(mut self, ttl: impl IntoTtl) -> Self {
+        self.expire = ttl.into_ttl();
+        self
+    }
+
+    /// Turns this into a fallible load: `init` returns `Result<T, E>`, an
+    /// `Err` is returned to its caller and not stored, and cache errors are
+    /// converted with `E: From<cashews::Error>`.
+    pub fn fallible(self) -> TryGetOrSet<'a, F> {
+        TryGetOrSet(self)
+    }
+}
+
+impl<'a, F, Fut, T> IntoFuture for GetOrSetBuilder<'a, F>
+where
+    F: FnOnce() -> Fut + Send + 'a,
+    Fut: Future<Output = T> + Send + 'a,
+    T: Serialize + DeserializeOwned + Send + 'a,
+{
+    type Output = Result<T>;
+    type IntoFuture = BoxFuture<'a, Result<T>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let init = self.init;
+        Box::pin(self.cache.load(self.key, self.expire, || async move { Ok::<T, Error>(init().await) }))
+    }
+}
+
+/// A fallible `get_or_set`; see [`GetOrSetBuilder::fallible`].
+#[must_use = "a get_or_set does nothing until awaited"]
+pub struct TryGetOrSet<'a, F>(GetOrSetBuilder<'a, F>);
+
+impl<F> std::fmt::Debug for TryGetOrSet<'_, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'a, F, Fut, T, E> IntoFuture for TryGetOrSet<'a, F>
+where
+    F: FnOnce() -> Fut + Send + 'a,
+    Fut: Future<Output = Result<T, E>> + Send + 'a,
+    T: Serialize + DeserializeOwned + Send + 'a,
+    E: From<Error> + Send + 'a,
+{
+    type Output = Result<T, E>;
+    type IntoFuture = BoxFuture<'a, Result<T, E>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.0.cache.load(self.0.key, self.0.expire, self.0.init))
+    }
+}
+
+impl Cache {
+    /// The one load path behind `get_or_set`: read, else compute once per key
+    /// in this process (single-flight), store, return.
+    pub(crate) async fn load<T, E, F, Fut>(&self, key: &str, expire: Result<Ttl>, init: F) -> Result<T, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        T: Serialize + DeserializeOwned,
+        E: From<Error>,
+    {
+        let expire: Option<Duration> = expire?.duration();
+        let mut init = Some(init);
+        loop {
+            if let Some(value) = self.get::<T>(key).await? {
+                return Ok(value);
+            }
+            match self.inner.flights.join(key) {
+                Role::Waiter(flight) => {
+                    if let Some(bytes) = flight.wait().await {
+                        if let Decoded::Value(value) = self.inner.state.load().route(key)?.serializer.decode(key, &bytes) {
+                            return Ok(value);
+                        }
+                    }
+                    // The leader produced nothing to share: try again.
+                }
+                Role::Leader(leader) => {
+                    // A flight may have finished between our read and join.
+                    if let Some(value) = self.get::<T>(key).await? {
+                        return Ok(value);
+                    }
+                    let init = init.take().expect("a caller leads at most once");
+                    let value = init().await?;
+                    let bytes = self.encode(key, &value)?;
+                    let options = SetOptions { expire, ..SetOptions::default() };
+                    self.run_one(Request::Set {
+                        key: key.into(),
+                        value: bytes.clone(),
+                        options,
+                    })
+                    .await?;
+                    leader.finish(Some(bytes));
+                    return Ok(value);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Distributed locks with a random token, waiting with backoff.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::time::Duration;
+
+use super::Cache;
+use crate::error::{Error, Result};
+use crate::ttl::{IntoTtl, Ttl};
+
+/// First pause between two attempts to take a held lock; doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(2);
+const MAX_BACKOFF: Duration = Duration::from_millis(200);
+
+/// A lock request; `.await` it. By default it waits as long as the lock's TTL.
+#[must_use = "a lock request does nothing until awaited"]
+#[derive(Debug)]
+pub struct LockBuilder<'c> {
+    cache: &'c Cache,
+    key: String,
+    ttl: Result<Ttl>,
+    wait: Option<Duration>,
+    wait_set: bool,
+}
+
+impl<'c> LockBuilder<'c> {
+    pub(super) fn new(cache: &'c Cache, key: &str, ttl: impl IntoTtl) -> Self {
+        LockBuilder {
+            cache,
+            key: key.to_owned(),
+            ttl: ttl.into_ttl(),
+            wait: None,
+            wait_set: false,
+        }
+    }
+
+    /// Waits at most `limit` for a held lock, then fails with [`Error::Locked`].
+    pub fn wait(mut self, limit: Duration) -> Self {
+        self.wait = Some(limit);
+        self.wait_set = true;
+        self
+    }
+
+    /// Fails at once with [`Error::Locked`] if the lock is held.
+    pub fn no_wait(self) -> Self {
+        self.wait(Duration::ZERO)
+    }
+}
+
+impl<'c> IntoFuture for LockBuilder<'c> {
+    type Output = Result<LockGuard>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<LockGuard>> + Send + 'c>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let ttl = self.ttl?.duration().ok_or_else(|| Error::Ttl {
+                input: "forever".into(),
+                reason: "a lock needs a finite ttl, so a crashed holder cannot keep it forever",
+            })?;
+            let wait = if self.wait_set { self.wait.unwrap_or_default() } else { ttl };
+            let token = random_token();
+            let started = tokio::time::Instant::now();
+            let mut backoff = FIRST_BACKOFF;
+            let mut jitter = u64::from_le_bytes(token.as_bytes()[..8].try_into().expect("32 hex chars"));
+            loop {
+                if self.cache.set_lock(&self.key, &token, ttl).await? {
+                    return Ok(LockGuard {
+                        cache: self.cache.clone(),
+                        key: self.key,
+                        token,
+                        released: false,
+                    });
+                }
+                let waited = started.elapsed();
+                if waited >= wait {
+                    return Err(Error::Locked { key: self.key });
+                }
+                // Exponential backoff with jitter, never past the deadline.
+                jitter ^= jitter << 13;
+                jitter ^= jitter >> 7;
+                jitter ^= jitter << 17;
+                let pause = backoff + Duration::from_micros(jitter % (backoff.as_micros() as u64 / 2 + 1));
+                tokio::time::sleep(pause.min(wait - waited)).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        })
+    }
+}
+
+/// A held lock. Release it with [`LockGuard::release`]; if dropped instead,
+/// it is released in the background (or expires with its TTL).
+#[derive(Debug)]
+pub struct LockGuard {
+    cache: Cache,
+    key: String,
+    token: String,
+    released: bool,
+}
+
+impl LockGuard {
+    /// The lock's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The random token the lock is held with.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Releases the lock; returns whether it was still ours (it may have
+    /// expired and been taken by someone else).
+    pub async fn release(mut self) -> Result<bool> {
+        self.released = true;
+        self.cache.unlock(&self.key, &self.token).await
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let (cache, key, token) = (self.cache.clone(), std::mem::take(&mut self.key), std::mem::take(&mut self.token));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(error) = cache.unlock(&key, &token).await {
+                        tracing::warn!(key, %error, "could not release a dropped lock; it will expire with its ttl");
+                    }
+                });
+            }
+            Err(_) => tracing::warn!(key, "lock dropped outside a runtime; it will expire with its ttl"),
+        }
+    }
+}
+
+/// 128 random bits from the operating system, as hex: unguessable, so no one
+/// can release a lock they do not hold.
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: fall back to time and address entropy (still unique).
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            ^ (&bytes as *const _ as u128);
+        bytes = seed.to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,332 @@
+//! [`Cache`]: backends chosen by URL, routed by key prefix, with a typed API.
+
+mod builders;
+mod commands;
+mod control;
+mod flight;
+mod lock;
+
+pub use builders::{GetOrSetBuilder, IncrBuilder, SetBuilder, SetManyBuilder};
+pub use control::CacheStats;
+pub use lock::{LockBuilder, LockGuard};
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+
+use crate::backend::Backend;
+use crate::clock::Clock;
+use crate::codec::{CodecKind, Digest, Serializer};
+use crate::driver::{Driver, DriverContext};
+use crate::error::{Error, Result};
+use crate::middleware::{Middleware, MiddlewareId, Next, Request, Response};
+use crate::url::SetupUrl;
+
+/// A cache: one or more backends, each serving the keys that start with its
+/// prefix (the longest matching prefix wins), behind one typed API.
+///
+/// Cloning a `Cache` is cheap and gives another handle to the same cache.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cashews_core::Result<()> {
+/// use cashews_core::Cache;
+///
+/// let cache = Cache::new();
+/// cache.setup("mem://?size=10000")?;
+/// cache.set("user:1", &("Ann", 36u32)).expire("1h").await?;
+/// let user: Option<(String, u32)> = cache.get("user:1").await?;
+/// assert_eq!(user, Some(("Ann".to_owned(), 36)));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: u64,
+    drivers: Vec<Driver>,
+    clock: Clock,
+    state: ArcSwap<State>,
+    /// Serialises writers of `state` (setup, middlewares).
+    update: Mutex<()>,
+    next_middleware_id: AtomicU64,
+    disabled: AtomicU64,
+    stats: control::Stats,
+    flights: flight::Flights,
+}
+
+/// Routes and middlewares; replaced as a whole on every change, read without locks.
+#[derive(Default)]
+struct State {
+    /// Sorted by prefix length, longest first.
+    routes: Vec<Arc<Route>>,
+    chain: Vec<Arc<dyn Middleware>>,
+    ids: Vec<MiddlewareId>,
+}
+
+/// A backend with the prefix it serves and how its values are encoded.
+pub(crate) struct Route {
+    pub(crate) prefix: String,
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) serializer: Serializer,
+}
+
+impl State {
+    fn route(&self, key: &str) -> Result<&Arc<Route>> {
+        self.routes
+            .iter()
+            .find(|r| key.starts_with(r.prefix.as_str()))
+            .ok_or_else(|| Error::NotConfigured { key: key.to_owned() })
+    }
+
+    fn route_index(&self, key: &str) -> Result<usize> {
+        self.routes
+            .iter()
+            .position(|r| key.starts_with(r.prefix.as_str()))
+            .ok_or_else(|| Error::NotConfigured { key: key.to_owned() })
+    }
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.inner.state.load();
+        let routes: Vec<(&str, &'static str)> =
+            state.routes.iter().map(|r| (r.prefix.as_str(), r.backend.name())).collect();
+        f.debug_struct("Cache")
+            .field("routes", &routes)
+            .field("middlewares", &state.chain.len())
+            .field("clock", &self.inner.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache::new()
+    }
+}
+
+/// Builds a [`Cache`] with chosen drivers and clock.
+#[derive(Debug, Clone)]
+pub struct CacheBuilder {
+    drivers: Vec<Driver>,
+    clock: Clock,
+}
+
+impl CacheBuilder {
+    /// Adds a driver (a URL scheme the cache can set up).
+    pub fn driver(mut self, driver: Driver) -> Self {
+        self.drivers.retain(|d| d.name != driver.name);
+        self.drivers.push(driver);
+        self
+    }
+
+    /// Adds several drivers.
+    pub fn drivers(self, drivers: impl IntoIterator<Item = Driver>) -> Self {
+        drivers.into_iter().fold(self, CacheBuilder::driver)
+    }
+
+    /// The clock for expiry and timestamps ([`Clock::tokio`] in tests).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The cache, with no backend yet: call [`Cache::setup`].
+    pub fn build(self) -> Cache {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Cache {
+            inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                drivers: self.drivers,
+                clock: self.clock,
+                state: ArcSwap::from_pointee(State::default()),
+                update: Mutex::new(()),
+                next_middleware_id: AtomicU64::new(1),
+                disabled: AtomicU64::new(0),
+                stats: control::Stats::default(),
+                flights: flight::Flights::default(),
+            }),
+        }
+    }
+}
+
+impl Cache {
+    /// A cache that knows the `mem://` driver. The `cashews` crate's
+    /// `Cache::new()` also knows every backend compiled in.
+    pub fn new() -> Cache {
+        Cache::builder().build()
+    }
+
+    /// A builder, starting with the `mem://` driver and the system clock.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder {
+            drivers: vec![crate::memory::DRIVER],
+            clock: Clock::system(),
+        }
+    }
+
+    /// The clock the cache's backends and strategies read.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// Sets up the backend for every key from `url` (`"mem://?size=500"`,
+    /// `"redis://localhost/0?secret=..."`). Replaces a backend set up before
+    /// for the same (empty) prefix. Does no I/O.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unknown scheme (listing those compiled in), an
+    /// unknown parameter (listing those accepted) or an invalid value.
+    ///
+    /// Parameters taken by the cache for every scheme: `secret` (sign values
+    /// with an HMAC), `digestmod` (`sha256` default, `sha512`, `sha1`, `md5`),
+    /// `codec` (`bincode` default, `json` with the `json` feature).
+    pub fn setup(&self, url: &str) -> Result<()> {
+        self.setup_prefix("", url)
+    }
+
+    /// Sets up a backend for the keys starting with `prefix`.
+    pub fn setup_prefix(&self, prefix: &str, url: &str) -> Result<()> {
+        let parsed = SetupUrl::parse(url)?;
+        let driver = self
+            .inner
+            .drivers
+            .iter()
+            .find(|d| d.schemes.contains(&parsed.scheme.as_str()))
+            .ok_or_else(|| {
+                let known: Vec<String> = self
+                    .inner
+                    .drivers
+                    .iter()
+                    .flat_map(|d| d.schemes.iter().map(|s| format!("{s}://")))
+                    .collect();
+                Error::config(format!(
+                    "setup url {:?}: unknown scheme {:?}; compiled in: {} (enable the cargo feature of the backend you need)",
+                    parsed.display,
+                    parsed.scheme,
+                    known.join(", ")
+                ))
+            })?;
+        let mut params = parsed.params();
+        let codec = params
+            .take_with("codec", &format!("one of {}", CodecKind::names().join(", ")), CodecKind::from_name)?
+            .unwrap_or_default();
+        let digest = params.take_with("digestmod", &format!("one of {}", Digest::NAMES.join(", ")), Digest::from_name)?;
+        let secret = params.take("secret");
+        let mut serializer = Serializer::new(codec);
+        match (secret, digest) {
+            (Some(""), _) => return Err(Error::config(format!("setup url {:?}: secret is empty", parsed.display))),
+            (Some(secret), digest) => serializer = serializer.with_secret(secret.as_bytes(), digest.unwrap_or_default()),
+            (None, Some(_)) => {
+                return Err(Error::config(format!(
+                    "setup url {:?}: digestmod is given without secret",
+                    parsed.display
+                )))
+            }
+            (None, None) => {}
+        }
+        let ctx = DriverContext::new(self.inner.clock.clone());
+        let backend = (driver.connect)(&parsed, &mut params, &ctx)?;
+        params.finish()?;
+        self.add_backend(prefix, backend, serializer);
+        Ok(())
+    }
+
+    /// Serves the keys starting with `prefix` from `backend` (for backends
+    /// built by hand rather than from a URL).
+    pub fn add_backend(&self, prefix: &str, backend: Arc<dyn Backend>, serializer: Serializer) {
+        let route = Arc::new(Route {
+            prefix: prefix.to_owned(),
+            backend,
+            serializer,
+        });
+        self.update_state(|state| {
+            state.routes.retain(|r| r.prefix != prefix);
+            state.routes.push(route);
+            state.routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        });
+    }
+
+    /// Whether any backend is set up.
+    pub fn is_setup(&self) -> bool {
+        !self.inner.state.load().routes.is_empty()
+    }
+
+    /// Connects every backend now (they otherwise connect on first use) and
+    /// reports the first failure.
+    pub async fn init(&self) -> Result<()> {
+        let state = self.inner.state.load_full();
+        if state.routes.is_empty() {
+            return Err(Error::NotConfigured { key: String::new() });
+        }
+        for route in &state.routes {
+            route.backend.ping().await?;
+        }
+        Ok(())
+    }
+
+    /// Stops background work and closes every backend.
+    pub async fn close(&self) -> Result<()> {
+        let state = self.inner.state.load_full();
+        for route in &state.routes {
+            route.backend.close().await?;
+        }
+        Ok(())
+    }
+
+    fn update_state(&self, change: impl FnOnce(&mut State)) {
+        let _writer = self.inner.update.lock();
+        let current = self.inner.state.load();
+        let mut next = State {
+            routes: current.routes.clone(),
+            chain: current.chain.clone(),
+            ids: current.ids.clone(),
+        };
+        change(&mut next);
+        self.inner.state.store(Arc::new(next));
+    }
+
+    /// Adds a middleware at the end of the chain (innermost); returns an id
+    /// for [`Cache::remove_middleware`]. See [`crate::middleware`].
+    pub fn add_middleware(&self, middleware: impl Middleware) -> MiddlewareId {
+        let middleware: Arc<dyn Middleware> = Arc::new(middleware);
+        let id = MiddlewareId(self.inner.next_middleware_id.fetch_add(1, Ordering::Relaxed));
+        self.update_state(|state| {
+            state.chain.push(middleware);
+            state.ids.push(id);
+        });
+        id
+    }
+
+    /// Removes a middleware; returns whether it was installed.
+    pub fn remove_middleware(&self, id: MiddlewareId) -> bool {
+        let mut found = false;
+        self.update_state(|state| {
+            if let Some(i) = state.ids.iter().position(|x| *x == id) {
+                state.ids.remove(i);
+                state.chain.remove(i);
+                found = true;
+            }
+        });
+        found
+    }
+
+    /// Runs a request routed by its key through the chain.
+    async fn run_one(&self, request: Request<'_>) -> Result<Response> {
+        let state = self.inner.state.load_full();
+        let route = state.route(request.key().unwrap_or(""))?;
+        self.run_on(&state, route, request).await
+    }
+
+    async fn run_on<'a>(&self, state: &'a State, route: &'a Route, request: Request<'a>) -> Result<Response> {
+        if self.is_disabled(request.command()) {
+            return Ok(request.disabled_response());
+        }
+        Next::new(&state.chain, &*route.backend, &route.prefix).run(request).await
+    }
+}

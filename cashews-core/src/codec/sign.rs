@@ -1,0 +1,124 @@
+//! HMAC signatures over key and value.
+
+use hmac::{Hmac, Mac};
+
+/// The hash behind the HMAC, chosen by configuration (`digestmod=`) only —
+/// a stored value never picks it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Digest {
+    /// HMAC-SHA-256 (the default).
+    #[default]
+    Sha256,
+    /// HMAC-SHA-512.
+    Sha512,
+    /// HMAC-SHA-1 (for compatibility).
+    Sha1,
+    /// HMAC-MD5 (for compatibility).
+    Md5,
+}
+
+impl Digest {
+    /// Accepted `digestmod` names.
+    pub const NAMES: &'static [&'static str] = &["sha256", "sha512", "sha1", "md5"];
+
+    /// Looks a digest up by name.
+    pub fn from_name(name: &str) -> Option<Digest> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "sha256" => Digest::Sha256,
+            "sha512" => Digest::Sha512,
+            "sha1" => Digest::Sha1,
+            "md5" => Digest::Md5,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn id(self) -> u8 {
+        match self {
+            Digest::Sha256 => 1,
+            Digest::Sha512 => 2,
+            Digest::Sha1 => 3,
+            Digest::Md5 => 4,
+        }
+    }
+
+    pub(crate) fn mac_len(self) -> usize {
+        match self {
+            Digest::Sha256 => 32,
+            Digest::Sha512 => 64,
+            Digest::Sha1 => 20,
+            Digest::Md5 => 16,
+        }
+    }
+}
+
+/// Signs and verifies `(key, header, payload)` with a secret.
+#[derive(Clone)]
+pub(crate) struct Signer {
+    secret: Box<[u8]>,
+    pub(crate) digest: Digest,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! with_mac {
+    ($digest:expr, $secret:expr, |$mac:ident| $body:expr) => {
+        match $digest {
+            Digest::Sha256 => {
+                let mut $mac = <Hmac<sha2::Sha256>>::new_from_slice($secret).expect("hmac takes any key length");
+                $body
+            }
+            Digest::Sha512 => {
+                let mut $mac = <Hmac<sha2::Sha512>>::new_from_slice($secret).expect("hmac takes any key length");
+                $body
+            }
+            Digest::Sha1 => {
+                let mut $mac = <Hmac<sha1::Sha1>>::new_from_slice($secret).expect("hmac takes any key length");
+                $body
+            }
+            Digest::Md5 => {
+                let mut $mac = <Hmac<md5::Md5>>::new_from_slice($secret).expect("hmac takes any key length");
+                $body
+            }
+        }
+    };
+}
+
+impl Signer {
+    pub(crate) fn new(secret: &[u8], digest: Digest) -> Signer {
+        Signer {
+            secret: secret.into(),
+            digest,
+        }
+    }
+
+    /// Writes the MAC of `(key, header, payload)` into `out` (`mac_len` bytes).
+    pub(crate) fn sign(&self, key: &str, header: &[u8], payload: &[u8], out: &mut [u8]) {
+        with_mac!(self.digest, &self.secret, |mac| {
+            feed(&mut mac, key, header, payload);
+            out.copy_from_slice(&mac.finalize().into_bytes());
+        })
+    }
+
+    /// Constant-time check of `tag` against `(key, header, payload)`.
+    pub(crate) fn verify(&self, key: &str, header: &[u8], payload: &[u8], tag: &[u8]) -> bool {
+        with_mac!(self.digest, &self.secret, |mac| {
+            feed(&mut mac, key, header, payload);
+            mac.verify_slice(tag).is_ok()
+        })
+    }
+}
+
+/// The key is length-prefixed so `("ab", "c")` and `("a", "bc")` differ.
+fn feed(mac: &mut impl Mac, key: &str, header: &[u8], payload: &[u8]) {
+    mac.update(&(key.len() as u64).to_be_bytes());
+    mac.update(key.as_bytes());
+    mac.update(header);
+    mac.update(payload);
+}

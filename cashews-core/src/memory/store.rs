@@ -1,0 +1,426 @@
+//! The memory backend's data: LRU shards behind their own mutexes.
+//!
+//! Every operation takes `now` (ms on the cache's clock) from the caller, so
+//! the clock is read once per command, outside any lock.
+
+use std::collections::HashSet;
+use std::hash::BuildHasher;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use bytes::Bytes;
+use lru::LruCache;
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::backend::{Exist, Expiry, SetOptions};
+use crate::bits;
+use crate::codec::parse_counter;
+use crate::error::{Error, Result};
+use crate::glob;
+
+const NEVER: u64 = u64::MAX;
+
+/// Entries per shard before another shard is added (up to [`MAX_SHARDS`]).
+/// Below this size the cache is one exact LRU.
+const ENTRIES_PER_SHARD: usize = 256;
+const MAX_SHARDS: usize = 64;
+
+pub(super) enum Value {
+    /// Plain bytes: values, counters, lock tokens, bit strings.
+    Bytes(Bytes),
+    /// A set of strings (`set_add`).
+    Set(HashSet<String>),
+    /// The timestamps of a sliding window (`slice_incr`).
+    Window(Vec<u64>),
+}
+
+pub(super) struct Entry {
+    value: Value,
+    expires_at: u64,
+}
+
+impl Entry {
+    fn new(value: Value, now: u64, ttl: Option<Duration>) -> Entry {
+        Entry {
+            value,
+            expires_at: deadline(now, ttl),
+        }
+    }
+
+    #[inline]
+    fn live(&self, now: u64) -> bool {
+        self.expires_at > now
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Entry>()
+            + match &self.value {
+                Value::Bytes(b) => b.len(),
+                Value::Set(s) => s.iter().map(|m| m.len() + 24).sum(),
+                Value::Window(w) => w.len() * 8,
+            }
+    }
+}
+
+fn deadline(now: u64, ttl: Option<Duration>) -> u64 {
+    match ttl {
+        None => NEVER,
+        Some(ttl) => now.saturating_add((ttl.as_millis() as u64).max(1)),
+    }
+}
+
+type Shard = LruCache<Box<str>, Entry>;
+
+pub(super) struct Store {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: lru::DefaultHasher,
+    mask: usize,
+}
+
+impl Store {
+    /// A store holding at most `size` entries in total.
+    pub(super) fn new(size: NonZeroUsize) -> Store {
+        let size = size.get();
+        let count = (size / ENTRIES_PER_SHARD).clamp(1, MAX_SHARDS);
+        let count = if count.is_power_of_two() {
+            count
+        } else {
+            count.next_power_of_two() / 2
+        };
+        let shards = (0..count)
+            .map(|i| {
+                let cap = size / count + usize::from(i < size % count);
+                Mutex::new(LruCache::new(NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN)))
+            })
+            .collect();
+        Store {
+            shards,
+            hasher: lru::DefaultHasher::default(),
+            mask: count - 1,
+        }
+    }
+
+    #[inline]
+    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
+        let hash = self.hasher.hash_one(key) as usize;
+        self.shards[(hash >> 7) & self.mask].lock()
+    }
+
+    /// The live entry of `key`, removing it if it has expired.
+    fn live<'s>(shard: &'s mut Shard, key: &str, now: u64) -> Option<&'s mut Entry> {
+        if !shard.peek(key)?.live(now) {
+            shard.pop(key);
+            return None;
+        }
+        shard.get_mut(key)
+    }
+
+    fn insert(shard: &mut Shard, key: &str, entry: Entry) {
+        match shard.get_mut(key) {
+            Some(slot) => *slot = entry,
+            None => {
+                shard.push(key.into(), entry);
+            }
+        }
+    }
+
+    /// The hit path: calls `visit` with the bytes of a live value.
+    #[inline]
+    pub(super) fn visit(&self, key: &str, now: u64, visit: &mut dyn FnMut(&[u8])) -> bool {
+        let mut shard = self.shard(key);
+        match shard.get(key) {
+            Some(Entry {
+                value: Value::Bytes(bytes),
+                expires_at,
+            }) if *expires_at > now => {
+                visit(bytes);
+                true
+            }
+            Some(entry) if !entry.live(now) => {
+                shard.pop(key);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    pub(super) fn get(&self, key: &str, now: u64) -> Option<Bytes> {
+        let mut shard = self.shard(key);
+        match Self::live(&mut shard, key, now)?.value {
+            Value::Bytes(ref b) => Some(b.clone()),
+            _ => None,
+        }
+    }
+
+    pub(super) fn set(&self, key: &str, value: Bytes, options: SetOptions, now: u64) -> bool {
+        let mut shard = self.shard(key);
+        let present = Self::live(&mut shard, key, now).is_some();
+        let allowed = match options.exist {
+            Exist::Always => true,
+            Exist::IfPresent => present,
+            Exist::IfAbsent => !present,
+        };
+        if allowed {
+            Self::insert(&mut shard, key, Entry::new(Value::Bytes(value), now, options.expire));
+        }
+        allowed
+    }
+
+    pub(super) fn delete(&self, key: &str, now: u64) -> bool {
+        self.shard(key).pop(key).is_some_and(|e| e.live(now))
+    }
+
+    pub(super) fn exists(&self, key: &str, now: u64) -> bool {
+        Self::live(&mut self.shard(key), key, now).is_some()
+    }
+
+    /// Visits every live entry whose key matches `pattern`, shard by shard.
+    fn for_each_match(&self, pattern: &str, now: u64, mut f: impl FnMut(&str, &Entry)) {
+        for shard in self.shards.iter() {
+            for (key, entry) in shard.lock().iter() {
+                if entry.live(now) && glob::matches(pattern, key) {
+                    f(key, entry);
+                }
+            }
+        }
+    }
+
+    pub(super) fn keys_matching(&self, pattern: &str, now: u64) -> Vec<String> {
+        let mut keys = Vec::new();
+        self.for_each_match(pattern, now, |k, _| keys.push(k.to_owned()));
+        keys
+    }
+
+    pub(super) fn values_matching(&self, pattern: &str, now: u64) -> Vec<(String, Bytes)> {
+        let mut pairs = Vec::new();
+        self.for_each_match(pattern, now, |k, e| {
+            if let Value::Bytes(b) = &e.value {
+                pairs.push((k.to_owned(), b.clone()));
+            }
+        });
+        pairs
+    }
+
+    pub(super) fn delete_match(&self, pattern: &str, now: u64) -> u64 {
+        let mut deleted = 0;
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            let doomed: Vec<Box<str>> = shard
+                .iter()
+                .filter(|(k, _)| glob::matches(pattern, k))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in doomed {
+                if shard.pop(&key).is_some_and(|e| e.live(now)) {
+                    deleted += 1;
+                }
+            }
+        }
+        deleted
+    }
+
+    pub(super) fn incr(&self, key: &str, by: i64, ttl: Option<Duration>, now: u64) -> Result<i64> {
+        let mut shard = self.shard(key);
+        let Some(entry) = Self::live(&mut shard, key, now) else {
+            Self::insert(&mut shard, key, Entry::new(counter(by), now, ttl));
+            return Ok(by);
+        };
+        let current = match &entry.value {
+            Value::Bytes(b) => parse_counter(b),
+            _ => None,
+        }
+        .ok_or_else(|| Error::WrongType {
+            key: key.to_owned(),
+            expected: "an integer",
+        })?;
+        let new = current.checked_add(by).ok_or_else(|| Error::Overflow { key: key.to_owned() })?;
+        entry.value = counter(new);
+        Ok(new)
+    }
+
+    pub(super) fn expire(&self, key: &str, ttl: Duration, now: u64) -> bool {
+        match Self::live(&mut self.shard(key), key, now) {
+            Some(entry) => {
+                entry.expires_at = deadline(now, Some(ttl));
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn get_expire(&self, key: &str, now: u64) -> Expiry {
+        match Self::live(&mut self.shard(key), key, now) {
+            None => Expiry::Missing,
+            Some(e) if e.expires_at == NEVER => Expiry::NoExpiry,
+            Some(e) => Expiry::Remaining(Duration::from_millis(e.expires_at - now)),
+        }
+    }
+
+    pub(super) fn clear(&self) {
+        for shard in self.shards.iter() {
+            shard.lock().clear();
+        }
+    }
+
+    pub(super) fn len(&self) -> u64 {
+        self.shards.iter().map(|s| s.lock().len() as u64).sum()
+    }
+
+    pub(super) fn size_of(&self, key: &str, now: u64) -> Option<u64> {
+        let mut shard = self.shard(key);
+        Self::live(&mut shard, key, now).map(|e| (e.size() + key.len()) as u64)
+    }
+
+    pub(super) fn unlock(&self, key: &str, token: &str, now: u64) -> bool {
+        let mut shard = self.shard(key);
+        let holds = matches!(
+            Self::live(&mut shard, key, now),
+            Some(Entry { value: Value::Bytes(b), .. }) if b == token.as_bytes()
+        );
+        if holds {
+            shard.pop(key);
+        }
+        holds
+    }
+
+    pub(super) fn get_bits(&self, key: &str, indexes: &[u64], size: u8, now: u64) -> Result<Vec<u64>> {
+        let offsets = offsets(indexes, size)?;
+        let mut shard = self.shard(key);
+        let empty = Bytes::new();
+        let data = match Self::live(&mut shard, key, now) {
+            None => &empty,
+            Some(Entry { value: Value::Bytes(b), .. }) => &*b,
+            Some(_) => return Err(wrong_type(key, "a bit string")),
+        };
+        Ok(offsets.iter().map(|o| bits::read(data, *o, size)).collect())
+    }
+
+    pub(super) fn incr_bits(&self, key: &str, indexes: &[u64], size: u8, by: i64, now: u64) -> Result<Vec<u64>> {
+        let offsets = offsets(indexes, size)?;
+        let mut shard = self.shard(key);
+        let mut data = match Self::live(&mut shard, key, now) {
+            None => Vec::new(),
+            Some(Entry { value: Value::Bytes(b), .. }) => b.to_vec(),
+            Some(_) => return Err(wrong_type(key, "a bit string")),
+        };
+        let values = offsets.iter().map(|o| bits::incr(&mut data, *o, size, by)).collect();
+        match Self::live(&mut shard, key, now) {
+            Some(entry) => entry.value = Value::Bytes(data.into()),
+            None => Self::insert(&mut shard, key, Entry::new(Value::Bytes(data.into()), now, None)),
+        }
+        Ok(values)
+    }
+
+    pub(super) fn slice_incr(
+        &self,
+        key: &str,
+        (start, end, max): (u64, u64, u64),
+        ttl: Option<Duration>,
+        now: u64,
+    ) -> Result<u64> {
+        let mut shard = self.shard(key);
+        let entry = match Self::live(&mut shard, key, now) {
+            Some(entry) => entry,
+            None => {
+                Self::insert(&mut shard, key, Entry::new(Value::Window(Vec::new()), now, ttl));
+                shard.get_mut(key).expect("just inserted")
+            }
+        };
+        let Value::Window(stamps) = &mut entry.value else {
+            return Err(wrong_type(key, "a sliding window"));
+        };
+        stamps.retain(|t| *t >= start);
+        let mut count = stamps.iter().filter(|t| **t <= end).count() as u64;
+        if count < max {
+            stamps.push(end);
+            count += 1;
+            entry.expires_at = deadline(now, ttl);
+        }
+        Ok(count)
+    }
+
+    pub(super) fn set_add(&self, key: &str, members: &[&str], ttl: Option<Duration>, now: u64) -> Result<u64> {
+        let mut shard = self.shard(key);
+        let entry = match Self::live(&mut shard, key, now) {
+            Some(entry) => {
+                // The TTL only grows; a set without TTL keeps none.
+                if entry.expires_at != NEVER && ttl.is_some() {
+                    entry.expires_at = entry.expires_at.max(deadline(now, ttl));
+                }
+                entry
+            }
+            None => {
+                Self::insert(&mut shard, key, Entry::new(Value::Set(HashSet::new()), now, ttl));
+                shard.get_mut(key).expect("just inserted")
+            }
+        };
+        let Value::Set(set) = &mut entry.value else {
+            return Err(wrong_type(key, "a set"));
+        };
+        Ok(members.iter().filter(|m| set.insert((**m).to_owned())).count() as u64)
+    }
+
+    pub(super) fn set_remove(&self, key: &str, members: &[&str], now: u64) -> Result<u64> {
+        self.with_set(key, now, |set| members.iter().filter(|m| set.remove(**m)).count() as u64)
+    }
+
+    pub(super) fn set_pop(&self, key: &str, count: usize, now: u64) -> Result<Vec<String>> {
+        self.with_set(key, now, |set| {
+            let popped: Vec<String> = set.iter().take(count).cloned().collect();
+            for m in &popped {
+                set.remove(m);
+            }
+            popped
+        })
+    }
+
+    /// Runs `f` on the set at `key` (an empty set if missing); deletes the key
+    /// when the set ends up empty, as Redis does.
+    fn with_set<R: Default>(&self, key: &str, now: u64, f: impl FnOnce(&mut HashSet<String>) -> R) -> Result<R> {
+        let mut shard = self.shard(key);
+        let Some(entry) = Self::live(&mut shard, key, now) else {
+            return Ok(R::default());
+        };
+        let Value::Set(set) = &mut entry.value else {
+            return Err(wrong_type(key, "a set"));
+        };
+        let result = f(set);
+        if set.is_empty() {
+            shard.pop(key);
+        }
+        Ok(result)
+    }
+
+    /// Removes expired entries; returns how many.
+    pub(super) fn purge_expired(&self, now: u64) -> usize {
+        let mut purged = 0;
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            let expired: Vec<Box<str>> = shard
+                .iter()
+                .filter(|(_, e)| !e.live(now))
+                .map(|(k, _)| k.clone())
+                .collect();
+            purged += expired.len();
+            for key in expired {
+                shard.pop(&key);
+            }
+        }
+        purged
+    }
+}
+
+fn counter(n: i64) -> Value {
+    Value::Bytes(Bytes::from(n.to_string()))
+}
+
+fn offsets(indexes: &[u64], size: u8) -> Result<Vec<u64>> {
+    indexes.iter().map(|i| bits::field_offset(*i, size)).collect()
+}
+
+fn wrong_type(key: &str, expected: &'static str) -> Error {
+    Error::WrongType {
+        key: key.to_owned(),
+        expected,
+    }
+}

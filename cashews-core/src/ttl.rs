@@ -1,0 +1,308 @@
+//! Expiry times: [`Ttl`] and the forms accepted for it.
+//!
+//! Accepted everywhere a TTL is taken ([`IntoTtl`]):
+//! - integers: whole seconds (`30`, `3600u64`);
+//! - floats: seconds (`1.5`);
+//! - [`Duration`];
+//! - strings: `"90"` (seconds), `"90s"`, `"1d2h3m50s"`, `"1.5h"`, `"250ms"`, and phrases
+//!   such as `"2 hours 5min"` or `"1 week"`. Units: `ms`, `s`/`sec`/`second(s)`,
+//!   `m`/`min`/`minute(s)`, `h`/`hr`/`hour(s)`, `d`/`day(s)`, `w`/`week(s)`;
+//! - [`Ttl::FOREVER`] (or `None`) for no expiry.
+//!
+//! A zero, negative or unparsable TTL is an [`Error::Ttl`] quoting the input: a
+//! zero TTL never silently means "forever".
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// How long a value lives: a positive [`Duration`] or [`Ttl::FOREVER`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ttl(Option<Duration>);
+
+impl Ttl {
+    /// No expiry: the value lives until it is deleted or evicted.
+    pub const FOREVER: Ttl = Ttl(None);
+
+    /// A TTL of `duration`; zero is rejected.
+    pub fn new(duration: Duration) -> Result<Ttl> {
+        if duration.is_zero() {
+            return Err(Error::Ttl {
+                input: format!("{duration:?}"),
+                reason: "a ttl must be greater than zero (use Ttl::FOREVER for no expiry)",
+            });
+        }
+        // Backends count milliseconds in an i64.
+        if duration.as_millis() > i64::MAX as u128 {
+            return Err(Error::Ttl {
+                input: format!("{duration:?}"),
+                reason: "ttl is too large",
+            });
+        }
+        Ok(Ttl(Some(duration)))
+    }
+
+    /// A TTL of whole seconds; zero is rejected.
+    pub fn from_secs(secs: u64) -> Result<Ttl> {
+        Ttl::new(Duration::from_secs(secs))
+    }
+
+    /// Parses the string forms described in the [module docs](self).
+    pub fn parse(input: &str) -> Result<Ttl> {
+        let duration = parse_duration(input)?;
+        Ttl::new(duration).map_err(|e| match e {
+            Error::Ttl { reason, .. } => Error::Ttl {
+                input: input.to_owned(),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// The duration, or `None` for [`Ttl::FOREVER`].
+    pub fn duration(self) -> Option<Duration> {
+        self.0
+    }
+
+    /// Whether this is [`Ttl::FOREVER`].
+    pub fn is_forever(self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl From<Ttl> for Option<Duration> {
+    fn from(ttl: Ttl) -> Self {
+        ttl.0
+    }
+}
+
+impl fmt::Display for Ttl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => f.write_str("forever"),
+            Some(d) => write!(f, "{d:?}"),
+        }
+    }
+}
+
+impl FromStr for Ttl {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Ttl> {
+        Ttl::parse(s)
+    }
+}
+
+/// Anything that can be turned into a [`Ttl`]: see the [module docs](self).
+pub trait IntoTtl {
+    /// Converts, or explains why the input is not a valid TTL.
+    fn into_ttl(self) -> Result<Ttl>;
+}
+
+impl IntoTtl for Ttl {
+    fn into_ttl(self) -> Result<Ttl> {
+        Ok(self)
+    }
+}
+
+impl IntoTtl for Duration {
+    fn into_ttl(self) -> Result<Ttl> {
+        Ttl::new(self)
+    }
+}
+
+impl IntoTtl for &str {
+    fn into_ttl(self) -> Result<Ttl> {
+        Ttl::parse(self)
+    }
+}
+
+impl IntoTtl for String {
+    fn into_ttl(self) -> Result<Ttl> {
+        Ttl::parse(&self)
+    }
+}
+
+impl IntoTtl for &String {
+    fn into_ttl(self) -> Result<Ttl> {
+        Ttl::parse(self)
+    }
+}
+
+impl<T: IntoTtl> IntoTtl for Option<T> {
+    fn into_ttl(self) -> Result<Ttl> {
+        self.map_or(Ok(Ttl::FOREVER), IntoTtl::into_ttl)
+    }
+}
+
+macro_rules! unsigned_seconds {
+    ($($t:ty),*) => {$(
+        impl IntoTtl for $t {
+            fn into_ttl(self) -> Result<Ttl> {
+                Ttl::from_secs(self as u64).map_err(|e| match e {
+                    Error::Ttl { reason, .. } => Error::Ttl { input: self.to_string(), reason },
+                    other => other,
+                })
+            }
+        }
+    )*};
+}
+unsigned_seconds!(u16, u32, u64, usize);
+
+macro_rules! signed_seconds {
+    ($($t:ty),*) => {$(
+        impl IntoTtl for $t {
+            fn into_ttl(self) -> Result<Ttl> {
+                if self <= 0 {
+                    return Err(Error::Ttl {
+                        input: self.to_string(),
+                        reason: "a ttl must be greater than zero (use Ttl::FOREVER for no expiry)",
+                    });
+                }
+                Ttl::from_secs(self as u64)
+            }
+        }
+    )*};
+}
+signed_seconds!(i32, i64);
+
+impl IntoTtl for f64 {
+    fn into_ttl(self) -> Result<Ttl> {
+        let reject = |reason| Error::Ttl {
+            input: self.to_string(),
+            reason,
+        };
+        if !(self > 0.0) {
+            return Err(reject("a ttl must be a positive number of seconds"));
+        }
+        let d = Duration::try_from_secs_f64(self).map_err(|_| reject("ttl is too large"))?;
+        Ttl::new(d).map_err(|_| reject("a ttl must be at least one nanosecond"))
+    }
+}
+
+/// Parses `"1d2h3m50s"`, `"1.5h"`, `"90"`, `"2 hours 5min"` into a [`Duration`]
+/// (zero allowed here; [`Ttl::parse`] rejects it).
+pub fn parse_duration(input: &str) -> Result<Duration> {
+    let err = |reason| Error::Ttl {
+        input: input.to_owned(),
+        reason,
+    };
+    let text = input.trim();
+    if text.is_empty() {
+        return Err(err("empty ttl"));
+    }
+    let bytes = text.as_bytes();
+    let mut total = Duration::ZERO;
+    let mut i = 0;
+    let mut components = 0;
+    while i < bytes.len() {
+        // number: digits with an optional fraction
+        let start = i;
+        while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
+            i += 1;
+        }
+        if start == i {
+            return Err(err(if bytes[i] == b'-' {
+                "a ttl cannot be negative"
+            } else {
+                "expected a number"
+            }));
+        }
+        let number: f64 = text[start..i]
+            .parse()
+            .map_err(|_| err("malformed number"))?;
+        while i < bytes.len() && bytes[i] == b' ' {
+            i += 1;
+        }
+        let unit_start = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let unit = text[unit_start..i].to_ascii_lowercase();
+        components += 1;
+        let scale = if unit.is_empty() {
+            // A bare number is seconds, but only on its own: "1m10" is ambiguous.
+            if components > 1 || i < bytes.len() {
+                return Err(err("a number without a unit after another component"));
+            }
+            1.0
+        } else {
+            unit_seconds(&unit).ok_or_else(|| {
+                err("unknown unit (use ms, s, m, h, d, w or their long names)")
+            })?
+        };
+        let part = Duration::try_from_secs_f64(number * scale).map_err(|_| err("ttl is too large"))?;
+        total = total.checked_add(part).ok_or_else(|| err("ttl is too large"))?;
+        while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b',') {
+            i += 1;
+        }
+    }
+    Ok(total)
+}
+
+fn unit_seconds(unit: &str) -> Option<f64> {
+    Some(match unit {
+        "ms" | "msec" | "msecs" | "millis" | "millisecond" | "milliseconds" => 0.001,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
+        "d" | "day" | "days" => 86_400.0,
+        "w" | "week" | "weeks" => 604_800.0,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: &str) -> f64 {
+        Ttl::parse(s).unwrap().duration().unwrap().as_secs_f64()
+    }
+
+    #[test]
+    fn compact_forms() {
+        assert_eq!(secs("1d2h3m50s"), 93_830.0);
+        assert_eq!(secs("90s"), 90.0);
+        assert_eq!(secs("80"), 80.0);
+        assert_eq!(secs("1.5h"), 5_400.0);
+        assert_eq!(secs(" 2H "), 7_200.0);
+        assert_eq!(secs("250ms"), 0.25);
+        assert_eq!(secs("1w"), 604_800.0);
+    }
+
+    #[test]
+    fn phrases() {
+        assert_eq!(secs("2 hours 5min"), 7_500.0);
+        assert_eq!(secs("1 day, 3 hours"), 97_200.0);
+        assert_eq!(secs("10 seconds"), 10.0);
+    }
+
+    #[test]
+    fn rejected_inputs_quote_the_input() {
+        for bad in ["", "  ", "-5s", "1m10", "abc", "5 fortnights", "1..5h", "0", "0s", "h"] {
+            match Ttl::parse(bad) {
+                Err(Error::Ttl { input, .. }) => assert_eq!(input, bad),
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
+        let msg = Ttl::parse("5 fortnights").unwrap_err().to_string();
+        assert!(msg.contains("5 fortnights") && msg.contains("unknown unit"), "{msg}");
+    }
+
+    #[test]
+    fn numeric_and_duration_inputs() {
+        assert_eq!(30.into_ttl().unwrap().duration(), Some(Duration::from_secs(30)));
+        assert_eq!(1.5f64.into_ttl().unwrap().duration(), Some(Duration::from_millis(1500)));
+        assert!(0.into_ttl().is_err());
+        assert!((-3i64).into_ttl().is_err());
+        assert!(f64::NAN.into_ttl().is_err());
+        assert!(f64::INFINITY.into_ttl().is_err());
+        assert!(Duration::ZERO.into_ttl().is_err());
+        assert_eq!(None::<u64>.into_ttl().unwrap(), Ttl::FOREVER);
+        assert!(u64::MAX.to_string().as_str().into_ttl().is_err());
+        assert!(u64::MAX.into_ttl().is_err());
+        assert!("9999999999999999999999d".into_ttl().is_err());
+    }
+}

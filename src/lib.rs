@@ -1,1 +1,95 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
+use std::ops::Deref;
+use std::sync::LazyLock;
+
+#[doc(inline)]
+pub use cashews_core::{
+    backend, bits, clock, codec, driver, glob, memory, middleware, stream, ttl, url, Backend,
+    BoxError, BoxFuture, BoxStream, CacheStats, Clock, CodecKind, Command, CommandSet, Digest,
+    Driver, Error, Exist, Expiry, IntoTtl, LockGuard, MemoryBackend, MemoryConfig, Miss, Result,
+    Serializer, SetOptions, Ttl,
+};
+
+/// The backends compiled into this build, by cargo feature. `mem://` is
+/// always there.
+pub const DRIVERS: &[Driver] = &[cashews_core::memory::DRIVER];
+
+/// A cache that can set up every backend compiled in. It dereferences to
+/// [`cashews_core::Cache`], where the commands are documented; cloning gives
+/// another handle to the same cache.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cashews::Result<()> {
+/// let cache = cashews::Cache::new();
+/// cache.setup("mem://?size=10000")?;
+/// cache.set("k", &"v").expire("1m").await?;
+/// assert_eq!(cache.get::<String>("k").await?.as_deref(), Some("v"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Cache(cashews_core::Cache);
+
+impl Cache {
+    /// A cache with no backend yet; call [`setup`](cashews_core::Cache::setup).
+    pub fn new() -> Cache {
+        Cache::with_clock(Clock::system())
+    }
+
+    /// A cache reading time from `clock` — [`Clock::tokio`] makes expiry
+    /// follow `tokio::time::pause()` / `advance()` in tests.
+    pub fn with_clock(clock: Clock) -> Cache {
+        Cache(
+            cashews_core::Cache::builder()
+                .drivers(DRIVERS.iter().copied())
+                .clock(clock)
+                .build(),
+        )
+    }
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache::new()
+    }
+}
+
+impl Deref for Cache {
+    type Target = cashews_core::Cache;
+    fn deref(&self) -> &cashews_core::Cache {
+        &self.0
+    }
+}
+
+impl AsRef<cashews_core::Cache> for Cache {
+    fn as_ref(&self) -> &cashews_core::Cache {
+        &self.0
+    }
+}
+
+impl From<Cache> for cashews_core::Cache {
+    fn from(cache: Cache) -> Self {
+        cache.0
+    }
+}
+
+static GLOBAL: LazyLock<Cache> = LazyLock::new(Cache::new);
+
+/// The process-wide default cache, used by `#[cache]` functions that name no
+/// other. Configure it once at start-up with [`setup`].
+pub fn cache() -> &'static Cache {
+    &GLOBAL
+}
+
+/// Sets up the default cache's backend for every key from `url`; see
+/// [`cashews_core::Cache::setup`].
+pub fn setup(url: &str) -> Result<()> {
+    cache().setup(url)
+}
+
+/// Sets up a backend of the default cache for the keys starting with
+/// `prefix`; the longest matching prefix wins.
+pub fn setup_prefix(prefix: &str, url: &str) -> Result<()> {
+    cache().setup_prefix(prefix, url)
+}

@@ -111,7 +111,11 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 
     /// Every key matching `pattern` with its stored bytes (keys holding a set
     /// or a window are skipped).
-    fn get_match(&self, pattern: String, batch_size: usize) -> BoxStream<'static, Result<(String, Bytes)>>;
+    fn get_match(
+        &self,
+        pattern: String,
+        batch_size: usize,
+    ) -> BoxStream<'static, Result<(String, Bytes)>>;
 
     /// Whether `key` exists.
     fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>>;
@@ -207,7 +211,11 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     }
 
     /// Removes members from the set at `key`; returns how many were there.
-    fn set_remove<'a>(&'a self, key: &'a str, members: &'a [&'a str]) -> BoxFuture<'a, Result<u64>> {
+    fn set_remove<'a>(
+        &'a self,
+        key: &'a str,
+        members: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<u64>> {
         let _ = (key, members);
         unsupported(self.name(), Command::SetRemove)
     }
@@ -235,6 +243,9 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     }
 }
 
-fn unsupported<'a, T: Send + 'a>(backend: &'static str, command: Command) -> BoxFuture<'a, Result<T>> {
+fn unsupported<'a, T: Send + 'a>(
+    backend: &'static str,
+    command: Command,
+) -> BoxFuture<'a, Result<T>> {
     Box::pin(async move { Err(Error::Unsupported { backend, command }) })
 }

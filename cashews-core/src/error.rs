@@ -131,11 +131,7 @@ impl Error {
     }
 
     /// Builds a [`Error::Backend`].
-    pub fn backend(
-        backend: &'static str,
-        transient: bool,
-        source: impl Into<BoxError>,
-    ) -> Self {
+    pub fn backend(backend: &'static str, transient: bool, source: impl Into<BoxError>) -> Self {
         Error::Backend {
             backend,
             transient,

@@ -44,7 +44,9 @@ pub fn matches(pattern: &str, key: &str) -> bool {
 
 /// Whether `pattern` has any special character (else it names one key).
 pub fn is_pattern(pattern: &str) -> bool {
-    pattern.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
+    pattern
+        .bytes()
+        .any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
 }
 
 /// Escapes every special character of `text`, so it matches only itself

@@ -24,8 +24,8 @@ pub mod url;
 
 pub use backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions};
 pub use cache::{
-    Cache, CacheBuilder, CacheStats, GetOrSetBuilder, IncrBuilder, LockBuilder, LockGuard, SetBuilder,
-    SetManyBuilder,
+    Cache, CacheBuilder, CacheStats, Get, GetOrSetBuilder, IncrBuilder, LockBuilder, LockGuard,
+    SetBuilder, SetManyBuilder, TryGetOrSet,
 };
 pub use clock::Clock;
 pub use codec::{CodecKind, Digest, Miss, Serializer};

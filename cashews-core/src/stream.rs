@@ -70,7 +70,9 @@ impl<T> fmt::Debug for ResultStream<'_, T> {
 }
 
 /// The items of `streams`, one stream after the other.
-pub(crate) fn concat<T: Send + 'static>(streams: Vec<BoxStream<'static, T>>) -> BoxStream<'static, T> {
+pub(crate) fn concat<T: Send + 'static>(
+    streams: Vec<BoxStream<'static, T>>,
+) -> BoxStream<'static, T> {
     Box::pin(Concat {
         streams: streams.into_iter().collect(),
     })
@@ -97,7 +99,10 @@ impl<T> Stream for Concat<T> {
 
 /// Maps the `Ok` items of `stream`, dropping those `f` returns `None` for;
 /// errors pass through.
-pub(crate) fn filter_map<T, U, F>(stream: BoxStream<'static, Result<T>>, f: F) -> impl Stream<Item = Result<U>> + Send + 'static
+pub(crate) fn filter_map<T, U, F>(
+    stream: BoxStream<'static, Result<T>>,
+    f: F,
+) -> impl Stream<Item = Result<U>> + Send + 'static
 where
     T: 'static,
     U: Send + 'static,

@@ -173,7 +173,7 @@ impl IntoTtl for f64 {
             input: self.to_string(),
             reason,
         };
-        if !(self > 0.0) {
+        if self.is_nan() || self <= 0.0 {
             return Err(reject("a ttl must be a positive number of seconds"));
         }
         let d = Duration::try_from_secs_f64(self).map_err(|_| reject("ttl is too large"))?;
@@ -228,12 +228,14 @@ pub fn parse_duration(input: &str) -> Result<Duration> {
             }
             1.0
         } else {
-            unit_seconds(&unit).ok_or_else(|| {
-                err("unknown unit (use ms, s, m, h, d, w or their long names)")
-            })?
+            unit_seconds(&unit)
+                .ok_or_else(|| err("unknown unit (use ms, s, m, h, d, w or their long names)"))?
         };
-        let part = Duration::try_from_secs_f64(number * scale).map_err(|_| err("ttl is too large"))?;
-        total = total.checked_add(part).ok_or_else(|| err("ttl is too large"))?;
+        let part =
+            Duration::try_from_secs_f64(number * scale).map_err(|_| err("ttl is too large"))?;
+        total = total
+            .checked_add(part)
+            .ok_or_else(|| err("ttl is too large"))?;
         while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b',') {
             i += 1;
         }
@@ -281,20 +283,40 @@ mod tests {
 
     #[test]
     fn rejected_inputs_quote_the_input() {
-        for bad in ["", "  ", "-5s", "1m10", "abc", "5 fortnights", "1..5h", "0", "0s", "h"] {
+        for bad in [
+            "",
+            "  ",
+            "-5s",
+            "1m10",
+            "abc",
+            "5 fortnights",
+            "1..5h",
+            "0",
+            "0s",
+            "h",
+        ] {
             match Ttl::parse(bad) {
                 Err(Error::Ttl { input, .. }) => assert_eq!(input, bad),
                 other => panic!("{bad:?} gave {other:?}"),
             }
         }
         let msg = Ttl::parse("5 fortnights").unwrap_err().to_string();
-        assert!(msg.contains("5 fortnights") && msg.contains("unknown unit"), "{msg}");
+        assert!(
+            msg.contains("5 fortnights") && msg.contains("unknown unit"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn numeric_and_duration_inputs() {
-        assert_eq!(30.into_ttl().unwrap().duration(), Some(Duration::from_secs(30)));
-        assert_eq!(1.5f64.into_ttl().unwrap().duration(), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            30.into_ttl().unwrap().duration(),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            1.5f64.into_ttl().unwrap().duration(),
+            Some(Duration::from_millis(1500))
+        );
         assert!(0.into_ttl().is_err());
         assert!((-3i64).into_ttl().is_err());
         assert!(f64::NAN.into_ttl().is_err());

@@ -31,9 +31,9 @@ impl SetupUrl {
     pub fn parse(url: &str) -> Result<SetupUrl> {
         let display = redact(url);
         let bad = |why: &str| Error::config(format!("setup url {display:?}: {why}"));
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad("missing scheme, expected e.g. \"mem://\" or \"redis://host:6379/0\""))?;
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            bad("missing scheme, expected e.g. \"mem://\" or \"redis://host:6379/0\"")
+        })?;
         if scheme.is_empty()
             || !scheme
                 .bytes()
@@ -42,7 +42,9 @@ impl SetupUrl {
             return Err(bad("invalid scheme"));
         }
         if rest.contains('#') {
-            return Err(bad("fragments (#...) are not allowed; percent-encode '#' as %23"));
+            return Err(bad(
+                "fragments (#...) are not allowed; percent-encode '#' as %23",
+            ));
         }
         let (before_query, query) = match rest.split_once('?') {
             Some((b, q)) => (b, Some(q)),
@@ -55,10 +57,14 @@ impl SetupUrl {
         };
         let mut params: Vec<(String, String)> = Vec::new();
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair
-                .split_once('=')
-                .ok_or_else(|| bad(&format!("parameter {pair:?} has no value (expected {pair}=...)")))?;
-            let name = percent_decode(name).map_err(|e| bad(&e))?.to_ascii_lowercase();
+            let (name, value) = pair.split_once('=').ok_or_else(|| {
+                bad(&format!(
+                    "parameter {pair:?} has no value (expected {pair}=...)"
+                ))
+            })?;
+            let name = percent_decode(name)
+                .map_err(|e| bad(&e))?
+                .to_ascii_lowercase();
             let value = percent_decode(value).map_err(|e| bad(&e))?;
             if name.is_empty() {
                 return Err(bad("a parameter has an empty name"));
@@ -258,7 +264,11 @@ mod tests {
         assert_eq!(u.userinfo.as_deref(), Some("me:p@ss"));
         assert_eq!(u.hosts, "h1:1,h2:2");
         assert_eq!(u.path, "3");
-        assert!(!u.display.contains("p%40ss") && !u.display.contains("a%2Bb"), "{}", u.display);
+        assert!(
+            !u.display.contains("p%40ss") && !u.display.contains("a%2Bb"),
+            "{}",
+            u.display
+        );
         let mut p = u.params();
         assert_eq!(p.take("secret"), Some("a+b"));
         assert_eq!(p.bool("cluster").unwrap(), Some(true));
@@ -274,13 +284,30 @@ mod tests {
         assert!(e.contains("colour") && e.contains("size"), "{e}");
 
         let u = SetupUrl::parse("mem://?size=ten").unwrap();
-        let e = u.params().number::<u64>("size", "a positive integer").unwrap_err().to_string();
-        assert!(e.contains("size") && e.contains("\"ten\"") && e.contains("positive integer"), "{e}");
+        let e = u
+            .params()
+            .number::<u64>("size", "a positive integer")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("size") && e.contains("\"ten\"") && e.contains("positive integer"),
+            "{e}"
+        );
     }
 
     #[test]
     fn malformed_urls() {
-        for bad in ["mem", "", "://", "m m://", "mem://?size", "mem://?=1", "mem://?a=1&a=2", "mem://?a=%zz", "mem://#x"] {
+        for bad in [
+            "mem",
+            "",
+            "://",
+            "m m://",
+            "mem://?size",
+            "mem://?=1",
+            "mem://?a=1&a=2",
+            "mem://?a=%zz",
+            "mem://#x",
+        ] {
             assert!(SetupUrl::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -29,7 +29,12 @@ pub struct SetBuilder<'a> {
 }
 
 impl<'a> SetBuilder<'a> {
-    pub(super) fn new(cache: &'a Cache, key: &'a str, value: Result<Bytes>, command: Command) -> Self {
+    pub(super) fn new(
+        cache: &'a Cache,
+        key: &'a str,
+        value: Result<Bytes>,
+        command: Command,
+    ) -> Self {
         SetBuilder {
             cache,
             key,
@@ -42,7 +47,12 @@ impl<'a> SetBuilder<'a> {
     /// Expires the value after `ttl` (see [`crate::ttl`]).
     pub fn expire(mut self, ttl: impl IntoTtl) -> Self {
         let ttl = ttl.into_ttl();
-        self.options = self.options.and_then(|o| Ok(SetOptions { expire: ttl?.duration(), ..o }));
+        self.options = self.options.and_then(|o| {
+            Ok(SetOptions {
+                expire: ttl?.duration(),
+                ..o
+            })
+        });
         self
     }
 
@@ -73,8 +83,16 @@ impl<'a> IntoFuture for SetBuilder<'a> {
         Box::pin(async move {
             let (value, options, key) = (self.value?, self.options?, self.key.into());
             let request = match self.command {
-                Command::SetRaw => Request::SetRaw { key, value, options },
-                _ => Request::Set { key, value, options },
+                Command::SetRaw => Request::SetRaw {
+                    key,
+                    value,
+                    options,
+                },
+                _ => Request::Set {
+                    key,
+                    value,
+                    options,
+                },
             };
             self.cache.run_one(request).await?.into_bool(self.command)
         })
@@ -178,7 +196,9 @@ pub struct GetOrSetBuilder<'a, F> {
 
 impl<F> std::fmt::Debug for GetOrSetBuilder<'_, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GetOrSetBuilder").field("key", &self.key).finish_non_exhaustive()
+        f.debug_struct("GetOrSetBuilder")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
     }
 }
 
@@ -217,7 +237,9 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         let init = self.init;
-        Box::pin(self.cache.load(self.key, self.expire, || async move { Ok::<T, Error>(init().await) }))
+        Box::pin(self.cache.load(self.key, self.expire, || async move {
+            Ok::<T, Error>(init().await)
+        }))
     }
 }
 
@@ -249,11 +271,16 @@ where
 impl Cache {
     /// The one load path behind `get_or_set`: read, else compute once per key
     /// in this process (single-flight), store, return.
-    pub(crate) async fn load<T, E, F, Fut>(&self, key: &str, expire: Result<Ttl>, init: F) -> Result<T, E>
+    pub(crate) async fn load<T, E, F, Fut>(
+        &self,
+        key: &str,
+        expire: Result<Ttl>,
+        init: F,
+    ) -> Result<T, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
-        T: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + Send,
         E: From<Error>,
     {
         let expire: Option<Duration> = expire?.duration();
@@ -265,7 +292,14 @@ impl Cache {
             match self.inner.flights.join(key) {
                 Role::Waiter(flight) => {
                     if let Some(bytes) = flight.wait().await {
-                        if let Decoded::Value(value) = self.inner.state.load().route(key)?.serializer.decode(key, &bytes) {
+                        if let Decoded::Value(value) = self
+                            .inner
+                            .state
+                            .load()
+                            .route(key)?
+                            .serializer
+                            .decode(key, &bytes)
+                        {
                             return Ok(value);
                         }
                     }
@@ -279,7 +313,10 @@ impl Cache {
                     let init = init.take().expect("a caller leads at most once");
                     let value = init().await?;
                     let bytes = self.encode(key, &value)?;
-                    let options = SetOptions { expire, ..SetOptions::default() };
+                    let options = SetOptions {
+                        expire,
+                        ..SetOptions::default()
+                    };
                     self.run_one(Request::Set {
                         key: key.into(),
                         value: bytes.clone(),

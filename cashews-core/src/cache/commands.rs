@@ -1,6 +1,9 @@
 //! The typed commands of [`Cache`].
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,13 +13,52 @@ use serde::Serialize;
 use super::builders::{GetOrSetBuilder, IncrBuilder, SetBuilder, SetManyBuilder};
 use super::lock::LockBuilder;
 use super::{Cache, State};
-use crate::backend::{BoxStream, Expiry};
+use crate::backend::{BoxFuture, BoxStream, Expiry};
 use crate::codec::{parse_counter, Decoded, Miss, Serializer};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::middleware::{Request, Response};
 use crate::stream::ResultStream;
 use crate::ttl::{IntoTtl, Ttl};
+
+/// The future of [`Cache::get`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Get<'a, T> {
+    cache: &'a Cache,
+    key: &'a str,
+    slow: Option<BoxFuture<'a, Result<Option<T>>>>,
+}
+
+impl<T> std::fmt::Debug for Get<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Get")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, T: DeserializeOwned + Send + 'a> Future for Get<'a, T> {
+    type Output = Result<Option<T>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.slow.is_none() {
+            let (cache, key) = (self.cache, self.key);
+            match cache.get_local::<T>(key) {
+                Some(Ok(Some(Decoded::Value(value)))) => return Poll::Ready(Ok(Some(value))),
+                Some(Ok(None)) => return Poll::Ready(Ok(None)),
+                Some(Err(error)) => return Poll::Ready(Err(error)),
+                Some(Ok(Some(Decoded::Miss(miss)))) => {
+                    self.slow = Some(Box::pin(async move {
+                        cache.after_miss(key, miss).await;
+                        Ok(None)
+                    }))
+                }
+                None => self.slow = Some(Box::pin(cache.get_through_chain(key))),
+            }
+        }
+        self.slow.as_mut().expect("set above").as_mut().poll(cx)
+    }
+}
 
 /// Batch size asked of backends that scan in batches (Redis `SCAN COUNT`).
 const SCAN_BATCH: usize = 100;
@@ -28,18 +70,19 @@ impl Cache {
     /// changed between deploys), fails signature verification, or was not
     /// written by this library, reads as `None` and is counted in
     /// [`Cache::stats`]; one that does not decode is also deleted.
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        // The hit path: no middleware, a backend that answers from memory.
-        if let Some(local) = self.get_local::<T>(key) {
-            return match local? {
-                Some(Decoded::Value(value)) => Ok(Some(value)),
-                Some(Decoded::Miss(miss)) => {
-                    self.after_miss(key, miss).await;
-                    Ok(None)
-                }
-                None => Ok(None),
-            };
+    ///
+    /// A memory hit completes on the first poll without allocating a future.
+    pub fn get<'a, T: DeserializeOwned + Send + 'a>(&'a self, key: &'a str) -> Get<'a, T> {
+        Get {
+            cache: self,
+            key,
+            slow: None,
         }
+    }
+
+    /// `get` when the backend could not answer locally: through the
+    /// middleware chain.
+    async fn get_through_chain<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let state = self.inner.state.load_full();
         let route = state.route(key)?;
         let bytes = self
@@ -64,14 +107,19 @@ impl Cache {
             Err(e) => return Some(Err(e)),
         };
         let mut decoded = None;
-        let answered = route
-            .backend
-            .get_local(key, &mut |bytes| decoded = Some(route.serializer.decode(key, bytes)));
+        let answered = route.backend.get_local(key, &mut |bytes| {
+            decoded = Some(route.serializer.decode(key, bytes))
+        });
         answered.map(|_| Ok(decoded))
     }
 
     /// Decodes stored bytes; a miss is recorded (and a corrupt value deleted).
-    async fn decode<T: DeserializeOwned>(&self, serializer: &Serializer, key: &str, bytes: &[u8]) -> Option<T> {
+    async fn decode<T: DeserializeOwned>(
+        &self,
+        serializer: &Serializer,
+        key: &str,
+        bytes: &[u8],
+    ) -> Option<T> {
         match serializer.decode(key, bytes) {
             Decoded::Value(value) => Some(value),
             Decoded::Miss(miss) => {
@@ -99,7 +147,10 @@ impl Cache {
             let request = Request::GetMany {
                 keys: positions.iter().map(|i| Cow::Borrowed(keys[*i])).collect(),
             };
-            let values = self.run_on(&state, route, request).await?.into_values(Command::GetMany)?;
+            let values = self
+                .run_on(&state, route, request)
+                .await?
+                .into_values(Command::GetMany)?;
             if values.len() != positions.len() {
                 return Err(Error::UnexpectedResponse {
                     command: Command::GetMany,
@@ -137,7 +188,12 @@ impl Cache {
 
     /// Encodes `value` as the backend serving `key` stores it.
     pub(crate) fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Bytes> {
-        self.inner.state.load().route(key)?.serializer.encode(key, value)
+        self.inner
+            .state
+            .load()
+            .route(key)?
+            .serializer
+            .encode(key, value)
     }
 
     /// Stores several values with one expiry (`.expire(ttl)`).
@@ -149,11 +205,18 @@ impl Cache {
         SetManyBuilder::new(self, encoded)
     }
 
-    pub(crate) async fn set_many_encoded(&self, pairs: Vec<(&str, Bytes)>, expire: Option<Duration>) -> Result<()> {
+    pub(crate) async fn set_many_encoded(
+        &self,
+        pairs: Vec<(&str, Bytes)>,
+        expire: Option<Duration>,
+    ) -> Result<()> {
         let state = self.inner.state.load_full();
         for (route_index, positions) in group_by_route(&state, pairs.iter().map(|(k, _)| *k))? {
             let request = Request::SetMany {
-                pairs: positions.iter().map(|i| (Cow::Borrowed(pairs[*i].0), pairs[*i].1.clone())).collect(),
+                pairs: positions
+                    .iter()
+                    .map(|i| (Cow::Borrowed(pairs[*i].0), pairs[*i].1.clone()))
+                    .collect(),
                 expire,
             };
             self.run_on(&state, &state.routes[route_index], request)
@@ -195,21 +258,27 @@ impl Cache {
     pub async fn get_counter(&self, key: &str) -> Result<Option<i64>> {
         match self.get_raw(key).await? {
             None => Ok(None),
-            Some(bytes) => parse_counter(&bytes).map(Some).ok_or_else(|| Error::WrongType {
-                key: key.to_owned(),
-                expected: "an integer counter",
-            }),
+            Some(bytes) => parse_counter(&bytes)
+                .map(Some)
+                .ok_or_else(|| Error::WrongType {
+                    key: key.to_owned(),
+                    expected: "an integer counter",
+                }),
         }
     }
 
     /// Whether `key` exists.
     pub async fn exists(&self, key: &str) -> Result<bool> {
-        self.run_one(Request::Exists { key: key.into() }).await?.into_bool(Command::Exists)
+        self.run_one(Request::Exists { key: key.into() })
+            .await?
+            .into_bool(Command::Exists)
     }
 
     /// Deletes `key`; returns whether it existed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        self.run_one(Request::Delete { key: key.into() }).await?.into_bool(Command::Delete)
+        self.run_one(Request::Delete { key: key.into() })
+            .await?
+            .into_bool(Command::Delete)
     }
 
     /// Deletes `keys`; returns how many existed.
@@ -232,7 +301,12 @@ impl Cache {
     /// every backend; returns how many.
     pub async fn delete_match(&self, pattern: &str) -> Result<u64> {
         let mut deleted = 0;
-        for response in self.run_all(|| Request::DeleteMatch { pattern: pattern.into() }).await? {
+        for response in self
+            .run_all(|| Request::DeleteMatch {
+                pattern: pattern.into(),
+            })
+            .await?
+        {
             deleted += response.into_count(Command::DeleteMatch)?;
         }
         Ok(deleted)
@@ -264,17 +338,21 @@ impl Cache {
                 pattern: pattern.into(),
                 batch_size: SCAN_BATCH,
             };
-            let entries = self.run_on(&state, route, request).await?.into_entries(Command::GetMatch)?;
+            let entries = self
+                .run_on(&state, route, request)
+                .await?
+                .into_entries(Command::GetMatch)?;
             let (cache, serializer) = (self.clone(), route.serializer.clone());
-            streams.push(Box::pin(crate::stream::filter_map(entries, move |(key, bytes)| {
-                match serializer.decode(&key, &bytes) {
+            streams.push(Box::pin(crate::stream::filter_map(
+                entries,
+                move |(key, bytes)| match serializer.decode(&key, &bytes) {
                     Decoded::Value(value) => Some((key, value)),
                     Decoded::Miss(miss) => {
                         cache.record_miss(&key, miss);
                         None
                     }
-                }
-            })));
+                },
+            )));
         }
         Ok(ResultStream::new(concat(streams)))
     }
@@ -282,9 +360,12 @@ impl Cache {
     /// Sets the TTL of an existing key; returns whether the key exists.
     pub async fn expire(&self, key: &str, ttl: impl IntoTtl) -> Result<bool> {
         let ttl = finite(ttl.into_ttl()?)?;
-        self.run_one(Request::Expire { key: key.into(), ttl })
-            .await?
-            .into_bool(Command::Expire)
+        self.run_one(Request::Expire {
+            key: key.into(),
+            ttl,
+        })
+        .await?
+        .into_bool(Command::Expire)
     }
 
     /// How long `key` has left: missing, no expiry, or the remaining time.
@@ -385,7 +466,13 @@ impl Cache {
     }
 
     /// Adds `by` to each field (saturating at 0 and `2^size - 1`); returns the new values.
-    pub async fn incr_bits(&self, key: &str, indexes: &[u64], size: u8, by: i64) -> Result<Vec<u64>> {
+    pub async fn incr_bits(
+        &self,
+        key: &str,
+        indexes: &[u64],
+        size: u8,
+        by: i64,
+    ) -> Result<Vec<u64>> {
         self.run_one(Request::IncrBits {
             key: key.into(),
             indexes: indexes.to_vec(),
@@ -399,7 +486,14 @@ impl Cache {
     /// Sliding-window counter: counts the calls in `[start, end]` (ms), forgets
     /// older ones, and records one at `end` if fewer than `max` are present.
     /// Returns the count including the recorded call.
-    pub async fn slice_incr(&self, key: &str, start: u64, end: u64, max: u64, expire: impl IntoTtl) -> Result<u64> {
+    pub async fn slice_incr(
+        &self,
+        key: &str,
+        start: u64,
+        end: u64,
+        max: u64,
+        expire: impl IntoTtl,
+    ) -> Result<u64> {
         let expire = expire.into_ttl()?.duration();
         self.run_one(Request::SliceIncr {
             key: key.into(),
@@ -437,9 +531,12 @@ impl Cache {
 
     /// Removes and returns up to `count` members of the set at `key`.
     pub async fn set_pop(&self, key: &str, count: usize) -> Result<Vec<String>> {
-        self.run_one(Request::SetPop { key: key.into(), count })
-            .await?
-            .into_members(Command::SetPop)
+        self.run_one(Request::SetPop {
+            key: key.into(),
+            count,
+        })
+        .await?
+        .into_members(Command::SetPop)
     }
 
     /// Runs a keyless or pattern request on every backend.
@@ -457,7 +554,10 @@ impl Cache {
 }
 
 /// Groups key positions by the route serving them.
-fn group_by_route<'k>(state: &State, keys: impl Iterator<Item = &'k str>) -> Result<Vec<(usize, Vec<usize>)>> {
+fn group_by_route<'k>(
+    state: &State,
+    keys: impl Iterator<Item = &'k str>,
+) -> Result<Vec<(usize, Vec<usize>)>> {
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
     for (position, key) in keys.enumerate() {
         let route = state.route_index(key)?;

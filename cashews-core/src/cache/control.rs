@@ -1,7 +1,7 @@
 //! Turning commands off and on, and the counters of values not returned.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::Cache;
 use crate::codec::Miss;
@@ -12,6 +12,25 @@ tokio::task_local! {
     static DISABLED: Vec<(u64, CommandSet)>;
 }
 
+/// How many `disabling` scopes exist in the process: while none does, the
+/// hit path skips the task-local lookup.
+static ACTIVE_SCOPES: AtomicUsize = AtomicUsize::new(0);
+
+struct ScopeCount;
+
+impl ScopeCount {
+    fn enter() -> ScopeCount {
+        ACTIVE_SCOPES.fetch_add(1, Ordering::Relaxed);
+        ScopeCount
+    }
+}
+
+impl Drop for ScopeCount {
+    fn drop(&mut self) {
+        ACTIVE_SCOPES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Cache {
     /// Disables `commands` for every task until [`Cache::enable`]. A disabled
     /// command does not reach the backend and answers as an empty backend
@@ -20,12 +39,16 @@ impl Cache {
     ///
     /// `cache.disable(CommandSet::all())` turns the cache off entirely.
     pub fn disable(&self, commands: impl Into<CommandSet>) {
-        self.inner.disabled.fetch_or(commands.into().bits(), Ordering::Relaxed);
+        self.inner
+            .disabled
+            .fetch_or(commands.into().bits(), Ordering::Relaxed);
     }
 
     /// Enables `commands` again.
     pub fn enable(&self, commands: impl Into<CommandSet>) {
-        self.inner.disabled.fetch_and(!commands.into().bits(), Ordering::Relaxed);
+        self.inner
+            .disabled
+            .fetch_and(!commands.into().bits(), Ordering::Relaxed);
     }
 
     /// The commands disabled for every task.
@@ -38,13 +61,14 @@ impl Cache {
     #[inline]
     pub fn is_disabled(&self, command: Command) -> bool {
         self.disabled().contains(command)
-            || DISABLED
-                .try_with(|scopes| {
-                    scopes
-                        .iter()
-                        .any(|(id, set)| *id == self.inner.id && set.contains(command))
-                })
-                .unwrap_or(false)
+            || ACTIVE_SCOPES.load(Ordering::Relaxed) > 0
+                && DISABLED
+                    .try_with(|scopes| {
+                        scopes
+                            .iter()
+                            .any(|(id, set)| *id == self.inner.id && set.contains(command))
+                    })
+                    .unwrap_or(false)
     }
 
     /// Runs `future` with `commands` disabled for it alone.
@@ -65,9 +89,14 @@ impl Cache {
     /// assert_eq!(cache.get::<i32>("k").await?, Some(1));
     /// # Ok(()) }
     /// ```
-    pub async fn disabling<F: Future>(&self, commands: impl Into<CommandSet>, future: F) -> F::Output {
+    pub async fn disabling<F: Future>(
+        &self,
+        commands: impl Into<CommandSet>,
+        future: F,
+    ) -> F::Output {
         let mut scopes = DISABLED.try_with(Clone::clone).unwrap_or_default();
         scopes.push((self.inner.id, commands.into()));
+        let _count = ScopeCount::enter();
         DISABLED.scope(scopes, future).await
     }
 
@@ -96,9 +125,17 @@ impl Cache {
         counter.fetch_add(1, Ordering::Relaxed);
         match miss {
             Miss::BadSignature | Miss::Unsigned => {
-                tracing::warn!(key, ?miss, "cached value failed signature verification; treated as a miss")
+                tracing::warn!(
+                    key,
+                    ?miss,
+                    "cached value failed signature verification; treated as a miss"
+                )
             }
-            _ => tracing::debug!(key, ?miss, "cached value could not be decoded; treated as a miss"),
+            _ => tracing::debug!(
+                key,
+                ?miss,
+                "cached value could not be decoded; treated as a miss"
+            ),
         }
     }
 }

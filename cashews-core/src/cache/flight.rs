@@ -71,7 +71,10 @@ impl Drop for Leader<'_> {
         let _ = self.flight.result.set(None);
         {
             let mut map = self.flights.map.lock();
-            if map.get(&self.key).is_some_and(|f| Arc::ptr_eq(f, &self.flight)) {
+            if map
+                .get(&self.key)
+                .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+            {
                 map.remove(&self.key);
             }
         }
@@ -90,5 +93,42 @@ impl Flight {
             }
             notified.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn waiters_get_the_leaders_value_and_the_entry_is_removed() {
+        let flights = Flights::default();
+        let Role::Leader(leader) = flights.join("k") else {
+            panic!("first caller leads")
+        };
+        let Role::Waiter(waiter) = flights.join("k") else {
+            panic!("second caller waits")
+        };
+        let waiting = tokio::spawn(async move { waiter.wait().await });
+        tokio::task::yield_now().await;
+        leader.finish(Some(Bytes::from_static(b"v")));
+        assert_eq!(waiting.await.unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(flights.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_leader_releases_waiters_with_nothing() {
+        let flights = Flights::default();
+        let leader = flights.join("k");
+        let Role::Waiter(waiter) = flights.join("k") else {
+            panic!("second caller waits")
+        };
+        drop(leader);
+        assert_eq!(waiter.wait().await, None);
+        assert_eq!(flights.in_flight(), 0);
+        assert!(
+            matches!(flights.join("k"), Role::Leader(_)),
+            "the next caller leads"
+        );
     }
 }

@@ -57,11 +57,16 @@ impl<'c> IntoFuture for LockBuilder<'c> {
                 input: "forever".into(),
                 reason: "a lock needs a finite ttl, so a crashed holder cannot keep it forever",
             })?;
-            let wait = if self.wait_set { self.wait.unwrap_or_default() } else { ttl };
+            let wait = if self.wait_set {
+                self.wait.unwrap_or_default()
+            } else {
+                ttl
+            };
             let token = random_token();
             let started = tokio::time::Instant::now();
             let mut backoff = FIRST_BACKOFF;
-            let mut jitter = u64::from_le_bytes(token.as_bytes()[..8].try_into().expect("32 hex chars"));
+            let mut jitter =
+                u64::from_le_bytes(token.as_bytes()[..8].try_into().expect("32 hex chars"));
             loop {
                 if self.cache.set_lock(&self.key, &token, ttl).await? {
                     return Ok(LockGuard {
@@ -79,7 +84,8 @@ impl<'c> IntoFuture for LockBuilder<'c> {
                 jitter ^= jitter << 13;
                 jitter ^= jitter >> 7;
                 jitter ^= jitter << 17;
-                let pause = backoff + Duration::from_micros(jitter % (backoff.as_micros() as u64 / 2 + 1));
+                let pause =
+                    backoff + Duration::from_micros(jitter % (backoff.as_micros() as u64 / 2 + 1));
                 tokio::time::sleep(pause.min(wait - waited)).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -121,7 +127,11 @@ impl Drop for LockGuard {
         if self.released {
             return;
         }
-        let (cache, key, token) = (self.cache.clone(), std::mem::take(&mut self.key), std::mem::take(&mut self.token));
+        let (cache, key, token) = (
+            self.cache.clone(),
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.token),
+        );
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
@@ -130,7 +140,10 @@ impl Drop for LockGuard {
                     }
                 });
             }
-            Err(_) => tracing::warn!(key, "lock dropped outside a runtime; it will expire with its ttl"),
+            Err(_) => tracing::warn!(
+                key,
+                "lock dropped outside a runtime; it will expire with its ttl"
+            ),
         }
     }
 }

@@ -6,7 +6,8 @@ mod control;
 mod flight;
 mod lock;
 
-pub use builders::{GetOrSetBuilder, IncrBuilder, SetBuilder, SetManyBuilder};
+pub use builders::{GetOrSetBuilder, IncrBuilder, SetBuilder, SetManyBuilder, TryGetOrSet};
+pub use commands::Get;
 pub use control::CacheStats;
 pub use lock::{LockBuilder, LockGuard};
 
@@ -80,22 +81,29 @@ impl State {
         self.routes
             .iter()
             .find(|r| key.starts_with(r.prefix.as_str()))
-            .ok_or_else(|| Error::NotConfigured { key: key.to_owned() })
+            .ok_or_else(|| Error::NotConfigured {
+                key: key.to_owned(),
+            })
     }
 
     fn route_index(&self, key: &str) -> Result<usize> {
         self.routes
             .iter()
             .position(|r| key.starts_with(r.prefix.as_str()))
-            .ok_or_else(|| Error::NotConfigured { key: key.to_owned() })
+            .ok_or_else(|| Error::NotConfigured {
+                key: key.to_owned(),
+            })
     }
 }
 
 impl fmt::Debug for Cache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.inner.state.load();
-        let routes: Vec<(&str, &'static str)> =
-            state.routes.iter().map(|r| (r.prefix.as_str(), r.backend.name())).collect();
+        let routes: Vec<(&str, &'static str)> = state
+            .routes
+            .iter()
+            .map(|r| (r.prefix.as_str(), r.backend.name()))
+            .collect();
         f.debug_struct("Cache")
             .field("routes", &routes)
             .field("middlewares", &state.chain.len())
@@ -214,14 +222,29 @@ impl Cache {
             })?;
         let mut params = parsed.params();
         let codec = params
-            .take_with("codec", &format!("one of {}", CodecKind::names().join(", ")), CodecKind::from_name)?
+            .take_with(
+                "codec",
+                &format!("one of {}", CodecKind::names().join(", ")),
+                CodecKind::from_name,
+            )?
             .unwrap_or_default();
-        let digest = params.take_with("digestmod", &format!("one of {}", Digest::NAMES.join(", ")), Digest::from_name)?;
+        let digest = params.take_with(
+            "digestmod",
+            &format!("one of {}", Digest::NAMES.join(", ")),
+            Digest::from_name,
+        )?;
         let secret = params.take("secret");
         let mut serializer = Serializer::new(codec);
         match (secret, digest) {
-            (Some(""), _) => return Err(Error::config(format!("setup url {:?}: secret is empty", parsed.display))),
-            (Some(secret), digest) => serializer = serializer.with_secret(secret.as_bytes(), digest.unwrap_or_default()),
+            (Some(""), _) => {
+                return Err(Error::config(format!(
+                    "setup url {:?}: secret is empty",
+                    parsed.display
+                )))
+            }
+            (Some(secret), digest) => {
+                serializer = serializer.with_secret(secret.as_bytes(), digest.unwrap_or_default())
+            }
             (None, Some(_)) => {
                 return Err(Error::config(format!(
                     "setup url {:?}: digestmod is given without secret",
@@ -248,7 +271,9 @@ impl Cache {
         self.update_state(|state| {
             state.routes.retain(|r| r.prefix != prefix);
             state.routes.push(route);
-            state.routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+            state
+                .routes
+                .sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         });
     }
 
@@ -295,7 +320,11 @@ impl Cache {
     /// for [`Cache::remove_middleware`]. See [`crate::middleware`].
     pub fn add_middleware(&self, middleware: impl Middleware) -> MiddlewareId {
         let middleware: Arc<dyn Middleware> = Arc::new(middleware);
-        let id = MiddlewareId(self.inner.next_middleware_id.fetch_add(1, Ordering::Relaxed));
+        let id = MiddlewareId(
+            self.inner
+                .next_middleware_id
+                .fetch_add(1, Ordering::Relaxed),
+        );
         self.update_state(|state| {
             state.chain.push(middleware);
             state.ids.push(id);
@@ -323,10 +352,17 @@ impl Cache {
         self.run_on(&state, route, request).await
     }
 
-    async fn run_on<'a>(&self, state: &'a State, route: &'a Route, request: Request<'a>) -> Result<Response> {
+    async fn run_on<'a>(
+        &self,
+        state: &'a State,
+        route: &'a Route,
+        request: Request<'a>,
+    ) -> Result<Response> {
         if self.is_disabled(request.command()) {
             return Ok(request.disabled_response());
         }
-        Next::new(&state.chain, &*route.backend, &route.prefix).run(request).await
+        Next::new(&state.chain, &*route.backend, &route.prefix)
+            .run(request)
+            .await
     }
 }

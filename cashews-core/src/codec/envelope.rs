@@ -49,7 +49,10 @@ pub struct Serializer {
 impl Serializer {
     /// A serializer writing with `codec`, unsigned.
     pub fn new(codec: CodecKind) -> Serializer {
-        Serializer { codec, signer: None }
+        Serializer {
+            codec,
+            signer: None,
+        }
     }
 
     /// Signs every value with an HMAC keyed by `secret`.
@@ -72,7 +75,11 @@ impl Serializer {
     pub fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Bytes> {
         let mac_len = self.signer.as_ref().map_or(0, |s| s.digest.mac_len());
         let mut out = Vec::with_capacity(64);
-        let flags = if self.signer.is_some() { FLAG_SIGNED } else { 0 };
+        let flags = if self.signer.is_some() {
+            FLAG_SIGNED
+        } else {
+            0
+        };
         out.extend_from_slice(&[MAGIC, VERSION, self.codec.id(), flags]);
         if let Some(signer) = &self.signer {
             out.push(signer.digest.id());
@@ -213,7 +220,10 @@ mod tests {
             let bytes = s.encode("k", &user()).unwrap();
             assert_eq!(bytes[0], MAGIC);
             assert_eq!(value::<User>(s.decode("k", &bytes)), user());
-            assert_eq!(value::<i64>(s.decode("n", &s.encode("n", &-5i64).unwrap())), -5);
+            assert_eq!(
+                value::<i64>(s.decode("n", &s.encode("n", &-5i64).unwrap())),
+                -5
+            );
         }
     }
 

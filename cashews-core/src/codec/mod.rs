@@ -133,7 +133,11 @@ impl CodecKind {
         }
     }
 
-    pub(crate) fn encode<T: Serialize + ?Sized>(self, value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
+    pub(crate) fn encode<T: Serialize + ?Sized>(
+        self,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BoxError> {
         match self {
             CodecKind::Bincode => Bincode::encode(value, out),
             #[cfg(feature = "json")]
@@ -143,7 +147,10 @@ impl CodecKind {
 
     /// Decodes with the codec named by an envelope's id; `None` if that codec
     /// is not compiled in.
-    pub(crate) fn decode_by_id<T: DeserializeOwned>(id: u8, bytes: &[u8]) -> Option<Result<T, BoxError>> {
+    pub(crate) fn decode_by_id<T: DeserializeOwned>(
+        id: u8,
+        bytes: &[u8],
+    ) -> Option<Result<T, BoxError>> {
         match id {
             Bincode::ID => Some(Bincode::decode(bytes)),
             #[cfg(feature = "json")]

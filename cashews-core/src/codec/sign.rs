@@ -71,19 +71,23 @@ macro_rules! with_mac {
     ($digest:expr, $secret:expr, |$mac:ident| $body:expr) => {
         match $digest {
             Digest::Sha256 => {
-                let mut $mac = <Hmac<sha2::Sha256>>::new_from_slice($secret).expect("hmac takes any key length");
+                let mut $mac = <Hmac<sha2::Sha256>>::new_from_slice($secret)
+                    .expect("hmac takes any key length");
                 $body
             }
             Digest::Sha512 => {
-                let mut $mac = <Hmac<sha2::Sha512>>::new_from_slice($secret).expect("hmac takes any key length");
+                let mut $mac = <Hmac<sha2::Sha512>>::new_from_slice($secret)
+                    .expect("hmac takes any key length");
                 $body
             }
             Digest::Sha1 => {
-                let mut $mac = <Hmac<sha1::Sha1>>::new_from_slice($secret).expect("hmac takes any key length");
+                let mut $mac =
+                    <Hmac<sha1::Sha1>>::new_from_slice($secret).expect("hmac takes any key length");
                 $body
             }
             Digest::Md5 => {
-                let mut $mac = <Hmac<md5::Md5>>::new_from_slice($secret).expect("hmac takes any key length");
+                let mut $mac =
+                    <Hmac<md5::Md5>>::new_from_slice($secret).expect("hmac takes any key length");
                 $body
             }
         }

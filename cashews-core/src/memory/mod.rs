@@ -74,7 +74,11 @@ pub const DRIVER: Driver = Driver {
     connect,
 };
 
-fn connect(url: &SetupUrl, params: &mut Params<'_>, ctx: &DriverContext) -> Result<Arc<dyn Backend>> {
+fn connect(
+    url: &SetupUrl,
+    params: &mut Params<'_>,
+    ctx: &DriverContext,
+) -> Result<Arc<dyn Backend>> {
     if !url.hosts.is_empty() || !url.path.is_empty() {
         return Err(Error::config(format!(
             "setup url {:?}: mem:// takes no host or path, only parameters (mem://?size=1000)",
@@ -116,7 +120,10 @@ impl MemoryBackend {
     }
 
     /// Wraps a synchronous store operation in the boxed future the trait needs.
-    fn ready<'a, T: Send + 'a>(&'a self, op: impl FnOnce(&Store, u64) -> Result<T> + Send + 'a) -> BoxFuture<'a, Result<T>> {
+    fn ready<'a, T: Send + 'a>(
+        &'a self,
+        op: impl FnOnce(&Store, u64) -> Result<T> + Send + 'a,
+    ) -> BoxFuture<'a, Result<T>> {
         let result = op(&self.store, self.now());
         Box::pin(std::future::ready(result))
     }
@@ -135,13 +142,25 @@ impl Backend for MemoryBackend {
         self.ready(move |s, now| Ok(keys.iter().map(|k| s.get(k, now)).collect()))
     }
 
-    fn set<'a>(&'a self, key: &'a str, value: Bytes, options: SetOptions) -> BoxFuture<'a, Result<bool>> {
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        options: SetOptions,
+    ) -> BoxFuture<'a, Result<bool>> {
         self.ready(move |s, now| Ok(s.set(key, value, options, now)))
     }
 
-    fn set_many<'a>(&'a self, pairs: Vec<(&'a str, Bytes)>, expire: Option<Duration>) -> BoxFuture<'a, Result<()>> {
+    fn set_many<'a>(
+        &'a self,
+        pairs: Vec<(&'a str, Bytes)>,
+        expire: Option<Duration>,
+    ) -> BoxFuture<'a, Result<()>> {
         self.ready(move |s, now| {
-            let options = SetOptions { expire, ..SetOptions::default() };
+            let options = SetOptions {
+                expire,
+                ..SetOptions::default()
+            };
             for (key, value) in pairs {
                 s.set(key, value, options, now);
             }
@@ -166,7 +185,11 @@ impl Backend for MemoryBackend {
         iter_stream(keys.into_iter().map(Ok))
     }
 
-    fn get_match(&self, pattern: String, _batch_size: usize) -> BoxStream<'static, Result<(String, Bytes)>> {
+    fn get_match(
+        &self,
+        pattern: String,
+        _batch_size: usize,
+    ) -> BoxStream<'static, Result<(String, Bytes)>> {
         let pairs = self.store.values_matching(&pattern, self.now());
         iter_stream(pairs.into_iter().map(Ok))
     }
@@ -175,7 +198,12 @@ impl Backend for MemoryBackend {
         self.ready(move |s, now| Ok(s.exists(key, now)))
     }
 
-    fn incr<'a>(&'a self, key: &'a str, by: i64, expire: Option<Duration>) -> BoxFuture<'a, Result<i64>> {
+    fn incr<'a>(
+        &'a self,
+        key: &'a str,
+        by: i64,
+        expire: Option<Duration>,
+    ) -> BoxFuture<'a, Result<i64>> {
         self.ready(move |s, now| s.incr(key, by, expire, now))
     }
 
@@ -206,7 +234,12 @@ impl Backend for MemoryBackend {
         self.ready(move |s, now| Ok(s.size_of(key, now)))
     }
 
-    fn set_lock<'a>(&'a self, key: &'a str, token: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool>> {
+    fn set_lock<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool>> {
         let options = SetOptions {
             expire: Some(ttl),
             exist: crate::backend::Exist::IfAbsent,
@@ -219,11 +252,22 @@ impl Backend for MemoryBackend {
         self.ready(move |s, now| Ok(s.unlock(key, token, now)))
     }
 
-    fn get_bits<'a>(&'a self, key: &'a str, indexes: &'a [u64], size: u8) -> BoxFuture<'a, Result<Vec<u64>>> {
+    fn get_bits<'a>(
+        &'a self,
+        key: &'a str,
+        indexes: &'a [u64],
+        size: u8,
+    ) -> BoxFuture<'a, Result<Vec<u64>>> {
         self.ready(move |s, now| s.get_bits(key, indexes, size, now))
     }
 
-    fn incr_bits<'a>(&'a self, key: &'a str, indexes: &'a [u64], size: u8, by: i64) -> BoxFuture<'a, Result<Vec<u64>>> {
+    fn incr_bits<'a>(
+        &'a self,
+        key: &'a str,
+        indexes: &'a [u64],
+        size: u8,
+        by: i64,
+    ) -> BoxFuture<'a, Result<Vec<u64>>> {
         self.ready(move |s, now| s.incr_bits(key, indexes, size, by, now))
     }
 
@@ -238,11 +282,20 @@ impl Backend for MemoryBackend {
         self.ready(move |s, now| s.slice_incr(key, (start, end, max), expire, now))
     }
 
-    fn set_add<'a>(&'a self, key: &'a str, members: &'a [&'a str], expire: Option<Duration>) -> BoxFuture<'a, Result<u64>> {
+    fn set_add<'a>(
+        &'a self,
+        key: &'a str,
+        members: &'a [&'a str],
+        expire: Option<Duration>,
+    ) -> BoxFuture<'a, Result<u64>> {
         self.ready(move |s, now| s.set_add(key, members, expire, now))
     }
 
-    fn set_remove<'a>(&'a self, key: &'a str, members: &'a [&'a str]) -> BoxFuture<'a, Result<u64>> {
+    fn set_remove<'a>(
+        &'a self,
+        key: &'a str,
+        members: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<u64>> {
         self.ready(move |s, now| s.set_remove(key, members, now))
     }
 

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,6 +38,8 @@ pub(super) enum Value {
 pub(super) struct Entry {
     value: Value,
     expires_at: u64,
+    /// Read since it was last placed at the front (second-chance LRU).
+    referenced: bool,
 }
 
 impl Entry {
@@ -44,6 +47,7 @@ impl Entry {
         Entry {
             value,
             expires_at: deadline(now, ttl),
+            referenced: false,
         }
     }
 
@@ -71,10 +75,21 @@ fn deadline(now: u64, ttl: Option<Duration>) -> u64 {
 
 type Shard = LruCache<Box<str>, Entry>;
 
+/// Shards of LRU lists under one global bound: the entry count is kept in an
+/// atomic, and an insert into a full cache evicts from its own shard (from
+/// another one if its shard holds nothing else). The bound is exact.
+///
+/// Reads do not relink the list: they mark the entry *referenced*, and
+/// eviction gives a referenced entry a second chance (it moves to the front
+/// with its mark cleared) before evicting the first unreferenced one — the
+/// CLOCK approximation of LRU, which evicts what LRU would whenever entries
+/// are read at most once between evictions, and keeps reads cheap.
 pub(super) struct Store {
     shards: Box<[Mutex<Shard>]>,
     hasher: lru::DefaultHasher,
     mask: usize,
+    len: AtomicUsize,
+    capacity: usize,
 }
 
 impl Store {
@@ -87,16 +102,14 @@ impl Store {
         } else {
             count.next_power_of_two() / 2
         };
-        let shards = (0..count)
-            .map(|i| {
-                let cap = size / count + usize::from(i < size % count);
-                Mutex::new(LruCache::new(NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN)))
-            })
-            .collect();
         Store {
-            shards,
+            shards: (0..count)
+                .map(|_| Mutex::new(LruCache::unbounded()))
+                .collect(),
             hasher: lru::DefaultHasher::default(),
             mask: count - 1,
+            len: AtomicUsize::new(0),
+            capacity: size,
         }
     }
 
@@ -106,21 +119,48 @@ impl Store {
         self.shards[(hash >> 7) & self.mask].lock()
     }
 
-    /// The live entry of `key`, removing it if it has expired.
-    fn live<'s>(shard: &'s mut Shard, key: &str, now: u64) -> Option<&'s mut Entry> {
+    /// The live entry of `key` (marked referenced), removing it if it has expired.
+    fn live<'s>(&self, shard: &'s mut Shard, key: &str, now: u64) -> Option<&'s mut Entry> {
         if !shard.peek(key)?.live(now) {
-            shard.pop(key);
+            self.pop(shard, key);
             return None;
         }
-        shard.get_mut(key)
+        let entry = shard.peek_mut(key)?;
+        entry.referenced = true;
+        Some(entry)
     }
 
-    fn insert(shard: &mut Shard, key: &str, entry: Entry) {
-        match shard.get_mut(key) {
-            Some(slot) => *slot = entry,
-            None => {
-                shard.push(key.into(), entry);
-            }
+    fn pop(&self, shard: &mut Shard, key: &str) -> Option<Entry> {
+        let entry = shard.pop(key);
+        if entry.is_some() {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        entry
+    }
+
+    /// Stores `entry` as the most recent, evicting to keep the global bound.
+    fn insert(&self, shard: &mut Shard, key: &str, entry: Entry) {
+        if let Some(slot) = shard.get_mut(key) {
+            *slot = entry;
+            return;
+        }
+        shard.push(key.into(), entry);
+        if self.len.fetch_add(1, Ordering::Relaxed) < self.capacity {
+            return;
+        }
+        // Full: evict from this shard, or from another one if this one holds
+        // only the new entry. `try_lock` skips this shard (held) and never
+        // waits, so no lock order is needed.
+        let evicted = if shard.len() > 1 {
+            evict_one(shard)
+        } else {
+            self.shards
+                .iter()
+                .filter_map(|other| other.try_lock())
+                .any(|mut other| evict_one(&mut other))
+        };
+        if evicted {
+            self.len.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -128,16 +168,18 @@ impl Store {
     #[inline]
     pub(super) fn visit(&self, key: &str, now: u64, visit: &mut dyn FnMut(&[u8])) -> bool {
         let mut shard = self.shard(key);
-        match shard.get(key) {
+        match shard.peek_mut(key) {
             Some(Entry {
                 value: Value::Bytes(bytes),
                 expires_at,
+                referenced,
             }) if *expires_at > now => {
+                *referenced = true;
                 visit(bytes);
                 true
             }
             Some(entry) if !entry.live(now) => {
-                shard.pop(key);
+                self.pop(&mut shard, key);
                 false
             }
             _ => false,
@@ -146,7 +188,7 @@ impl Store {
 
     pub(super) fn get(&self, key: &str, now: u64) -> Option<Bytes> {
         let mut shard = self.shard(key);
-        match Self::live(&mut shard, key, now)?.value {
+        match self.live(&mut shard, key, now)?.value {
             Value::Bytes(ref b) => Some(b.clone()),
             _ => None,
         }
@@ -154,24 +196,29 @@ impl Store {
 
     pub(super) fn set(&self, key: &str, value: Bytes, options: SetOptions, now: u64) -> bool {
         let mut shard = self.shard(key);
-        let present = Self::live(&mut shard, key, now).is_some();
+        let present = self.live(&mut shard, key, now).is_some();
         let allowed = match options.exist {
             Exist::Always => true,
             Exist::IfPresent => present,
             Exist::IfAbsent => !present,
         };
         if allowed {
-            Self::insert(&mut shard, key, Entry::new(Value::Bytes(value), now, options.expire));
+            self.insert(
+                &mut shard,
+                key,
+                Entry::new(Value::Bytes(value), now, options.expire),
+            );
         }
         allowed
     }
 
     pub(super) fn delete(&self, key: &str, now: u64) -> bool {
-        self.shard(key).pop(key).is_some_and(|e| e.live(now))
+        self.pop(&mut self.shard(key), key)
+            .is_some_and(|e| e.live(now))
     }
 
     pub(super) fn exists(&self, key: &str, now: u64) -> bool {
-        Self::live(&mut self.shard(key), key, now).is_some()
+        self.live(&mut self.shard(key), key, now).is_some()
     }
 
     /// Visits every live entry whose key matches `pattern`, shard by shard.
@@ -211,7 +258,7 @@ impl Store {
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in doomed {
-                if shard.pop(&key).is_some_and(|e| e.live(now)) {
+                if self.pop(&mut shard, &key).is_some_and(|e| e.live(now)) {
                     deleted += 1;
                 }
             }
@@ -221,8 +268,8 @@ impl Store {
 
     pub(super) fn incr(&self, key: &str, by: i64, ttl: Option<Duration>, now: u64) -> Result<i64> {
         let mut shard = self.shard(key);
-        let Some(entry) = Self::live(&mut shard, key, now) else {
-            Self::insert(&mut shard, key, Entry::new(counter(by), now, ttl));
+        let Some(entry) = self.live(&mut shard, key, now) else {
+            self.insert(&mut shard, key, Entry::new(counter(by), now, ttl));
             return Ok(by);
         };
         let current = match &entry.value {
@@ -233,13 +280,15 @@ impl Store {
             key: key.to_owned(),
             expected: "an integer",
         })?;
-        let new = current.checked_add(by).ok_or_else(|| Error::Overflow { key: key.to_owned() })?;
+        let new = current.checked_add(by).ok_or_else(|| Error::Overflow {
+            key: key.to_owned(),
+        })?;
         entry.value = counter(new);
         Ok(new)
     }
 
     pub(super) fn expire(&self, key: &str, ttl: Duration, now: u64) -> bool {
-        match Self::live(&mut self.shard(key), key, now) {
+        match self.live(&mut self.shard(key), key, now) {
             Some(entry) => {
                 entry.expires_at = deadline(now, Some(ttl));
                 true
@@ -249,7 +298,7 @@ impl Store {
     }
 
     pub(super) fn get_expire(&self, key: &str, now: u64) -> Expiry {
-        match Self::live(&mut self.shard(key), key, now) {
+        match self.live(&mut self.shard(key), key, now) {
             None => Expiry::Missing,
             Some(e) if e.expires_at == NEVER => Expiry::NoExpiry,
             Some(e) => Expiry::Remaining(Duration::from_millis(e.expires_at - now)),
@@ -258,55 +307,84 @@ impl Store {
 
     pub(super) fn clear(&self) {
         for shard in self.shards.iter() {
-            shard.lock().clear();
+            let mut shard = shard.lock();
+            self.len.fetch_sub(shard.len(), Ordering::Relaxed);
+            shard.clear();
         }
     }
 
     pub(super) fn len(&self) -> u64 {
-        self.shards.iter().map(|s| s.lock().len() as u64).sum()
+        self.len.load(Ordering::Relaxed) as u64
     }
 
     pub(super) fn size_of(&self, key: &str, now: u64) -> Option<u64> {
         let mut shard = self.shard(key);
-        Self::live(&mut shard, key, now).map(|e| (e.size() + key.len()) as u64)
+        self.live(&mut shard, key, now)
+            .map(|e| (e.size() + key.len()) as u64)
     }
 
     pub(super) fn unlock(&self, key: &str, token: &str, now: u64) -> bool {
         let mut shard = self.shard(key);
         let holds = matches!(
-            Self::live(&mut shard, key, now),
+            self.live(&mut shard, key, now),
             Some(Entry { value: Value::Bytes(b), .. }) if b == token.as_bytes()
         );
         if holds {
-            shard.pop(key);
+            self.pop(&mut shard, key);
         }
         holds
     }
 
-    pub(super) fn get_bits(&self, key: &str, indexes: &[u64], size: u8, now: u64) -> Result<Vec<u64>> {
+    pub(super) fn get_bits(
+        &self,
+        key: &str,
+        indexes: &[u64],
+        size: u8,
+        now: u64,
+    ) -> Result<Vec<u64>> {
         let offsets = offsets(indexes, size)?;
         let mut shard = self.shard(key);
         let empty = Bytes::new();
-        let data = match Self::live(&mut shard, key, now) {
+        let data = match self.live(&mut shard, key, now) {
             None => &empty,
-            Some(Entry { value: Value::Bytes(b), .. }) => &*b,
+            Some(Entry {
+                value: Value::Bytes(b),
+                ..
+            }) => &*b,
             Some(_) => return Err(wrong_type(key, "a bit string")),
         };
         Ok(offsets.iter().map(|o| bits::read(data, *o, size)).collect())
     }
 
-    pub(super) fn incr_bits(&self, key: &str, indexes: &[u64], size: u8, by: i64, now: u64) -> Result<Vec<u64>> {
+    pub(super) fn incr_bits(
+        &self,
+        key: &str,
+        indexes: &[u64],
+        size: u8,
+        by: i64,
+        now: u64,
+    ) -> Result<Vec<u64>> {
         let offsets = offsets(indexes, size)?;
         let mut shard = self.shard(key);
-        let mut data = match Self::live(&mut shard, key, now) {
+        let mut data = match self.live(&mut shard, key, now) {
             None => Vec::new(),
-            Some(Entry { value: Value::Bytes(b), .. }) => b.to_vec(),
+            Some(Entry {
+                value: Value::Bytes(b),
+                ..
+            }) => b.to_vec(),
             Some(_) => return Err(wrong_type(key, "a bit string")),
         };
-        let values = offsets.iter().map(|o| bits::incr(&mut data, *o, size, by)).collect();
-        match Self::live(&mut shard, key, now) {
+        let values = offsets
+            .iter()
+            .map(|o| bits::incr(&mut data, *o, size, by))
+            .collect();
+        match self.live(&mut shard, key, now) {
             Some(entry) => entry.value = Value::Bytes(data.into()),
-            None => Self::insert(&mut shard, key, Entry::new(Value::Bytes(data.into()), now, None)),
+            None => self.insert(
+                &mut shard,
+                key,
+                Entry::new(Value::Bytes(data.into()), now, None),
+            ),
         }
         Ok(values)
     }
@@ -319,10 +397,14 @@ impl Store {
         now: u64,
     ) -> Result<u64> {
         let mut shard = self.shard(key);
-        let entry = match Self::live(&mut shard, key, now) {
+        let entry = match self.live(&mut shard, key, now) {
             Some(entry) => entry,
             None => {
-                Self::insert(&mut shard, key, Entry::new(Value::Window(Vec::new()), now, ttl));
+                self.insert(
+                    &mut shard,
+                    key,
+                    Entry::new(Value::Window(Vec::new()), now, ttl),
+                );
                 shard.get_mut(key).expect("just inserted")
             }
         };
@@ -339,9 +421,15 @@ impl Store {
         Ok(count)
     }
 
-    pub(super) fn set_add(&self, key: &str, members: &[&str], ttl: Option<Duration>, now: u64) -> Result<u64> {
+    pub(super) fn set_add(
+        &self,
+        key: &str,
+        members: &[&str],
+        ttl: Option<Duration>,
+        now: u64,
+    ) -> Result<u64> {
         let mut shard = self.shard(key);
-        let entry = match Self::live(&mut shard, key, now) {
+        let entry = match self.live(&mut shard, key, now) {
             Some(entry) => {
                 // The TTL only grows; a set without TTL keeps none.
                 if entry.expires_at != NEVER && ttl.is_some() {
@@ -350,18 +438,27 @@ impl Store {
                 entry
             }
             None => {
-                Self::insert(&mut shard, key, Entry::new(Value::Set(HashSet::new()), now, ttl));
+                self.insert(
+                    &mut shard,
+                    key,
+                    Entry::new(Value::Set(HashSet::new()), now, ttl),
+                );
                 shard.get_mut(key).expect("just inserted")
             }
         };
         let Value::Set(set) = &mut entry.value else {
             return Err(wrong_type(key, "a set"));
         };
-        Ok(members.iter().filter(|m| set.insert((**m).to_owned())).count() as u64)
+        Ok(members
+            .iter()
+            .filter(|m| set.insert((**m).to_owned()))
+            .count() as u64)
     }
 
     pub(super) fn set_remove(&self, key: &str, members: &[&str], now: u64) -> Result<u64> {
-        self.with_set(key, now, |set| members.iter().filter(|m| set.remove(**m)).count() as u64)
+        self.with_set(key, now, |set| {
+            members.iter().filter(|m| set.remove(**m)).count() as u64
+        })
     }
 
     pub(super) fn set_pop(&self, key: &str, count: usize, now: u64) -> Result<Vec<String>> {
@@ -376,9 +473,14 @@ impl Store {
 
     /// Runs `f` on the set at `key` (an empty set if missing); deletes the key
     /// when the set ends up empty, as Redis does.
-    fn with_set<R: Default>(&self, key: &str, now: u64, f: impl FnOnce(&mut HashSet<String>) -> R) -> Result<R> {
+    fn with_set<R: Default>(
+        &self,
+        key: &str,
+        now: u64,
+        f: impl FnOnce(&mut HashSet<String>) -> R,
+    ) -> Result<R> {
         let mut shard = self.shard(key);
-        let Some(entry) = Self::live(&mut shard, key, now) else {
+        let Some(entry) = self.live(&mut shard, key, now) else {
             return Ok(R::default());
         };
         let Value::Set(set) = &mut entry.value else {
@@ -386,7 +488,7 @@ impl Store {
         };
         let result = f(set);
         if set.is_empty() {
-            shard.pop(key);
+            self.pop(&mut shard, key);
         }
         Ok(result)
     }
@@ -403,11 +505,27 @@ impl Store {
                 .collect();
             purged += expired.len();
             for key in expired {
-                shard.pop(&key);
+                self.pop(&mut shard, &key);
             }
         }
         purged
     }
+}
+
+/// Evicts the least recent unreferenced entry of `shard`, giving referenced
+/// ones a second chance; returns whether an entry was evicted.
+fn evict_one(shard: &mut Shard) -> bool {
+    // Each pass clears one mark, so this ends within `len + 1` steps.
+    for _ in 0..=shard.len() {
+        let Some((key, mut entry)) = shard.pop_lru() else {
+            return false;
+        };
+        if !std::mem::take(&mut entry.referenced) {
+            return true;
+        }
+        shard.push(key, entry);
+    }
+    shard.pop_lru().is_some()
 }
 
 fn counter(n: i64) -> Value {
@@ -415,7 +533,10 @@ fn counter(n: i64) -> Value {
 }
 
 fn offsets(indexes: &[u64], size: u8) -> Result<Vec<u64>> {
-    indexes.iter().map(|i| bits::field_offset(*i, size)).collect()
+    indexes
+        .iter()
+        .map(|i| bits::field_offset(*i, size))
+        .collect()
 }
 
 fn wrong_type(key: &str, expected: &'static str) -> Error {

@@ -44,7 +44,8 @@ impl Sweeper {
 
     #[cold]
     fn start(&self, store: &Arc<Store>, clock: &Clock) {
-        let (Some(interval), Ok(runtime)) = (self.interval, tokio::runtime::Handle::try_current()) else {
+        let (Some(interval), Ok(runtime)) = (self.interval, tokio::runtime::Handle::try_current())
+        else {
             return;
         };
         let mut stop = self.stop.lock();
@@ -67,7 +68,12 @@ impl Sweeper {
     }
 }
 
-async fn sweep(store: Weak<Store>, clock: Clock, interval: Duration, mut stop: oneshot::Receiver<()>) {
+async fn sweep(
+    store: Weak<Store>,
+    clock: Clock,
+    interval: Duration,
+    mut stop: oneshot::Receiver<()>,
+) {
     loop {
         let mut sleep = pin!(clock.sleep(interval));
         // Dropping the sender (close or drop of the backend) ends the task at once.

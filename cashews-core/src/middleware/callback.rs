@@ -49,7 +49,10 @@ pub struct Callback {
 
 impl Callback {
     /// Calls `function` after every command in `commands`.
-    pub fn new(commands: impl Into<CommandSet>, function: impl Fn(&Event<'_>) + Send + Sync + 'static) -> Callback {
+    pub fn new(
+        commands: impl Into<CommandSet>,
+        function: impl Fn(&Event<'_>) + Send + Sync + 'static,
+    ) -> Callback {
         Callback {
             commands: commands.into(),
             function: Arc::new(function),
@@ -59,7 +62,9 @@ impl Callback {
 
 impl fmt::Debug for Callback {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Callback").field("commands", &self.commands).finish_non_exhaustive()
+        f.debug_struct("Callback")
+            .field("commands", &self.commands)
+            .finish_non_exhaustive()
     }
 }
 

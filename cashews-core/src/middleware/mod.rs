@@ -66,14 +66,28 @@ impl fmt::Debug for Next<'_> {
 }
 
 impl<'a> Next<'a> {
-    pub(crate) fn new(chain: &'a [Arc<dyn Middleware>], backend: &'a dyn Backend, prefix: &'a str) -> Self {
-        Next { chain, backend, prefix }
+    pub(crate) fn new(
+        chain: &'a [Arc<dyn Middleware>],
+        backend: &'a dyn Backend,
+        prefix: &'a str,
+    ) -> Self {
+        Next {
+            chain,
+            backend,
+            prefix,
+        }
     }
 
     /// Passes `request` to the next middleware, or to the backend.
     pub fn run(self, request: Request<'a>) -> BoxFuture<'a, Result<Response>> {
         match self.chain.split_first() {
-            Some((first, rest)) => first.call(request, Next { chain: rest, ..self }),
+            Some((first, rest)) => first.call(
+                request,
+                Next {
+                    chain: rest,
+                    ..self
+                },
+            ),
             None => dispatch(self.backend, request),
         }
     }

@@ -17,34 +17,110 @@ use crate::stream::iter_stream;
 #[non_exhaustive]
 #[allow(missing_docs)]
 pub enum Request<'a> {
-    Get { key: Cow<'a, str> },
-    GetMany { keys: Vec<Cow<'a, str>> },
-    GetRaw { key: Cow<'a, str> },
-    Set { key: Cow<'a, str>, value: Bytes, options: SetOptions },
-    SetRaw { key: Cow<'a, str>, value: Bytes, options: SetOptions },
-    SetMany { pairs: Vec<(Cow<'a, str>, Bytes)>, expire: Option<Duration> },
-    Delete { key: Cow<'a, str> },
-    DeleteMany { keys: Vec<Cow<'a, str>> },
-    DeleteMatch { pattern: Cow<'a, str> },
-    Scan { pattern: Cow<'a, str>, batch_size: usize },
-    GetMatch { pattern: Cow<'a, str>, batch_size: usize },
-    Exists { key: Cow<'a, str> },
-    Incr { key: Cow<'a, str>, by: i64, expire: Option<Duration> },
-    Expire { key: Cow<'a, str>, ttl: Duration },
-    GetExpire { key: Cow<'a, str> },
+    Get {
+        key: Cow<'a, str>,
+    },
+    GetMany {
+        keys: Vec<Cow<'a, str>>,
+    },
+    GetRaw {
+        key: Cow<'a, str>,
+    },
+    Set {
+        key: Cow<'a, str>,
+        value: Bytes,
+        options: SetOptions,
+    },
+    SetRaw {
+        key: Cow<'a, str>,
+        value: Bytes,
+        options: SetOptions,
+    },
+    SetMany {
+        pairs: Vec<(Cow<'a, str>, Bytes)>,
+        expire: Option<Duration>,
+    },
+    Delete {
+        key: Cow<'a, str>,
+    },
+    DeleteMany {
+        keys: Vec<Cow<'a, str>>,
+    },
+    DeleteMatch {
+        pattern: Cow<'a, str>,
+    },
+    Scan {
+        pattern: Cow<'a, str>,
+        batch_size: usize,
+    },
+    GetMatch {
+        pattern: Cow<'a, str>,
+        batch_size: usize,
+    },
+    Exists {
+        key: Cow<'a, str>,
+    },
+    Incr {
+        key: Cow<'a, str>,
+        by: i64,
+        expire: Option<Duration>,
+    },
+    Expire {
+        key: Cow<'a, str>,
+        ttl: Duration,
+    },
+    GetExpire {
+        key: Cow<'a, str>,
+    },
     Ping,
     Clear,
     GetKeysCount,
-    GetSize { key: Cow<'a, str> },
-    SetLock { key: Cow<'a, str>, token: Cow<'a, str>, ttl: Duration },
-    Unlock { key: Cow<'a, str>, token: Cow<'a, str> },
-    IsLocked { key: Cow<'a, str> },
-    GetBits { key: Cow<'a, str>, indexes: Vec<u64>, size: u8 },
-    IncrBits { key: Cow<'a, str>, indexes: Vec<u64>, size: u8, by: i64 },
-    SliceIncr { key: Cow<'a, str>, start: u64, end: u64, max: u64, expire: Option<Duration> },
-    SetAdd { key: Cow<'a, str>, members: Vec<Cow<'a, str>>, expire: Option<Duration> },
-    SetRemove { key: Cow<'a, str>, members: Vec<Cow<'a, str>> },
-    SetPop { key: Cow<'a, str>, count: usize },
+    GetSize {
+        key: Cow<'a, str>,
+    },
+    SetLock {
+        key: Cow<'a, str>,
+        token: Cow<'a, str>,
+        ttl: Duration,
+    },
+    Unlock {
+        key: Cow<'a, str>,
+        token: Cow<'a, str>,
+    },
+    IsLocked {
+        key: Cow<'a, str>,
+    },
+    GetBits {
+        key: Cow<'a, str>,
+        indexes: Vec<u64>,
+        size: u8,
+    },
+    IncrBits {
+        key: Cow<'a, str>,
+        indexes: Vec<u64>,
+        size: u8,
+        by: i64,
+    },
+    SliceIncr {
+        key: Cow<'a, str>,
+        start: u64,
+        end: u64,
+        max: u64,
+        expire: Option<Duration>,
+    },
+    SetAdd {
+        key: Cow<'a, str>,
+        members: Vec<Cow<'a, str>>,
+        expire: Option<Duration>,
+    },
+    SetRemove {
+        key: Cow<'a, str>,
+        members: Vec<Cow<'a, str>>,
+    },
+    SetPop {
+        key: Cow<'a, str>,
+        count: usize,
+    },
 }
 
 /// The result of a [`Request`].
@@ -139,7 +215,9 @@ impl<'a> Request<'a> {
             R::GetMany { keys } | R::DeleteMany { keys } => keys.iter_mut().collect(),
             R::SetMany { pairs, .. } => pairs.iter_mut().map(|(k, _)| k).collect(),
             R::Ping | R::Clear | R::GetKeysCount => Vec::new(),
-            R::DeleteMatch { pattern } | R::Scan { pattern, .. } | R::GetMatch { pattern, .. } => vec![pattern],
+            R::DeleteMatch { pattern } | R::Scan { pattern, .. } | R::GetMatch { pattern, .. } => {
+                vec![pattern]
+            }
             R::Get { key }
             | R::GetRaw { key }
             | R::Set { key, .. }
@@ -169,7 +247,9 @@ impl<'a> Request<'a> {
             R::GetMany { keys } | R::DeleteMany { keys } => keys.first().map(|k| &**k),
             R::SetMany { pairs, .. } => pairs.first().map(|(k, _)| &**k),
             R::Ping | R::Clear | R::GetKeysCount => None,
-            R::DeleteMatch { pattern } | R::Scan { pattern, .. } | R::GetMatch { pattern, .. } => Some(pattern),
+            R::DeleteMatch { pattern } | R::Scan { pattern, .. } | R::GetMatch { pattern, .. } => {
+                Some(pattern)
+            }
             R::Get { key }
             | R::GetRaw { key }
             | R::Set { key, .. }
@@ -200,21 +280,26 @@ impl<'a> Request<'a> {
         match self {
             R::Get { .. } | R::GetRaw { .. } => Response::Value(None),
             R::GetMany { keys } => Response::Values(vec![None; keys.len()]),
-            R::Set { .. } | R::SetRaw { .. } | R::Delete { .. } | R::Exists { .. } | R::Expire { .. } => {
-                Response::Bool(false)
-            }
+            R::Set { .. }
+            | R::SetRaw { .. }
+            | R::Delete { .. }
+            | R::Exists { .. }
+            | R::Expire { .. } => Response::Bool(false),
             R::Unlock { .. } | R::IsLocked { .. } => Response::Bool(false),
             R::SetLock { .. } => Response::Bool(true),
             R::Incr { by, .. } => Response::Int(*by),
-            R::DeleteMany { .. } | R::DeleteMatch { .. } | R::GetKeysCount | R::SetRemove { .. } => {
-                Response::Count(0)
-            }
+            R::DeleteMany { .. }
+            | R::DeleteMatch { .. }
+            | R::GetKeysCount
+            | R::SetRemove { .. } => Response::Count(0),
             R::SetAdd { members, .. } => Response::Count(members.len() as u64),
             R::SliceIncr { max, .. } => Response::Count(u64::from(*max > 0)),
             R::GetExpire { .. } => Response::Expiry(Expiry::Missing),
             R::GetSize { .. } => Response::Size(None),
             R::GetBits { indexes, .. } => Response::Fields(vec![0; indexes.len()]),
-            R::IncrBits { indexes, size, by, .. } => {
+            R::IncrBits {
+                indexes, size, by, ..
+            } => {
                 let max = (1u64 << (*size).clamp(1, 63)) - 1;
                 Response::Fields(vec![(*by).clamp(0, max as i64) as u64; indexes.len()])
             }
@@ -231,16 +316,25 @@ fn strs<'s>(keys: &'s [Cow<'_, str>]) -> Vec<&'s str> {
 }
 
 /// Runs `request` on `backend`: the end of every middleware chain.
-pub fn dispatch<'a>(backend: &'a dyn Backend, request: Request<'a>) -> BoxFuture<'a, Result<Response>> {
+pub fn dispatch<'a>(
+    backend: &'a dyn Backend,
+    request: Request<'a>,
+) -> BoxFuture<'a, Result<Response>> {
     use Request as R;
     use Response as S;
     match request {
         // Streams borrow nothing from the request, so they are built here.
-        R::Scan { pattern, batch_size } => {
+        R::Scan {
+            pattern,
+            batch_size,
+        } => {
             let stream = backend.scan(pattern.into_owned(), batch_size);
             Box::pin(std::future::ready(Ok(S::Keys(stream))))
         }
-        R::GetMatch { pattern, batch_size } => {
+        R::GetMatch {
+            pattern,
+            batch_size,
+        } => {
             let stream = backend.get_match(pattern.into_owned(), batch_size);
             Box::pin(std::future::ready(Ok(S::Entries(stream))))
         }
@@ -248,9 +342,16 @@ pub fn dispatch<'a>(backend: &'a dyn Backend, request: Request<'a>) -> BoxFuture
             Ok(match request {
                 R::Get { key } | R::GetRaw { key } => S::Value(backend.get(&key).await?),
                 R::GetMany { keys } => S::Values(backend.get_many(&strs(&keys)).await?),
-                R::Set { key, value, options } | R::SetRaw { key, value, options } => {
-                    S::Bool(backend.set(&key, value, options).await?)
+                R::Set {
+                    key,
+                    value,
+                    options,
                 }
+                | R::SetRaw {
+                    key,
+                    value,
+                    options,
+                } => S::Bool(backend.set(&key, value, options).await?),
                 R::SetMany { pairs, expire } => {
                     let pairs = pairs.iter().map(|(k, v)| (&**k, v.clone())).collect();
                     backend.set_many(pairs, expire).await?;
@@ -273,18 +374,35 @@ pub fn dispatch<'a>(backend: &'a dyn Backend, request: Request<'a>) -> BoxFuture
                 }
                 R::GetKeysCount => S::Count(backend.get_keys_count().await?),
                 R::GetSize { key } => S::Size(backend.get_size(&key).await?),
-                R::SetLock { key, token, ttl } => S::Bool(backend.set_lock(&key, &token, ttl).await?),
+                R::SetLock { key, token, ttl } => {
+                    S::Bool(backend.set_lock(&key, &token, ttl).await?)
+                }
                 R::Unlock { key, token } => S::Bool(backend.unlock(&key, &token).await?),
                 R::IsLocked { key } => S::Bool(backend.is_locked(&key).await?),
-                R::GetBits { key, indexes, size } => S::Fields(backend.get_bits(&key, &indexes, size).await?),
-                R::IncrBits { key, indexes, size, by } => {
-                    S::Fields(backend.incr_bits(&key, &indexes, size, by).await?)
+                R::GetBits { key, indexes, size } => {
+                    S::Fields(backend.get_bits(&key, &indexes, size).await?)
                 }
-                R::SliceIncr { key, start, end, max, expire } => {
-                    S::Count(backend.slice_incr(&key, start, end, max, expire).await?)
+                R::IncrBits {
+                    key,
+                    indexes,
+                    size,
+                    by,
+                } => S::Fields(backend.incr_bits(&key, &indexes, size, by).await?),
+                R::SliceIncr {
+                    key,
+                    start,
+                    end,
+                    max,
+                    expire,
+                } => S::Count(backend.slice_incr(&key, start, end, max, expire).await?),
+                R::SetAdd {
+                    key,
+                    members,
+                    expire,
+                } => S::Count(backend.set_add(&key, &strs(&members), expire).await?),
+                R::SetRemove { key, members } => {
+                    S::Count(backend.set_remove(&key, &strs(&members)).await?)
                 }
-                R::SetAdd { key, members, expire } => S::Count(backend.set_add(&key, &strs(&members), expire).await?),
-                R::SetRemove { key, members } => S::Count(backend.set_remove(&key, &strs(&members)).await?),
                 R::SetPop { key, count } => S::Members(backend.set_pop(&key, count).await?),
                 R::Scan { .. } | R::GetMatch { .. } => unreachable!("streams are handled above"),
             })

@@ -1,0 +1,11 @@
+//! The backend conformance suite, run on every backend compiled in.
+
+mod support;
+
+use support::Harness;
+
+conformance_suite!(
+    memory,
+    [tokio::test(start_paused = true)],
+    Harness::memory("mem://?size=1000")
+);

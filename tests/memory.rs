@@ -1,0 +1,159 @@
+//! What only the memory backend does: LRU eviction, sharding, the sweep.
+
+mod support;
+
+use std::time::Duration;
+
+use cashews::{Cache, Clock};
+use support::Harness;
+
+#[tokio::test(start_paused = true)]
+async fn least_recently_used_entry_is_evicted_at_size() {
+    let h = Harness::memory("mem://?size=3");
+    let c = &h.cache;
+    for k in ["a", "b", "c"] {
+        c.set(k, &k).await.unwrap();
+    }
+    assert_eq!(
+        c.get::<String>("a").await.unwrap().as_deref(),
+        Some("a"),
+        "touch a"
+    );
+    c.set("d", &"d").await.unwrap();
+    assert_eq!(c.get_keys_count().await.unwrap(), 3);
+    assert_eq!(
+        c.get::<String>("b").await.unwrap(),
+        None,
+        "b was the least recently used"
+    );
+    for k in ["a", "c", "d"] {
+        assert!(c.exists(k).await.unwrap(), "{k}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn sharded_cache_never_exceeds_size() {
+    let h = Harness::memory("mem://?size=10000");
+    for i in 0..25_000 {
+        h.cache.set(&format!("k{i}"), &i).await.unwrap();
+    }
+    let count = h.cache.get_keys_count().await.unwrap();
+    assert!(count <= 10_000 && count > 9_000, "{count}");
+    // The most recent writes are all there.
+    for i in 24_900..25_000 {
+        assert_eq!(h.cache.get::<i32>(&format!("k{i}")).await.unwrap(), Some(i));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn sweep_purges_expired_entries_without_reads() {
+    let h = Harness::memory("mem://?size=1000&check_interval=1s");
+    for i in 0..100 {
+        h.cache
+            .set(&format!("k{i}"), &i)
+            .expire("1500ms")
+            .await
+            .unwrap();
+    }
+    h.cache.set("kept", &1).await.unwrap();
+    assert_eq!(h.cache.get_keys_count().await.unwrap(), 101);
+    h.advance(Duration::from_millis(1100)).await;
+    settle().await;
+    assert_eq!(
+        h.cache.get_keys_count().await.unwrap(),
+        101,
+        "nothing expired at the first sweep"
+    );
+    h.advance(Duration::from_millis(1000)).await;
+    settle().await;
+    assert_eq!(
+        h.cache.get_keys_count().await.unwrap(),
+        1,
+        "swept at the second"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_sweep_expired_entries_are_still_never_returned() {
+    let h = Harness::memory("mem://?check_interval=0");
+    h.cache.set("k", &1).expire("1s").await.unwrap();
+    h.advance(Duration::from_secs(5)).await;
+    assert_eq!(h.cache.get_keys_count().await.unwrap(), 1, "no sweep ran");
+    assert_eq!(h.cache.get::<i32>("k").await.unwrap(), None);
+    assert_eq!(h.cache.get_keys_count().await.unwrap(), 0, "purged on read");
+}
+
+/// Lets every woken task run (the test runs on a current-thread runtime).
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn alive_tasks_after(f: impl std::future::Future<Output = ()>) -> usize {
+    f.await;
+    settle().await;
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+#[tokio::test(start_paused = true)]
+async fn sweep_task_stops_on_close_and_on_drop() {
+    let base = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let cache = Cache::with_clock(Clock::tokio());
+    cache.setup("mem://?check_interval=10s").unwrap();
+    cache.set("k", &1).await.unwrap();
+    assert_eq!(
+        alive_tasks_after(async {}).await,
+        base + 1,
+        "the sweep started"
+    );
+    assert_eq!(
+        alive_tasks_after(async { cache.close().await.unwrap() }).await,
+        base,
+        "close stops it"
+    );
+
+    let cache = Cache::with_clock(Clock::tokio());
+    cache.setup("mem://?check_interval=10s").unwrap();
+    cache.set("k", &1).await.unwrap();
+    assert_eq!(alive_tasks_after(async {}).await, base + 1);
+    assert_eq!(
+        alive_tasks_after(async { drop(cache) }).await,
+        base,
+        "drop stops it"
+    );
+}
+
+#[test]
+fn setup_works_outside_a_runtime() {
+    let cache = Cache::new();
+    cache.setup("mem://?size=5").unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        cache.set("k", &1).await.unwrap();
+        assert_eq!(cache.get::<i32>("k").await.unwrap(), Some(1));
+    });
+}
+
+#[test]
+fn invalid_memory_parameters() {
+    let cache = Cache::new();
+    for (url, needle) in [
+        ("mem://?size=0", "size"),
+        ("mem://?size=-1", "size"),
+        ("mem://?size=lots", "positive integer"),
+        ("mem://?check_interval=soon", "check_interval"),
+        ("mem://?sise=10", "sise"),
+        ("mem://localhost", "no host"),
+    ] {
+        let err = cache.setup(url).unwrap_err().to_string();
+        assert!(err.contains(needle), "{url}: {err}");
+    }
+}

@@ -32,10 +32,8 @@ fn keys() -> Vec<String> {
     (0..ENTRIES).map(|i| format!("user:{i}")).collect()
 }
 
-fn get_hit(c: &mut Criterion) {
-    let keys = keys();
-    let mut group = c.benchmark_group("get_hit");
-
+/// A cashews memory cache holding every key with a one-hour TTL.
+fn cashews_filled(keys: &[String]) -> cashews::Cache {
     let cache = cashews::Cache::new();
     cache
         .setup(&format!("mem://?size={ENTRIES}&check_interval=0"))
@@ -43,6 +41,26 @@ fn get_hit(c: &mut Criterion) {
     for (i, k) in keys.iter().enumerate() {
         ready(cache.set(k, &profile(i)).expire("1h").into_future_ready()).unwrap();
     }
+    cache
+}
+
+/// A moka cache of the same capacity and TTL, holding every key.
+fn moka_filled(keys: &[String]) -> moka::future::Cache<String, Profile> {
+    let moka = moka::future::Cache::<String, Profile>::builder()
+        .max_capacity(ENTRIES as u64)
+        .time_to_live(Duration::from_secs(3600))
+        .build();
+    for (i, k) in keys.iter().enumerate() {
+        ready(moka.insert(k.clone(), profile(i)));
+    }
+    moka
+}
+
+fn get_hit(c: &mut Criterion) {
+    let keys = keys();
+    let mut group = c.benchmark_group("get_hit");
+
+    let cache = cashews_filled(&keys);
     let mut i = 0;
     group.bench_function("cashews", |b| {
         b.iter(|| {
@@ -52,13 +70,7 @@ fn get_hit(c: &mut Criterion) {
         })
     });
 
-    let moka = moka::future::Cache::<String, Profile>::builder()
-        .max_capacity(ENTRIES as u64)
-        .time_to_live(Duration::from_secs(3600))
-        .build();
-    for (i, k) in keys.iter().enumerate() {
-        ready(moka.insert(k.clone(), profile(i)));
-    }
+    let moka = moka_filled(&keys);
     group.bench_function("moka", |b| {
         b.iter(|| {
             i = (i + 1) % ENTRIES;
@@ -85,13 +97,7 @@ fn get_hit_two_threads(c: &mut Criterion) {
     let keys = std::sync::Arc::new(keys());
     let mut group = c.benchmark_group("get_hit_2threads");
 
-    let cache = cashews::Cache::new();
-    cache
-        .setup(&format!("mem://?size={ENTRIES}&check_interval=0"))
-        .unwrap();
-    for (i, k) in keys.iter().enumerate() {
-        ready(cache.set(k, &profile(i)).expire("1h").into_future_ready()).unwrap();
-    }
+    let cache = cashews_filled(&keys);
     group.bench_function("cashews", |b| {
         b.iter_custom(|iters| {
             in_two_threads(iters, |i| {
@@ -101,13 +107,7 @@ fn get_hit_two_threads(c: &mut Criterion) {
         })
     });
 
-    let moka = moka::future::Cache::<String, Profile>::builder()
-        .max_capacity(ENTRIES as u64)
-        .time_to_live(Duration::from_secs(3600))
-        .build();
-    for (i, k) in keys.iter().enumerate() {
-        ready(moka.insert(k.clone(), profile(i)));
-    }
+    let moka = moka_filled(&keys);
     group.bench_function("moka", |b| {
         b.iter_custom(|iters| {
             in_two_threads(iters, |i| {

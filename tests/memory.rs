@@ -157,3 +157,21 @@ fn invalid_memory_parameters() {
         assert!(err.contains(needle), "{url}: {err}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_new_entry_is_kept_when_every_older_entry_was_read() {
+    let h = Harness::memory("mem://?size=3");
+    let c = &h.cache;
+    for k in ["a", "b", "c"] {
+        c.set(k, &k).await.unwrap();
+        c.get::<String>(k).await.unwrap();
+    }
+    c.set_add("set", &["m"], None::<u64>).await.unwrap();
+    assert!(
+        c.exists("set").await.unwrap(),
+        "the newest entry is never the one evicted"
+    );
+    c.slice_incr("window", 0, 10, 5, "1h").await.unwrap();
+    assert!(c.exists("window").await.unwrap());
+    assert_eq!(c.get_keys_count().await.unwrap(), 3);
+}

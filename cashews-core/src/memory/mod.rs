@@ -1,10 +1,13 @@
 //! The in-process backend: `mem://?size=N&check_interval=DURATION`.
 //!
-//! - `size` (default 1000): the most entries kept; the least recently used
-//!   entry is evicted beyond it. Up to 256 entries the cache is one exact LRU;
-//!   larger caches are split into up to 64 shards (one per 256 entries, a
-//!   power of two), each an LRU of its share, so concurrent calls on several
-//!   cores do not wait on one lock.
+//! - `size` (default 1000): the most entries kept, exactly. Beyond it the
+//!   least recently used entry is evicted, with second-chance LRU: a read
+//!   marks an entry instead of moving it, and a marked entry is moved to the
+//!   front once more before it can be evicted. Caches of up to 511 entries are
+//!   one list; larger ones are split into up to 64 shards (one per 256
+//!   entries, a power of two) with a lock each, so concurrent calls on several
+//!   cores do not wait on one lock; eviction then picks from the writer's
+//!   shard.
 //! - `check_interval` (default `1s`, `0` to disable): how often a background
 //!   task removes expired entries. Expired entries are never returned either
 //!   way; the sweep only frees their memory early. The task starts with the

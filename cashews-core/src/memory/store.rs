@@ -138,30 +138,33 @@ impl Store {
         entry
     }
 
-    /// Stores `entry` as the most recent, evicting to keep the global bound.
+    /// Stores `entry` as the most recent, evicting first to keep the global
+    /// bound (so the new entry itself is never the one evicted).
     fn insert(&self, shard: &mut Shard, key: &str, entry: Entry) {
         if let Some(slot) = shard.get_mut(key) {
             *slot = entry;
             return;
         }
+        // Reserve the slot first, so concurrent inserts in other shards
+        // cannot all pass the bound.
+        if self.len.fetch_add(1, Ordering::Relaxed) >= self.capacity {
+            // Full: evict from this shard, or from another one if this one is
+            // empty. `try_lock` skips this shard (held) and never waits, so no
+            // lock order is needed; if every other shard is busy the cache is
+            // over by one until the next insert.
+            let evicted = if !shard.is_empty() {
+                evict_one(shard)
+            } else {
+                self.shards
+                    .iter()
+                    .filter_map(|other| other.try_lock())
+                    .any(|mut other| evict_one(&mut other))
+            };
+            if evicted {
+                self.len.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
         shard.push(key.into(), entry);
-        if self.len.fetch_add(1, Ordering::Relaxed) < self.capacity {
-            return;
-        }
-        // Full: evict from this shard, or from another one if this one holds
-        // only the new entry. `try_lock` skips this shard (held) and never
-        // waits, so no lock order is needed.
-        let evicted = if shard.len() > 1 {
-            evict_one(shard)
-        } else {
-            self.shards
-                .iter()
-                .filter_map(|other| other.try_lock())
-                .any(|mut other| evict_one(&mut other))
-        };
-        if evicted {
-            self.len.fetch_sub(1, Ordering::Relaxed);
-        }
     }
 
     /// The hit path: calls `visit` with the bytes of a live value.

@@ -18,6 +18,10 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+// Shared verbatim with the macro crate, which checks TTL literals at compile time.
+#[path = "ttl_grammar.rs"]
+mod grammar;
+
 /// How long a value lives: a positive [`Duration`] or [`Ttl::FOREVER`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ttl(Option<Duration>);
@@ -184,74 +188,9 @@ impl IntoTtl for f64 {
 /// Parses `"1d2h3m50s"`, `"1.5h"`, `"90"`, `"2 hours 5min"` into a [`Duration`]
 /// (zero allowed here; [`Ttl::parse`] rejects it).
 pub fn parse_duration(input: &str) -> Result<Duration> {
-    let err = |reason| Error::Ttl {
+    grammar::parse(input).map_err(|reason| Error::Ttl {
         input: input.to_owned(),
         reason,
-    };
-    let text = input.trim();
-    if text.is_empty() {
-        return Err(err("empty ttl"));
-    }
-    let bytes = text.as_bytes();
-    let mut total = Duration::ZERO;
-    let mut i = 0;
-    let mut components = 0;
-    while i < bytes.len() {
-        // number: digits with an optional fraction
-        let start = i;
-        while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
-            i += 1;
-        }
-        if start == i {
-            return Err(err(if bytes[i] == b'-' {
-                "a ttl cannot be negative"
-            } else {
-                "expected a number"
-            }));
-        }
-        let number: f64 = text[start..i]
-            .parse()
-            .map_err(|_| err("malformed number"))?;
-        while i < bytes.len() && bytes[i] == b' ' {
-            i += 1;
-        }
-        let unit_start = i;
-        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
-            i += 1;
-        }
-        let unit = text[unit_start..i].to_ascii_lowercase();
-        components += 1;
-        let scale = if unit.is_empty() {
-            // A bare number is seconds, but only on its own: "1m10" is ambiguous.
-            if components > 1 || i < bytes.len() {
-                return Err(err("a number without a unit after another component"));
-            }
-            1.0
-        } else {
-            unit_seconds(&unit)
-                .ok_or_else(|| err("unknown unit (use ms, s, m, h, d, w or their long names)"))?
-        };
-        let part =
-            Duration::try_from_secs_f64(number * scale).map_err(|_| err("ttl is too large"))?;
-        total = total
-            .checked_add(part)
-            .ok_or_else(|| err("ttl is too large"))?;
-        while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b',') {
-            i += 1;
-        }
-    }
-    Ok(total)
-}
-
-fn unit_seconds(unit: &str) -> Option<f64> {
-    Some(match unit {
-        "ms" | "msec" | "msecs" | "millis" | "millisecond" | "milliseconds" => 0.001,
-        "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
-        "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
-        "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
-        "d" | "day" | "days" => 86_400.0,
-        "w" | "week" | "weeks" => 604_800.0,
-        _ => return None,
     })
 }
 

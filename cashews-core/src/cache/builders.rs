@@ -2,19 +2,17 @@
 //! (`cache.set("k", &v).expire("1h").await`).
 
 use std::future::{Future, IntoFuture};
-use std::time::Duration;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::flight::Role;
 use super::Cache;
 use crate::backend::{BoxFuture, Exist, SetOptions};
-use crate::codec::Decoded;
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::middleware::Request;
+use crate::strategy::{Memo, OkPart};
 use crate::ttl::{IntoTtl, Ttl};
 
 /// A pending `set`; see [`Cache::set`].
@@ -269,8 +267,8 @@ where
 }
 
 impl Cache {
-    /// The one load path behind `get_or_set`: read, else compute once per key
-    /// in this process (single-flight), store, return.
+    /// The load path behind `get_or_set`: the simple strategy with the `Ok`
+    /// part stored. Cache failures are logged and the value is computed.
     pub(crate) async fn load<T, E, F, Fut>(
         &self,
         key: &str,
@@ -283,50 +281,9 @@ impl Cache {
         T: Serialize + DeserializeOwned + Send,
         E: From<Error>,
     {
-        let expire: Option<Duration> = expire?.duration();
-        let mut init = Some(init);
-        loop {
-            if let Some(value) = self.get::<T>(key).await? {
-                return Ok(value);
-            }
-            match self.inner.flights.join(key) {
-                Role::Waiter(flight) => {
-                    if let Some(bytes) = flight.wait().await {
-                        if let Decoded::Value(value) = self
-                            .inner
-                            .state
-                            .load()
-                            .route(key)?
-                            .serializer
-                            .decode(key, &bytes)
-                        {
-                            return Ok(value);
-                        }
-                    }
-                    // The leader produced nothing to share: try again.
-                }
-                Role::Leader(leader) => {
-                    // A flight may have finished between our read and join.
-                    if let Some(value) = self.get::<T>(key).await? {
-                        return Ok(value);
-                    }
-                    let init = init.take().expect("a caller leads at most once");
-                    let value = init().await?;
-                    let bytes = self.encode(key, &value)?;
-                    let options = SetOptions {
-                        expire,
-                        ..SetOptions::default()
-                    };
-                    self.run_one(Request::Set {
-                        key: key.into(),
-                        value: bytes.clone(),
-                        options,
-                    })
-                    .await?;
-                    leader.finish(Some(bytes));
-                    return Ok(value);
-                }
-            }
-        }
+        let ttl = expire?;
+        Memo::new(self, key.to_owned(), ttl)
+            .run::<OkPart>(init())
+            .await
     }
 }

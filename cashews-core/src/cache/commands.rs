@@ -227,7 +227,8 @@ impl Cache {
     }
 
     /// The value at `key`, or the result of `init` — which is stored (with
-    /// `.expire(ttl)`) and returned.
+    /// `.expire(ttl)`) and returned. A failing backend never fails the call:
+    /// the error is logged at warn and `init`'s value returned.
     ///
     /// # Concurrent calls
     /// Concurrent calls for the same key in this process run `init` once; the

@@ -3,7 +3,7 @@
 mod builders;
 mod commands;
 mod control;
-mod flight;
+pub(crate) mod flight;
 mod lock;
 
 pub use builders::{GetOrSetBuilder, IncrBuilder, SetBuilder, SetManyBuilder, TryGetOrSet};
@@ -44,25 +44,25 @@ use crate::url::SetupUrl;
 /// ```
 #[derive(Clone)]
 pub struct Cache {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     id: u64,
     drivers: Vec<Driver>,
     clock: Clock,
-    state: ArcSwap<State>,
+    pub(crate) state: ArcSwap<State>,
     /// Serialises writers of `state` (setup, middlewares).
     update: Mutex<()>,
     next_middleware_id: AtomicU64,
     disabled: AtomicU64,
     stats: control::Stats,
-    flights: flight::Flights,
+    pub(crate) flights: flight::Flights,
 }
 
 /// Routes and middlewares; replaced as a whole on every change, read without locks.
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     /// Sorted by prefix length, longest first.
     routes: Vec<Arc<Route>>,
     chain: Vec<Arc<dyn Middleware>>,
@@ -77,7 +77,7 @@ pub(crate) struct Route {
 }
 
 impl State {
-    fn route(&self, key: &str) -> Result<&Arc<Route>> {
+    pub(crate) fn route(&self, key: &str) -> Result<&Arc<Route>> {
         self.routes
             .iter()
             .find(|r| key.starts_with(r.prefix.as_str()))
@@ -346,7 +346,7 @@ impl Cache {
     }
 
     /// Runs a request routed by its key through the chain.
-    async fn run_one(&self, request: Request<'_>) -> Result<Response> {
+    pub(crate) async fn run_one(&self, request: Request<'_>) -> Result<Response> {
         let state = self.inner.state.load_full();
         let route = state.route(request.key().unwrap_or(""))?;
         self.run_on(&state, route, request).await

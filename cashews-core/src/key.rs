@@ -1,0 +1,439 @@
+//! Rendering values into cache keys: the [`KeyPart`] trait, the template
+//! formatters, and the task-local [`key_context`].
+//!
+//! One rule for every backend and every call path:
+//! - integers, floats, `char` and strings render as themselves; `bool` as
+//!   `true` / `false`;
+//! - `None` renders as nothing (the empty string), `Some(x)` as `x`;
+//! - sequences (`Vec`, slices, arrays, sets kept sorted) join their items with `:`;
+//! - maps render `key:value` pairs sorted by key, joined with `:`;
+//! - references, `Box`, `Arc`, `Rc` and `Cow` render what they point to;
+//! - any other type opts in by implementing [`KeyPart`], or through
+//!   [`Display`] (the `#[cache]` macro picks `KeyPart` first).
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::{Display, Write};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use std::future::Future;
+
+/// A value that can be written into a cache key. See the [module docs](self).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be rendered in a cache key",
+    label = "this value is part of the cache key",
+    note = "implement `cashews::key::KeyPart` or `Display` for it, write an explicit `key = \"...\"` template, or leave the argument out of the default key with `skip = [name]`"
+)]
+pub trait KeyPart {
+    /// Appends the key form of `self` to `out`.
+    fn write_key(&self, out: &mut String);
+}
+
+macro_rules! display_key_parts {
+    ($($t:ty),*) => {$(
+        impl KeyPart for $t {
+            #[inline]
+            fn write_key(&self, out: &mut String) {
+                let _ = write!(out, "{self}");
+            }
+        }
+    )*};
+}
+display_key_parts!(
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64, char, bool
+);
+
+impl KeyPart for str {
+    #[inline]
+    fn write_key(&self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl KeyPart for String {
+    #[inline]
+    fn write_key(&self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl<T: KeyPart + ?Sized> KeyPart for &T {
+    #[inline]
+    fn write_key(&self, out: &mut String) {
+        (**self).write_key(out)
+    }
+}
+
+impl<T: KeyPart + ?Sized> KeyPart for &mut T {
+    fn write_key(&self, out: &mut String) {
+        (**self).write_key(out)
+    }
+}
+
+macro_rules! pointer_key_parts {
+    ($($p:ident),*) => {$(
+        impl<T: KeyPart + ?Sized> KeyPart for $p<T> {
+            fn write_key(&self, out: &mut String) {
+                (**self).write_key(out)
+            }
+        }
+    )*};
+}
+pointer_key_parts!(Box, Arc, Rc);
+
+impl<T: KeyPart + ToOwned + ?Sized> KeyPart for Cow<'_, T> {
+    fn write_key(&self, out: &mut String) {
+        (**self).write_key(out)
+    }
+}
+
+impl<T: KeyPart> KeyPart for Option<T> {
+    fn write_key(&self, out: &mut String) {
+        if let Some(value) = self {
+            value.write_key(out);
+        }
+    }
+}
+
+fn join<'a, T: KeyPart + 'a>(items: impl IntoIterator<Item = &'a T>, out: &mut String) {
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        item.write_key(out);
+    }
+}
+
+impl<T: KeyPart> KeyPart for [T] {
+    fn write_key(&self, out: &mut String) {
+        join(self, out)
+    }
+}
+
+impl<T: KeyPart, const N: usize> KeyPart for [T; N] {
+    fn write_key(&self, out: &mut String) {
+        join(self, out)
+    }
+}
+
+impl<T: KeyPart> KeyPart for Vec<T> {
+    fn write_key(&self, out: &mut String) {
+        join(self, out)
+    }
+}
+
+impl<T: KeyPart> KeyPart for BTreeSet<T> {
+    fn write_key(&self, out: &mut String) {
+        join(self, out)
+    }
+}
+
+impl<T: KeyPart + Ord, S> KeyPart for HashSet<T, S> {
+    fn write_key(&self, out: &mut String) {
+        let mut items: Vec<&T> = self.iter().collect();
+        items.sort();
+        join(items, out)
+    }
+}
+
+fn join_pairs<'a, K: KeyPart + 'a, V: KeyPart + 'a>(
+    pairs: impl IntoIterator<Item = (&'a K, &'a V)>,
+    out: &mut String,
+) {
+    for (i, (k, v)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        k.write_key(out);
+        out.push(':');
+        v.write_key(out);
+    }
+}
+
+impl<K: KeyPart, V: KeyPart> KeyPart for BTreeMap<K, V> {
+    fn write_key(&self, out: &mut String) {
+        join_pairs(self, out)
+    }
+}
+
+impl<K: KeyPart + Ord, V: KeyPart, S> KeyPart for HashMap<K, V, S> {
+    fn write_key(&self, out: &mut String) {
+        let mut pairs: Vec<(&K, &V)> = self.iter().collect();
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        join_pairs(pairs, out)
+    }
+}
+
+/// Renders a value to its key form.
+pub fn render<T: KeyPart + ?Sized>(value: &T) -> String {
+    let mut out = String::new();
+    value.write_key(&mut out);
+    out
+}
+
+/// A value that renders through [`Display`], for use in keys.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be rendered in a cache key",
+    label = "this value is part of the cache key",
+    note = "implement `cashews::key::KeyPart` or `Display` for it, write an explicit `key = \"...\"` template, or leave the argument out of the default key with `skip = [name]`"
+)]
+pub trait DisplayKeyPart: Display {}
+
+impl<T: Display + ?Sized> DisplayKeyPart for T {}
+
+/// Picks [`KeyPart`] over [`Display`] when rendering a template value
+/// (`(&&KeyArg(&v)).write_key_arg(out)`): used by generated code.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct KeyArg<'a, T: ?Sized>(pub &'a T);
+
+#[doc(hidden)]
+pub trait ViaKeyPart {
+    fn write_key_arg(&self, out: &mut String);
+}
+
+impl<T: KeyPart + ?Sized> ViaKeyPart for &KeyArg<'_, T> {
+    #[inline]
+    fn write_key_arg(&self, out: &mut String) {
+        self.0.write_key(out)
+    }
+}
+
+#[doc(hidden)]
+pub trait ViaDisplay {
+    type Value: ?Sized;
+    fn write_key_arg(&self, out: &mut String)
+    where
+        Self::Value: DisplayKeyPart;
+}
+
+impl<T: ?Sized> ViaDisplay for KeyArg<'_, T> {
+    type Value = T;
+    #[inline]
+    fn write_key_arg(&self, out: &mut String)
+    where
+        T: DisplayKeyPart,
+    {
+        let _ = write!(out, "{}", self.0);
+    }
+}
+
+/// The formatters usable in templates as `{value:name(args)}`.
+pub mod fmt {
+    use super::*;
+
+    /// `{x:lower}`
+    pub fn lower(out: &mut String, rendered: &str) {
+        out.extend(rendered.chars().flat_map(char::to_lowercase));
+    }
+
+    /// `{x:upper}`
+    pub fn upper(out: &mut String, rendered: &str) {
+        out.extend(rendered.chars().flat_map(char::to_uppercase));
+    }
+
+    /// `{x:len}`: the number of characters of the rendered value.
+    pub fn len(out: &mut String, rendered: &str) {
+        let _ = write!(out, "{}", rendered.chars().count());
+    }
+
+    /// `{x:hash(md5|sha1|sha256)}`: the hex digest of the rendered value.
+    pub fn hash(out: &mut String, rendered: &str, algorithm: HashAlgorithm) {
+        use sha2::Digest;
+        let digest: Vec<u8> = match algorithm {
+            HashAlgorithm::Md5 => md5::Md5::digest(rendered.as_bytes()).to_vec(),
+            HashAlgorithm::Sha1 => sha1::Sha1::digest(rendered.as_bytes()).to_vec(),
+            HashAlgorithm::Sha256 => sha2::Sha256::digest(rendered.as_bytes()).to_vec(),
+        };
+        for byte in digest {
+            let _ = write!(out, "{byte:02x}");
+        }
+    }
+
+    /// The digests of `{x:hash(...)}`.
+    #[derive(Clone, Copy, Debug)]
+    pub enum HashAlgorithm {
+        /// `md5` (the default of `{x:hash}`).
+        Md5,
+        /// `sha1`
+        Sha1,
+        /// `sha256`
+        Sha256,
+    }
+
+    /// `{token:jwt(claim)}`: a claim of a JWT's payload, **unverified** (use
+    /// it to partition keys, never to authorise). Strings render without
+    /// quotes; a missing claim or a malformed token renders as nothing.
+    pub fn jwt(out: &mut String, token: &str, claim: &str) {
+        let token = token.strip_prefix("Bearer ").unwrap_or(token);
+        let Some(payload) = token.split('.').nth(1).and_then(base64url) else {
+            return;
+        };
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&payload) else {
+            return;
+        };
+        match json.get(claim) {
+            Some(serde_json::Value::String(s)) => out.push_str(s),
+            Some(serde_json::Value::Null) | None => {}
+            Some(other) => {
+                let _ = write!(out, "{other}");
+            }
+        }
+    }
+
+    fn base64url(text: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(text.len() * 3 / 4);
+        let (mut buffer, mut bits) = (0u32, 0u32);
+        for byte in text.bytes().filter(|b| *b != b'=') {
+            let value = match byte {
+                b'A'..=b'Z' => byte - b'A',
+                b'a'..=b'z' => byte - b'a' + 26,
+                b'0'..=b'9' => byte - b'0' + 52,
+                b'-' | b'+' => 62,
+                b'_' | b'/' => 63,
+                _ => return None,
+            };
+            buffer = (buffer << 6) | u32::from(value);
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((buffer >> bits) as u8);
+            }
+        }
+        Some(out)
+    }
+
+    /// `{@:get(name)}`: a value of the enclosing [`key_context`], or nothing.
+    pub fn context(out: &mut String, name: &str) {
+        let _ = KEY_CONTEXT.try_with(|values| {
+            if let Some((_, value)) = values.iter().rev().find(|(k, _)| k == name) {
+                out.push_str(value);
+            }
+        });
+    }
+}
+
+tokio::task_local! {
+    static KEY_CONTEXT: Vec<(String, String)>;
+}
+
+/// Runs `future` with `values` available to key templates as
+/// `{@:get(name)}`. Scopes nest (inner values win) and are task-local: they
+/// cover every `.await` inside `future`, not tasks it spawns.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use cashews_core::key::{fmt, key_context};
+/// let key = key_context([("tenant", "acme")], async {
+///     let mut key = String::from("report:");
+///     fmt::context(&mut key, "tenant");
+///     key
+/// })
+/// .await;
+/// assert_eq!(key, "report:acme");
+/// # }
+/// ```
+pub async fn key_context<F: Future, K: Into<String>, V: KeyPart>(
+    values: impl IntoIterator<Item = (K, V)>,
+    future: F,
+) -> F::Output {
+    let mut all = KEY_CONTEXT.try_with(Clone::clone).unwrap_or_default();
+    all.extend(values.into_iter().map(|(k, v)| (k.into(), render(&v))));
+    KEY_CONTEXT.scope(all, future).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arg<T: ?Sized>(value: &T) -> KeyArg<'_, T> {
+        KeyArg(value)
+    }
+
+    #[test]
+    fn renders_by_the_one_rule() {
+        assert_eq!(render(&true), "true");
+        assert_eq!(render(&None::<u8>), "");
+        assert_eq!(render(&Some(5)), "5");
+        assert_eq!(render(&vec!["a", "b"]), "a:b");
+        assert_eq!(render(&[1, 2, 3]), "1:2:3");
+        let map: HashMap<&str, u8> = [("b", 2), ("a", 1)].into();
+        assert_eq!(render(&map), "a:1:b:2");
+        let set: HashSet<u8> = [3, 1, 2].into();
+        assert_eq!(render(&set), "1:2:3");
+        assert_eq!(render(&Cow::Borrowed("x")), "x");
+        assert_eq!(render(&Arc::new(-1.5)), "-1.5");
+    }
+
+    #[test]
+    fn key_part_wins_over_display() {
+        struct Both;
+        impl KeyPart for Both {
+            fn write_key(&self, out: &mut String) {
+                out.push_str("keypart");
+            }
+        }
+        impl Display for Both {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("display")
+            }
+        }
+        struct OnlyDisplay;
+        impl Display for OnlyDisplay {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("display")
+            }
+        }
+        let mut out = String::new();
+        (&&arg(&Both)).write_key_arg(&mut out);
+        out.push('|');
+        (&&arg(&OnlyDisplay)).write_key_arg(&mut out);
+        assert_eq!(out, "keypart|display");
+    }
+
+    #[test]
+    fn formatters() {
+        let mut out = String::new();
+        fmt::lower(&mut out, "AbC");
+        fmt::upper(&mut out, "dE");
+        fmt::len(&mut out, "héllo");
+        assert_eq!(out, "abcDE5");
+        out.clear();
+        fmt::hash(&mut out, "1", fmt::HashAlgorithm::Md5);
+        assert_eq!(out, "c4ca4238a0b923820dcc509a6f75849b");
+        out.clear();
+        fmt::hash(&mut out, "abc", fmt::HashAlgorithm::Sha256);
+        assert_eq!(
+            out,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        out.clear();
+        // {"sub":"user-1","n":7} as base64url without padding
+        let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEiLCJuIjo3fQ.sig";
+        fmt::jwt(&mut out, token, "sub");
+        out.push('|');
+        fmt::jwt(&mut out, token, "n");
+        out.push('|');
+        fmt::jwt(&mut out, token, "missing");
+        fmt::jwt(&mut out, "not a token", "sub");
+        fmt::jwt(&mut out, "a.!!!.c", "sub");
+        assert_eq!(out, "user-1|7|");
+    }
+
+    #[tokio::test]
+    async fn key_context_nests_and_ends() {
+        let read = || {
+            let mut out = String::new();
+            fmt::context(&mut out, "tenant");
+            out
+        };
+        assert_eq!(read(), "");
+        let (outer, inner) = key_context([("tenant", "a")], async {
+            let inner = key_context([("tenant", "b")], async { read() }).await;
+            (read(), inner)
+        })
+        .await;
+        assert_eq!((outer.as_str(), inner.as_str()), ("a", "b"));
+    }
+}

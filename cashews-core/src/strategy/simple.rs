@@ -1,0 +1,291 @@
+//! The simple cache strategy: serve a stored output, else compute, store and
+//! return it. What `#[cache]` expands to, and what `get_or_set` runs.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{is_none, Adapter};
+use crate::backend::SetOptions;
+use crate::cache::flight::Role;
+use crate::cache::Cache;
+use crate::codec::Decoded;
+use crate::middleware::Request;
+use crate::ttl::Ttl;
+
+/// When a computed output is stored.
+pub enum Condition<R> {
+    /// Always (the default; `None` is stored too).
+    Always,
+    /// Unless the stored part is `None` (`condition = not_none`).
+    NotNone,
+    /// When the function says so (`condition = path`).
+    Custom(fn(&R) -> bool),
+}
+
+impl<R> fmt::Debug for Condition<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Condition::Always => "Always",
+            Condition::NotNone => "NotNone",
+            Condition::Custom(_) => "Custom",
+        })
+    }
+}
+
+/// One cached call: `Memo::new(&cache, key, ttl)`, options, then
+/// [`run`](Memo::run) with the call's future.
+///
+/// A cache failure never fails the call: it is logged at warn and the
+/// function's own output is returned.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cashews_core::Result<()> {
+/// use cashews_core::strategy::{Memo, Whole};
+/// use cashews_core::{Cache, Ttl};
+///
+/// let cache = Cache::new();
+/// cache.setup("mem://")?;
+/// let ttl = Ttl::parse("10m")?;
+/// let first: u64 = Memo::new(&cache, "answer".into(), ttl).run::<Whole>(async { 42 }).await;
+/// let again: u64 = Memo::new(&cache, "answer".into(), ttl).run::<Whole>(async { 0 }).await;
+/// assert_eq!((first, again), (42, 42));
+/// # Ok(()) }
+/// ```
+pub struct Memo<'c, R> {
+    cache: &'c Cache,
+    key: String,
+    ttl: Ttl,
+    condition: Condition<R>,
+    time_condition: Option<Duration>,
+    lock: bool,
+    protected: bool,
+    tags: Vec<String>,
+}
+
+impl<R> fmt::Debug for Memo<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Memo")
+            .field("key", &self.key)
+            .field("ttl", &self.ttl)
+            .field("condition", &self.condition)
+            .field("time_condition", &self.time_condition)
+            .field("lock", &self.lock)
+            .field("protected", &self.protected)
+            .field("tags", &self.tags)
+            .finish()
+    }
+}
+
+impl<'c, R> Memo<'c, R> {
+    /// A cached call of `key` whose output lives `ttl`.
+    pub fn new(cache: &'c Cache, key: String, ttl: Ttl) -> Self {
+        Memo {
+            cache,
+            key,
+            ttl,
+            condition: Condition::Always,
+            time_condition: None,
+            lock: false,
+            protected: true,
+            tags: Vec::new(),
+        }
+    }
+
+    /// When to store a computed output.
+    pub fn condition(mut self, condition: Condition<R>) -> Self {
+        self.condition = condition;
+        self
+    }
+
+    /// Stores only outputs that took longer than `threshold` to compute.
+    pub fn time_condition(mut self, threshold: Duration) -> Self {
+        self.time_condition = Some(threshold);
+        self
+    }
+
+    /// Holds a backend lock (`lock:{key}`) while computing, so several
+    /// processes sharing the backend compute once.
+    pub fn lock(mut self, lock: bool) -> Self {
+        self.lock = lock;
+        self
+    }
+
+    /// In-process single-flight (on by default): concurrent calls for one key
+    /// compute once.
+    pub fn protected(mut self, protected: bool) -> Self {
+        self.protected = protected;
+        self
+    }
+
+    /// Tags the stored key (see `Cache::set_add`): each tag names a set of
+    /// keys, kept at `_tag:{tag}` as long as its longest-lived member.
+    pub fn tags(mut self, tags: Vec<String>) -> Self {
+        self.tags = tags;
+        self
+    }
+
+    /// The key this call reads and writes.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Runs the call: the stored output, or `body`'s (stored per the options).
+    pub async fn run<A: Adapter<R>>(self, body: impl Future<Output = R>) -> R {
+        if let Some(hit) = self.read::<A>().await {
+            return hit;
+        }
+        if !self.protected {
+            let (output, _) = self.compute::<A>(body).await;
+            return output;
+        }
+        let mut body = Some(body);
+        loop {
+            match self.cache.inner.flights.join(&self.key) {
+                Role::Leader(leader) => {
+                    // A flight may have finished between the read and the join.
+                    if let Some(hit) = self.read::<A>().await {
+                        return hit;
+                    }
+                    let body = body.take().expect("a call leads at most once");
+                    let (output, shared) = self.compute::<A>(body).await;
+                    leader.finish(shared);
+                    return output;
+                }
+                Role::Waiter(flight) => {
+                    if let Some(bytes) = flight.wait().await {
+                        if let Some(output) = self.decode::<A>(&bytes) {
+                            return output;
+                        }
+                    }
+                    // The leader produced nothing to share (an error, a
+                    // cancelled call): read again, or lead the next flight.
+                    if let Some(hit) = self.read::<A>().await {
+                        return hit;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn read<A: Adapter<R>>(&self) -> Option<R> {
+        match self.cache.get::<A::Stored>(&self.key).await {
+            Ok(hit) => hit.map(A::restore),
+            Err(error) => {
+                tracing::warn!(key = %self.key, %error, "cache read failed; calling the function");
+                None
+            }
+        }
+    }
+
+    fn decode<A: Adapter<R>>(&self, bytes: &[u8]) -> Option<R> {
+        let state = self.cache.inner.state.load();
+        let route = state.route(&self.key).ok()?;
+        match route.serializer.decode::<A::Stored>(&self.key, bytes) {
+            Decoded::Value(stored) => Some(A::restore(stored)),
+            Decoded::Miss(_) => None,
+        }
+    }
+
+    /// Computes (under the backend lock if asked), stores if the conditions
+    /// hold, and returns the output with its encoding for waiting callers.
+    async fn compute<A: Adapter<R>>(&self, body: impl Future<Output = R>) -> (R, Option<Bytes>) {
+        let guard = if self.lock {
+            self.take_lock().await
+        } else {
+            None
+        };
+        if guard.is_some() {
+            // Another process may have computed while we waited for the lock.
+            if let Some(hit) = self.read::<A>().await {
+                release(guard).await;
+                return (hit, None);
+            }
+        }
+        let started = tokio::time::Instant::now();
+        let output = body.await;
+        let elapsed = started.elapsed();
+        let shared = match A::stored(&output) {
+            None => None,
+            Some(stored) => match self.cache.encode(&self.key, stored) {
+                Ok(bytes) => {
+                    if self.should_store(&output, stored, elapsed) {
+                        self.store(bytes.clone()).await;
+                    }
+                    Some(bytes)
+                }
+                Err(error) => {
+                    tracing::warn!(key = %self.key, %error, "cannot encode the result; not cached");
+                    None
+                }
+            },
+        };
+        release(guard).await;
+        (output, shared)
+    }
+
+    fn should_store<S: serde::Serialize + ?Sized>(
+        &self,
+        output: &R,
+        stored: &S,
+        elapsed: Duration,
+    ) -> bool {
+        if self
+            .time_condition
+            .is_some_and(|threshold| elapsed <= threshold)
+        {
+            return false;
+        }
+        match &self.condition {
+            Condition::Always => true,
+            Condition::NotNone => !is_none(stored),
+            Condition::Custom(f) => f(output),
+        }
+    }
+
+    async fn store(&self, bytes: Bytes) {
+        let options = SetOptions {
+            expire: self.ttl.duration(),
+            ..SetOptions::default()
+        };
+        let request = Request::Set {
+            key: self.key.as_str().into(),
+            value: bytes,
+            options,
+        };
+        if let Err(error) = self.cache.run_one(request).await {
+            tracing::warn!(key = %self.key, %error, "cache write failed");
+            return;
+        }
+        for tag in &self.tags {
+            let tag_key = format!("_tag:{tag}");
+            if let Err(error) = self.cache.set_add(&tag_key, &[&self.key], self.ttl).await {
+                tracing::warn!(key = %self.key, tag, %error, "cannot record the key under its tag");
+            }
+        }
+    }
+
+    async fn take_lock(&self) -> Option<crate::cache::LockGuard> {
+        let Some(ttl) = self.ttl.duration() else {
+            tracing::warn!(key = %self.key, "lock needs a finite ttl; computing without it");
+            return None;
+        };
+        match self.cache.lock(&format!("lock:{}", self.key), ttl).await {
+            Ok(guard) => Some(guard),
+            Err(error) => {
+                tracing::warn!(key = %self.key, %error, "cannot take the lock; computing without it");
+                None
+            }
+        }
+    }
+}
+
+async fn release(guard: Option<crate::cache::LockGuard>) {
+    if let Some(guard) = guard {
+        if let Err(error) = guard.release().await {
+            tracing::warn!(%error, "cannot release the lock; it expires with its ttl");
+        }
+    }
+}

@@ -10,23 +10,9 @@ mod support;
 use std::time::Duration;
 
 use criterion::{black_box, Criterion};
-use serde::{Deserialize, Serialize};
-use support::{print_ratios, ready};
+use support::{print_ratios, profile, ready, Profile};
 
 const ENTRIES: usize = 10_000;
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-struct Profile {
-    id: u64,
-    name: String,
-}
-
-fn profile(i: usize) -> Profile {
-    Profile {
-        id: i as u64,
-        name: format!("user number {i}"),
-    }
-}
 
 fn keys() -> Vec<String> {
     (0..ENTRIES).map(|i| format!("user:{i}")).collect()
@@ -39,7 +25,13 @@ fn cashews_filled(keys: &[String]) -> cashews::Cache {
         .setup(&format!("mem://?size={ENTRIES}&check_interval=0"))
         .unwrap();
     for (i, k) in keys.iter().enumerate() {
-        ready(cache.set(k, &profile(i)).expire("1h").into_future_ready()).unwrap();
+        ready(
+            cache
+                .set(k, &profile(i as u64))
+                .expire("1h")
+                .into_future_ready(),
+        )
+        .unwrap();
     }
     cache
 }
@@ -51,7 +43,7 @@ fn moka_filled(keys: &[String]) -> moka::future::Cache<String, Profile> {
         .time_to_live(Duration::from_secs(3600))
         .build();
     for (i, k) in keys.iter().enumerate() {
-        ready(moka.insert(k.clone(), profile(i)));
+        ready(moka.insert(k.clone(), profile(i as u64)));
     }
     moka
 }
@@ -80,7 +72,7 @@ fn get_hit(c: &mut Criterion) {
 
     let quick = quick_cache::sync::Cache::<String, Profile>::new(ENTRIES);
     for (i, k) in keys.iter().enumerate() {
-        quick.insert(k.clone(), profile(i));
+        quick.insert(k.clone(), profile(i as u64));
     }
     group.bench_function("quick_cache", |b| {
         b.iter(|| {
@@ -136,7 +128,7 @@ fn in_two_threads(iters: u64, f: impl Fn(usize) + Sync) -> Duration {
 
 fn set(c: &mut Criterion) {
     let keys = keys();
-    let values: Vec<Profile> = (0..ENTRIES).map(profile).collect();
+    let values: Vec<Profile> = (0..ENTRIES as u64).map(profile).collect();
     let mut group = c.benchmark_group("set");
 
     let cache = cashews::Cache::new();

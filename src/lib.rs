@@ -74,6 +74,13 @@ impl From<Cache> for cashews_core::Cache {
     }
 }
 
+#[cfg(feature = "macros")]
+#[doc(inline)]
+pub use cashews_macros::cache;
+
+pub use cashews_core::key::{key_context, KeyPart};
+pub use cashews_core::strategy::uncached;
+
 static GLOBAL: LazyLock<Cache> = LazyLock::new(Cache::new);
 
 /// The process-wide default cache, used by `#[cache]` functions that name no
@@ -92,4 +99,60 @@ pub fn setup(url: &str) -> Result<()> {
 /// `prefix`; the longest matching prefix wins.
 pub fn setup_prefix(prefix: &str, url: &str) -> Result<()> {
     cache().setup_prefix(prefix, url)
+}
+
+/// What generated code uses; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use cashews_core::key;
+    pub use cashews_core::strategy::{
+        bypassed, duration_of, invalid_ttl, local_hit, uncached, Condition, Memo, OkPart, Whole,
+    };
+    pub use cashews_core::{Cache, IntoTtl, Ttl};
+
+    /// The cache of `#[cache]` functions that name none.
+    pub fn default_cache() -> &'static Cache {
+        &super::cache().0
+    }
+
+    /// The cache named by `cache = EXPR`.
+    pub fn as_cache<C: AsCache + ?Sized>(cache: &C) -> &Cache {
+        cache.as_cache()
+    }
+
+    /// What `cache = EXPR` accepts: a cache, or anything that leads to one.
+    pub trait AsCache {
+        /// The cache.
+        fn as_cache(&self) -> &Cache;
+    }
+
+    impl AsCache for Cache {
+        fn as_cache(&self) -> &Cache {
+            self
+        }
+    }
+
+    impl AsCache for super::Cache {
+        fn as_cache(&self) -> &Cache {
+            &self.0
+        }
+    }
+
+    impl<T: AsCache + ?Sized> AsCache for &T {
+        fn as_cache(&self) -> &Cache {
+            (**self).as_cache()
+        }
+    }
+
+    impl<T: AsCache + ?Sized> AsCache for std::sync::Arc<T> {
+        fn as_cache(&self) -> &Cache {
+            (**self).as_cache()
+        }
+    }
+
+    impl<T: AsCache> AsCache for std::sync::LazyLock<T> {
+        fn as_cache(&self) -> &Cache {
+            (**self).as_cache()
+        }
+    }
 }

@@ -7,6 +7,23 @@ use std::path::PathBuf;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+use serde::{Deserialize, Serialize};
+
+/// The value every bench caches: a small struct with a String field.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Profile {
+    pub id: u64,
+    pub name: String,
+}
+
+/// The value for `id`.
+pub fn profile(id: u64) -> Profile {
+    Profile {
+        id,
+        name: format!("user number {id}"),
+    }
+}
+
 /// Polls a future that completes without waiting (an in-memory cache hit),
 /// so no runtime overhead is measured. Panics if it would wait.
 pub fn ready<F: Future>(future: F) -> F::Output {

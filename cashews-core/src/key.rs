@@ -40,9 +40,61 @@ macro_rules! display_key_parts {
         }
     )*};
 }
-display_key_parts!(
-    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64, char, bool
+display_key_parts!(i128, u128, f32, f64, char);
+
+impl KeyPart for bool {
+    #[inline]
+    fn write_key(&self, out: &mut String) {
+        out.push_str(if *self { "true" } else { "false" });
+    }
+}
+
+/// Integers are written without the formatting machinery: keys are built on
+/// every cached call.
+macro_rules! integer_key_parts {
+    ($($t:ty => $magnitude:expr),* $(,)?) => {$(
+        impl KeyPart for $t {
+            #[inline]
+            #[allow(unused_comparisons)]
+            fn write_key(&self, out: &mut String) {
+                let value = *self;
+                write_integer(out, $magnitude(value), value < 0);
+            }
+        }
+    )*};
+}
+integer_key_parts!(
+    i8 => |v: i8| v.unsigned_abs() as u64,
+    i16 => |v: i16| v.unsigned_abs() as u64,
+    i32 => |v: i32| v.unsigned_abs() as u64,
+    i64 => |v: i64| v.unsigned_abs(),
+    isize => |v: isize| v.unsigned_abs() as u64,
+    u8 => |v: u8| v as u64,
+    u16 => |v: u16| v as u64,
+    u32 => |v: u32| v as u64,
+    u64 => |v: u64| v,
+    usize => |v: usize| v as u64,
 );
+
+#[inline]
+fn write_integer(out: &mut String, mut magnitude: u64, negative: bool) {
+    let mut digits = [0u8; 21];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (magnitude % 10) as u8;
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    if negative {
+        at -= 1;
+        digits[at] = b'-';
+    }
+    // SAFETY: `digits[at..]` holds only ASCII digits and `-`, which are UTF-8.
+    out.push_str(unsafe { std::str::from_utf8_unchecked(&digits[at..]) });
+}
 
 impl KeyPart for str {
     #[inline]
@@ -163,6 +215,24 @@ impl<K: KeyPart + Ord, V: KeyPart, S> KeyPart for HashMap<K, V, S> {
         pairs.sort_by(|a, b| a.0.cmp(b.0));
         join_pairs(pairs, out)
     }
+}
+
+thread_local! {
+    static KEY_BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Runs `f` with a cleared, reused key buffer, so rendering the key of a
+/// cache hit allocates nothing. Re-entrant calls get a fresh buffer.
+#[doc(hidden)]
+#[inline]
+pub fn with_key_buffer<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    KEY_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.clear();
+            f(&mut buffer)
+        }
+        Err(_) => f(&mut String::with_capacity(64)),
+    })
 }
 
 /// Renders a value to its key form.
@@ -354,6 +424,11 @@ mod tests {
     #[test]
     fn renders_by_the_one_rule() {
         assert_eq!(render(&true), "true");
+        for n in [0i64, 7, -7, i64::MAX, i64::MIN] {
+            assert_eq!(render(&n), n.to_string());
+        }
+        assert_eq!(render(&u64::MAX), u64::MAX.to_string());
+        assert_eq!(render(&(-128i8)), "-128");
         assert_eq!(render(&None::<u8>), "");
         assert_eq!(render(&Some(5)), "5");
         assert_eq!(render(&vec!["a", "b"]), "a:b");
@@ -367,6 +442,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_borrow)]
     fn key_part_wins_over_display() {
         struct Both;
         impl KeyPart for Both {

@@ -65,6 +65,13 @@ impl Ttl {
         })
     }
 
+    /// A TTL of `nanos` nanoseconds, already checked to be positive and in
+    /// range (by the `#[cache]` macro at compile time).
+    #[doc(hidden)]
+    pub const fn from_nanos_checked(nanos: u64) -> Ttl {
+        Ttl(Some(Duration::from_nanos(nanos)))
+    }
+
     /// The duration, or `None` for [`Ttl::FOREVER`].
     pub fn duration(self) -> Option<Duration> {
         self.0

@@ -97,7 +97,10 @@ impl Cache {
 
     /// `Some(result)` if the backend answered from local state.
     #[inline]
-    fn get_local<T: DeserializeOwned>(&self, key: &str) -> Option<Result<Option<Decoded<T>>>> {
+    pub(crate) fn get_local<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Option<Result<Option<Decoded<T>>>> {
         let state = self.inner.state.load();
         if !state.chain.is_empty() || self.is_disabled(Command::Get) {
             return None;

@@ -6,11 +6,53 @@
 //! [`OkPart`] stores the `Ok` value of a `Result` — an `Err` is returned but
 //! never stored, and the error type needs no serde.
 
+mod bypass;
 mod none;
 mod simple;
 
+pub use bypass::{bypass_body, bypassed, uncached};
 pub use none::is_none;
 pub use simple::{Condition, Memo};
+
+use std::time::Duration;
+
+use crate::cache::Cache;
+use crate::codec::Decoded;
+use crate::error::Error;
+use crate::ttl::IntoTtl;
+
+/// The hit path of a cached call: the stored output if the backend holds it
+/// in process (a memory hit), without building the call's future machinery.
+/// `None` means "take the full path" (a miss, a remote backend, a
+/// middleware, a value to discard).
+#[doc(hidden)]
+#[inline]
+pub fn local_hit<A: Adapter<R>, R>(cache: &Cache, key: &str) -> Option<R> {
+    match cache.get_local::<A::Stored>(key)? {
+        Ok(Some(Decoded::Value(stored))) => Some(A::restore(stored)),
+        _ => None,
+    }
+}
+
+/// Logs a TTL computed at call time that is invalid; the call then runs
+/// without the cache.
+#[doc(hidden)]
+pub fn invalid_ttl(key: &str, error: &Error) {
+    tracing::warn!(key, %error, "invalid ttl; calling the function without the cache");
+}
+
+/// A duration from any TTL form (`time_condition`); invalid forms log and
+/// read as zero, so every call is stored.
+#[doc(hidden)]
+pub fn duration_of(value: impl IntoTtl) -> Duration {
+    match value.into_ttl() {
+        Ok(ttl) => ttl.duration().unwrap_or(Duration::MAX),
+        Err(error) => {
+            tracing::warn!(%error, "invalid time_condition; ignored");
+            Duration::ZERO
+        }
+    }
+}
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

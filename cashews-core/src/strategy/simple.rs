@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{is_none, Adapter};
+use super::{bypass_body, bypassed, is_none, Adapter};
 use crate::backend::SetOptions;
 use crate::cache::flight::Role;
 use crate::cache::Cache;
@@ -134,6 +134,9 @@ impl<'c, R> Memo<'c, R> {
 
     /// Runs the call: the stored output, or `body`'s (stored per the options).
     pub async fn run<A: Adapter<R>>(self, body: impl Future<Output = R>) -> R {
+        if bypassed() {
+            return bypass_body(body).await;
+        }
         if let Some(hit) = self.read::<A>().await {
             return hit;
         }

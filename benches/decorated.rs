@@ -1,0 +1,92 @@
+//! A decorated hit: `#[cache]` against the `cached` crate's `#[cached]` (with
+//! a cashews-style String key built by `convert`) and moka's `get_with`, for
+//! the same async function of a `u64` returning a small struct, in one run.
+//!
+//! `cargo bench --bench decorated`
+
+mod support;
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use cached::proc_macro::cached;
+use cashews::cache;
+use criterion::{black_box, Criterion};
+use support::{print_ratios, profile as load, ready, Profile};
+
+const ENTRIES: u64 = 10_000;
+
+static CACHE: LazyLock<cashews::Cache> = LazyLock::new(|| {
+    let cache = cashews::Cache::new();
+    cache
+        .setup(&format!("mem://?size={ENTRIES}&check_interval=0"))
+        .expect("valid url");
+    cache
+});
+
+#[cache(ttl = "1h", key = "profile:{id}", cache = CACHE)]
+async fn cashews_profile(id: u64) -> Profile {
+    load(id)
+}
+
+#[cached(
+    max_size = 10000,
+    ttl_secs = 3600,
+    key = "String",
+    convert = r#"{ format!("profile:{}", id) }"#
+)]
+async fn cached_profile(id: u64) -> Profile {
+    load(id)
+}
+
+fn decorated_hit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decorated_hit");
+    for id in 0..ENTRIES {
+        ready(cashews_profile(id));
+        ready(cached_profile(id));
+    }
+    let mut i = 0;
+    group.bench_function("cashews", |b| {
+        b.iter(|| {
+            i = (i + 1) % ENTRIES;
+            black_box(ready(cashews_profile(black_box(i))))
+        })
+    });
+    group.bench_function("cached", |b| {
+        b.iter(|| {
+            i = (i + 1) % ENTRIES;
+            black_box(ready(cached_profile(black_box(i))))
+        })
+    });
+    let moka = moka::future::Cache::<String, Profile>::builder()
+        .max_capacity(ENTRIES)
+        .time_to_live(Duration::from_secs(3600))
+        .build();
+    let moka_profile = |id: u64| moka.get_with(format!("profile:{id}"), async move { load(id) });
+    for id in 0..ENTRIES {
+        ready(moka_profile(id));
+    }
+    group.bench_function("moka_get_with", |b| {
+        b.iter(|| {
+            i = (i + 1) % ENTRIES;
+            black_box(ready(moka_profile(black_box(i))))
+        })
+    });
+    group.finish();
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    decorated_hit(&mut c);
+    c.final_summary();
+    print_ratios(
+        "decorated hit: async fn(u64) -> struct, 10k entries, String keys",
+        &[
+            ("decorated_hit/cashews", "decorated_hit/cached"),
+            ("decorated_hit/cashews", "decorated_hit/moka_get_with"),
+        ],
+    );
+}

@@ -1,0 +1,551 @@
+//! `#[cache]`: calls, keys, expiry, conditions, concurrency, methods.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use cashews::{cache, Backend, Cache, Clock, MemoryBackend, MemoryConfig, Serializer};
+use serde::{Deserialize, Serialize};
+
+fn memory_cache() -> Cache {
+    let cache = Cache::with_clock(Clock::tokio());
+    cache.setup("mem://?size=10000").unwrap();
+    cache
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Profile {
+    id: u64,
+    name: String,
+}
+
+#[derive(Debug)]
+struct User {
+    id: u64,
+    name: String,
+    address: Address,
+}
+
+#[derive(Debug)]
+struct Address {
+    city: String,
+}
+
+fn ann() -> User {
+    User {
+        id: 7,
+        name: "Ann".into(),
+        address: Address {
+            city: "Oslo".into(),
+        },
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct ApiError(&'static str);
+
+// ---- call counting, expiry -------------------------------------------------
+
+static COUNTED: LazyLock<Cache> = LazyLock::new(memory_cache);
+static COUNTED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache(ttl = "3h", key = "user:{user.id}", cache = COUNTED)]
+async fn profile(user: &User) -> Result<Profile, ApiError> {
+    COUNTED_CALLS.fetch_add(1, Ordering::SeqCst);
+    Ok(Profile {
+        id: user.id,
+        name: user.name.clone(),
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn hits_and_misses_are_counted_per_key() {
+    let a = ann();
+    let b = User { id: 8, ..ann() };
+    assert_eq!(profile(&a).await.unwrap().id, 7);
+    assert_eq!(profile(&a).await.unwrap().id, 7);
+    assert_eq!(profile(&b).await.unwrap().id, 8);
+    assert_eq!(COUNTED_CALLS.load(Ordering::SeqCst), 2, "one miss per key");
+    assert!(COUNTED.exists("user:7").await.unwrap());
+    tokio::time::advance(Duration::from_secs(3 * 3600 + 1)).await;
+    profile(&a).await.unwrap();
+    assert_eq!(
+        COUNTED_CALLS.load(Ordering::SeqCst),
+        3,
+        "recomputed after the ttl"
+    );
+}
+
+// ---- the design card's form ------------------------------------------------
+
+static ANGLE: LazyLock<Cache> = LazyLock::new(memory_cache);
+
+#[cache(ttl = "3h", key = "user:<user.id>", cache = ANGLE, helpers)]
+async fn profile_angle(user: &User) -> u64 {
+    user.id
+}
+
+#[tokio::test]
+async fn angle_brackets_are_a_synonym() {
+    assert_eq!(profile_angle::key(&ann()), "user:7");
+    assert_eq!(profile_angle(&ann()).await, 7);
+    assert!(ANGLE.exists("user:7").await.unwrap());
+}
+
+// ---- exact keys --------------------------------------------------------------
+
+static KEYS: LazyLock<Cache> = LazyLock::new(memory_cache);
+
+#[cache(ttl = 60, cache = KEYS, helpers)]
+async fn default_key(
+    id: u64,
+    name: &str,
+    active: bool,
+    tags: Vec<String>,
+    missing: Option<u8>,
+) -> u8 {
+    let _ = (id, name, active, tags, missing);
+    0
+}
+
+#[cache(ttl = 60, cache = KEYS, helpers, key = "f:{flag}:{none}:{some}:{list}:{map}")]
+async fn rendering(
+    flag: bool,
+    none: Option<u32>,
+    some: Option<u32>,
+    list: [u8; 3],
+    map: BTreeMap<String, i32>,
+) -> u8 {
+    let _ = (flag, none, some, list, map);
+    0
+}
+
+#[cache(ttl = 60, cache = KEYS, helpers, key = "u:{user.address.city:lower}:{user.name:upper}:{user.name:len}")]
+async fn nested(user: &User) -> u8 {
+    let _ = user;
+    0
+}
+
+#[cache(ttl = 60, cache = KEYS, helpers, key = "h:{secret:hash(md5)}:{secret:hash(sha1)}:{secret:hash(sha256)}:{secret:hash}")]
+async fn hashed(secret: &str) -> u8 {
+    let _ = secret;
+    0
+}
+
+#[cache(ttl = 60, cache = KEYS, helpers, key = "jwt:{token:jwt(sub)}")]
+async fn by_token(token: &str) -> u8 {
+    let _ = token;
+    0
+}
+
+#[cache(ttl = 60, cache = KEYS, helpers, key = "ctx:{@:get(tenant)}:{id}")]
+async fn in_context(id: u32) -> u8 {
+    let _ = id;
+    0
+}
+
+fn shard(id: &u64, shards: u64) -> u64 {
+    id % shards
+}
+
+#[cache(ttl = 60, cache = KEYS, helpers, key = "s:{id:shard(4)}:{{literal}}:{pair.1}", prefix = "v2")]
+async fn custom_formatter(id: u64, pair: (u8, u8)) -> u8 {
+    let _ = (id, pair);
+    0
+}
+
+#[cache(ttl = 60, cache = KEYS, helpers, skip = [db])]
+async fn skipping(db: &Database, id: u32) -> u8 {
+    let _ = (db, id);
+    0
+}
+
+struct Database;
+
+struct Service {
+    region: String,
+}
+
+impl Service {
+    #[cache(ttl = 60, cache = KEYS, helpers)]
+    async fn lookup(&self, id: u32) -> String {
+        format!("{}:{id}", self.region)
+    }
+
+    #[cache(ttl = 60, cache = KEYS, helpers, key = "svc:{self.region}:{id}")]
+    async fn lookup_in_region(&self, id: u32) -> String {
+        format!("{}:{id}", self.region)
+    }
+}
+
+mod other {
+    pub struct Service;
+
+    impl Service {
+        #[cashews::cache(ttl = 60, cache = super::KEYS, helpers)]
+        pub async fn lookup(&self, id: u32) -> String {
+            format!("other:{id}")
+        }
+    }
+}
+
+#[tokio::test]
+async fn documented_keys_render_exactly() {
+    let module = module_path!();
+    let cases: Vec<(String, String)> = vec![
+        (
+            default_key::key(1, "ann", true, vec!["a".into(), "b".into()], None),
+            format!("{module}::default_key:id:1:name:ann:active:true:tags:a:b:missing:"),
+        ),
+        (
+            rendering::key(false, None, Some(3), [1, 2, 3], [("b".into(), 2), ("a".into(), 1)].into()),
+            "f:false::3:1:2:3:a:1:b:2".into(),
+        ),
+        (nested::key(&ann()), "u:oslo:ANN:3".into()),
+        (
+            hashed::key("pw"),
+            // md5, sha1, sha256 of "pw" (as coreutils' md5sum, sha1sum, sha256sum print them)
+            "h:8fe4c11451281c094a6578e6ddbf5eed:1a91d62f7ca67399625a4368a6ab5d4a3baa6073\
+             :30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4:8fe4c11451281c094a6578e6ddbf5eed"
+                .into(),
+        ),
+        (
+            by_token::key("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.c2ln"),
+            "jwt:user-1".into(),
+        ),
+        (in_context::key(5), "ctx::5".into()),
+        (
+            cashews::key_context([("tenant", "acme")], async { in_context::key(5) }).await,
+            "ctx:acme:5".into(),
+        ),
+        (custom_formatter::key(10, (1, 2)), "v2:s:2:{literal}:2".into()),
+        (skipping::key(&Database, 4), format!("{module}::skipping:id:4")),
+        (
+            Service { region: "eu".into() }.lookup_key(9),
+            format!("{module}::Service::lookup:id:9"),
+        ),
+        (Service { region: "eu".into() }.lookup_in_region_key(9), "svc:eu:9".into()),
+        (other::Service.lookup_key(9), format!("{module}::other::Service::lookup:id:9")),
+    ];
+    for (got, want) in &cases {
+        assert_eq!(got, want);
+    }
+    // Each documented key is the one the call writes.
+    default_key(1, "ann", true, vec!["a".into(), "b".into()], None).await;
+    assert!(KEYS.exists(&cases[0].1).await.unwrap());
+    Service {
+        region: "eu".into(),
+    }
+    .lookup(9)
+    .await;
+    other::Service.lookup(9).await;
+    assert!(KEYS.exists(&cases[9].1).await.unwrap());
+    assert!(
+        KEYS.exists(&cases[11].1).await.unwrap(),
+        "same method name, another impl: another key"
+    );
+}
+
+// ---- conditions ----------------------------------------------------------------
+
+static CONDITIONS: LazyLock<Cache> = LazyLock::new(memory_cache);
+static CONDITION_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache(ttl = "1h", cache = CONDITIONS, key = "opt:{id}")]
+async fn maybe(id: u32) -> Option<u32> {
+    CONDITION_CALLS.fetch_add(1, Ordering::SeqCst);
+    (id > 0).then_some(id)
+}
+
+#[cache(ttl = "1h", cache = CONDITIONS, key = "nn:{id}", condition = not_none)]
+async fn maybe_not_none(id: u32) -> Result<Option<u32>, ApiError> {
+    CONDITION_CALLS.fetch_add(1, Ordering::SeqCst);
+    Ok((id > 0).then_some(id))
+}
+
+#[cache(ttl = "1h", cache = CONDITIONS, key = "err:{fail}")]
+async fn fallible(fail: bool) -> Result<u32, ApiError> {
+    CONDITION_CALLS.fetch_add(1, Ordering::SeqCst);
+    if fail {
+        Err(ApiError("upstream"))
+    } else {
+        Ok(1)
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct StoredError(String);
+
+#[cache(ttl = "1h", cache = CONDITIONS, key = "we:{n}", condition = with_errors)]
+async fn errors_too(n: u32) -> Result<u32, StoredError> {
+    CONDITION_CALLS.fetch_add(1, Ordering::SeqCst);
+    Err(StoredError(format!("no {n}")))
+}
+
+fn only_even(output: &u32) -> bool {
+    output % 2 == 0
+}
+
+#[cache(ttl = "1h", cache = CONDITIONS, key = "even:{n}", condition = only_even)]
+async fn evens(n: u32) -> u32 {
+    CONDITION_CALLS.fetch_add(1, Ordering::SeqCst);
+    n
+}
+
+async fn calls_of<F: std::future::Future>(f: impl Fn() -> F) -> usize {
+    let before = CONDITION_CALLS.load(Ordering::SeqCst);
+    f().await;
+    f().await;
+    CONDITION_CALLS.load(Ordering::SeqCst) - before
+}
+
+#[tokio::test]
+async fn conditions_decide_what_is_stored() {
+    assert_eq!(calls_of(|| maybe(0)).await, 1, "None is cached by default");
+    assert_eq!(maybe(0).await, None);
+    assert_eq!(
+        calls_of(|| maybe_not_none(0)).await,
+        2,
+        "not_none skips None"
+    );
+    assert_eq!(calls_of(|| maybe_not_none(3)).await, 1);
+    assert_eq!(maybe_not_none(3).await, Ok(Some(3)));
+    assert_eq!(calls_of(|| fallible(true)).await, 2, "Err is never cached");
+    assert_eq!(fallible(true).await, Err(ApiError("upstream")));
+    assert_eq!(calls_of(|| fallible(false)).await, 1);
+    assert_eq!(
+        calls_of(|| errors_too(1)).await,
+        1,
+        "with_errors stores Err"
+    );
+    assert_eq!(errors_too(1).await, Err(StoredError("no 1".into())));
+    assert_eq!(calls_of(|| evens(3)).await, 2);
+    assert_eq!(calls_of(|| evens(4)).await, 1);
+}
+
+static TIMED: LazyLock<Cache> = LazyLock::new(memory_cache);
+static TIMED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache(ttl = "1h", cache = TIMED, key = "slow:{delay_ms}", time_condition = "1s")]
+async fn slow(delay_ms: u64) -> u64 {
+    TIMED_CALLS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    delay_ms
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_condition_caches_only_slow_calls() {
+    slow(10).await;
+    slow(10).await;
+    assert_eq!(
+        TIMED_CALLS.load(Ordering::SeqCst),
+        2,
+        "fast calls are not cached"
+    );
+    slow(2000).await;
+    slow(2000).await;
+    assert_eq!(TIMED_CALLS.load(Ordering::SeqCst), 3, "slow calls are");
+}
+
+fn ttl_for(user: &User, long: &bool) -> Duration {
+    let _ = user;
+    Duration::from_secs(if *long { 3600 } else { 10 })
+}
+
+static DYNAMIC: LazyLock<Cache> = LazyLock::new(memory_cache);
+
+#[cache(ttl = ttl_for, cache = DYNAMIC, key = "d:{user.id}:{long}")]
+async fn dynamic_ttl(user: &User, long: bool) -> u64 {
+    let _ = long;
+    user.id
+}
+
+#[tokio::test]
+async fn ttl_can_be_computed_from_the_arguments() {
+    dynamic_ttl(&ann(), true).await;
+    dynamic_ttl(&ann(), false).await;
+    let long = DYNAMIC.get_expire("d:7:true").await.unwrap();
+    let short = DYNAMIC.get_expire("d:7:false").await.unwrap();
+    assert!(
+        matches!(long, cashews::Expiry::Remaining(d) if d > Duration::from_secs(3000)),
+        "{long:?}"
+    );
+    assert!(
+        matches!(short, cashews::Expiry::Remaining(d) if d <= Duration::from_secs(10)),
+        "{short:?}"
+    );
+}
+
+// ---- concurrency ---------------------------------------------------------------
+
+static STAMPEDE: LazyLock<Cache> = LazyLock::new(|| {
+    let cache = Cache::new();
+    cache.setup("mem://").unwrap();
+    cache
+});
+static STAMPEDE_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache(ttl = "1m", cache = STAMPEDE, key = "cold")]
+async fn cold() -> Profile {
+    STAMPEDE_CALLS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Profile {
+        id: 1,
+        name: "x".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_cold_callers_run_the_body_once() {
+    let calls: Vec<_> = (0..200).map(|_| tokio::spawn(cold())).collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().id, 1);
+    }
+    assert_eq!(STAMPEDE_CALLS.load(Ordering::SeqCst), 1);
+}
+
+/// Two caches over one backend: in-process single-flight cannot see across
+/// them, only the backend lock can.
+static SHARED_BACKEND: LazyLock<Arc<dyn Backend>> =
+    LazyLock::new(|| Arc::new(MemoryBackend::new(MemoryConfig::default(), Clock::system())));
+
+fn sharing() -> Cache {
+    let cache = Cache::new();
+    cache.add_backend("", SHARED_BACKEND.clone(), Serializer::default());
+    cache
+}
+
+static PROCESS_A: LazyLock<Cache> = LazyLock::new(sharing);
+static PROCESS_B: LazyLock<Cache> = LazyLock::new(sharing);
+static LOCKED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+async fn expensive() -> u32 {
+    LOCKED_CALLS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    42
+}
+
+#[cache(ttl = "1m", cache = PROCESS_A, key = "report", lock = true)]
+async fn report_a() -> u32 {
+    expensive().await
+}
+
+#[cache(ttl = "1m", cache = PROCESS_B, key = "report", lock = true)]
+async fn report_b() -> u32 {
+    expensive().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_makes_two_cache_instances_compute_once() {
+    let mut calls = Vec::new();
+    for _ in 0..10 {
+        calls.push(tokio::spawn(report_a()));
+        calls.push(tokio::spawn(report_b()));
+    }
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 42);
+    }
+    assert_eq!(LOCKED_CALLS.load(Ordering::SeqCst), 1);
+}
+
+// ---- forms of functions ----------------------------------------------------------
+
+static FORMS: LazyLock<Cache> = LazyLock::new(memory_cache);
+static FORM_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+trait Repository {
+    async fn find(&self, id: u64) -> Option<Profile>;
+}
+
+struct Postgres;
+
+impl Repository for Postgres {
+    #[cache(ttl = "5m", cache = FORMS)]
+    async fn find(&self, id: u64) -> Option<Profile> {
+        FORM_CALLS.fetch_add(1, Ordering::SeqCst);
+        Some(Profile {
+            id,
+            name: "pg".into(),
+        })
+    }
+}
+
+#[cache(ttl = "5m", cache = FORMS)]
+async fn generic<T: std::fmt::Display + Send + Sync>(
+    item: T,
+    owned: String,
+    borrowed: &[u8],
+) -> String {
+    FORM_CALLS.fetch_add(1, Ordering::SeqCst);
+    format!("{item}:{owned}:{}", borrowed.len())
+}
+
+#[tokio::test]
+async fn trait_impls_generics_and_owned_arguments() {
+    assert_eq!(Postgres.find(3).await.unwrap().name, "pg");
+    assert_eq!(Postgres.find(3).await.unwrap().name, "pg");
+    assert_eq!(generic(1.5, "o".into(), b"ab").await, "1.5:o:2");
+    assert_eq!(generic(1.5, "o".into(), b"ab").await, "1.5:o:2");
+    assert_eq!(FORM_CALLS.load(Ordering::SeqCst), 2);
+    let mut keys = FORMS.scan("*").await.unwrap().try_collect().await.unwrap();
+    keys.sort();
+    let module = module_path!();
+    assert_eq!(
+        keys,
+        vec![
+            format!("{module}::Postgres::find:id:3"),
+            format!("{module}::generic:item:1.5:owned:o:borrowed:97:98"),
+        ]
+    );
+}
+
+// ---- helpers ---------------------------------------------------------------------
+
+static HELPERS: LazyLock<Cache> = LazyLock::new(memory_cache);
+static HELPER_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache(ttl = "1h", cache = HELPERS, key = "price:{item}", helpers)]
+async fn price(item: &str) -> u32 {
+    HELPER_CALLS.fetch_add(1, Ordering::SeqCst);
+    item.len() as u32
+}
+
+#[tokio::test]
+async fn key_invalidate_and_uncached_helpers() {
+    assert_eq!(price::key("tea"), "price:tea");
+    price("tea").await;
+    price("tea").await;
+    assert_eq!(HELPER_CALLS.load(Ordering::SeqCst), 1);
+    price::uncached("tea").await;
+    assert_eq!(
+        HELPER_CALLS.load(Ordering::SeqCst),
+        2,
+        "uncached always calls"
+    );
+    assert!(price::invalidate("tea").await.unwrap());
+    assert!(!price::invalidate("tea").await.unwrap());
+    price("tea").await;
+    assert_eq!(
+        HELPER_CALLS.load(Ordering::SeqCst),
+        3,
+        "recomputed after invalidate"
+    );
+    cashews::uncached(price("tea")).await;
+    assert_eq!(HELPER_CALLS.load(Ordering::SeqCst), 4);
+}
+
+// ---- the global cache and crate = path -------------------------------------------
+
+#[cache(ttl = "1m", crate = ::cashews)]
+async fn on_the_global_cache(n: u8) -> u8 {
+    n + 1
+}
+
+#[tokio::test]
+async fn the_default_cache_is_the_global_one() {
+    cashews::setup("mem://").unwrap();
+    assert_eq!(on_the_global_cache(1).await, 2);
+    let key = format!("{}::on_the_global_cache:n:1", module_path!());
+    assert_eq!(cashews::cache().get::<u8>(&key).await.unwrap(), Some(2));
+}

@@ -1,0 +1,8 @@
+use cashews::cache;
+
+#[cache(ttl = "1h")]
+fn sync_fn(id: u64) -> u64 {
+    id
+}
+
+fn main() {}

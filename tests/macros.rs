@@ -163,6 +163,12 @@ async fn skipping(db: &Database, id: u32) -> u8 {
 
 struct Database;
 
+#[cache(ttl = 60, cache = KEYS, helpers, key = "m:{c}:{n}:{opt:upper}:{nested.1.0:lower}:<id:len>")]
+async fn more_keys(c: char, n: i64, opt: Option<&str>, nested: (u8, (&str, bool)), id: u64) -> u8 {
+    let _ = (c, n, opt, nested, id);
+    0
+}
+
 struct Service {
     region: String,
 }
@@ -227,7 +233,11 @@ async fn documented_keys_render_exactly() {
         ),
         (Service { region: "eu".into() }.lookup_in_region_key(9), "svc:eu:9".into()),
         (other::Service.lookup_key(9), format!("{module}::other::Service::lookup:id:9")),
+        (more_keys::key('x', -42, Some("ab"), (1, ("MiXed", true)), 12345), "m:x:-42:AB:mixed:5".into()),
+        (more_keys::key('x', 0, None, (1, ("", false)), 0), "m:x:0:::1".into()),
+        (default_key::key(0, "", false, vec![], Some(9)), format!("{module}::default_key:id:0:name::active:false:tags::missing:9")),
     ];
+    assert!(cases.len() >= 15, "{} documented cases", cases.len());
     for (got, want) in &cases {
         assert_eq!(got, want);
     }

@@ -6,10 +6,10 @@ use std::sync::LazyLock;
 
 #[doc(inline)]
 pub use cashews_core::{
-    backend, bits, clock, codec, driver, glob, memory, middleware, stream, ttl, url, Backend,
-    BoxError, BoxFuture, BoxStream, CacheStats, Clock, CodecKind, Command, CommandSet, Digest,
-    Driver, Error, Exist, Expiry, IntoTtl, LockGuard, MemoryBackend, MemoryConfig, Miss, Result,
-    Serializer, SetOptions, Ttl,
+    backend, bits, clock, codec, driver, glob, key, memory, middleware, strategy, stream, ttl, url,
+    Backend, BoxError, BoxFuture, BoxStream, CacheStats, Clock, CodecKind, Command, CommandSet,
+    Digest, Driver, Error, Exist, Expiry, IntoTtl, LockGuard, MemoryBackend, MemoryConfig, Miss,
+    Result, Serializer, SetOptions, Ttl,
 };
 
 /// The backends compiled into this build, by cargo feature. `mem://` is
@@ -79,7 +79,7 @@ impl From<Cache> for cashews_core::Cache {
 pub use cashews_macros::cache;
 
 pub use cashews_core::key::{key_context, KeyPart};
-pub use cashews_core::strategy::uncached;
+pub use cashews_core::strategy::{uncached, CircuitOpen, RateLimited};
 
 static GLOBAL: LazyLock<Cache> = LazyLock::new(Cache::new);
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+pub mod strategies;
 
 use std::time::Duration;
 
@@ -54,6 +55,32 @@ macro_rules! conformance_suite {
             async fn $case() {
                 let harness = $make;
                 support::conformance::$case(&harness).await;
+            }
+        )*
+    };
+}
+
+/// Generates one `#[test]` per strategy case for a backend.
+#[macro_export]
+macro_rules! strategy_suite {
+    ($backend:ident, [$attr:meta], $make:expr) => {
+        mod $backend {
+            use super::*;
+            $crate::strategy_suite!(@cases [$attr], $make;
+                failover_serves_the_last_success_on_failure, hit_recomputes_after_cache_hits,
+                hit_refreshes_in_the_background_at_update_after, early_refreshes_once_and_answers_at_once,
+                early_without_refresher_recomputes_in_line, soft_serves_stale_values_on_failure_until_ttl,
+                locked_runs_one_at_a_time_or_fails_without_waiting, rate_limit_fixed_window_with_ban,
+                slice_rate_limit_sliding_window, circuit_breaker_opens_half_opens_and_closes,
+                half_open_lets_a_bounded_number_of_trials_through, bloom_filters, invalidate_after_success_only);
+        }
+    };
+    (@cases [$attr:meta], $make:expr; $($case:ident),*) => {
+        $(
+            #[$attr]
+            async fn $case() {
+                let harness = $make;
+                support::strategies::$case(&harness).await;
             }
         )*
     };

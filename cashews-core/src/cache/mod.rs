@@ -4,7 +4,7 @@ mod builders;
 mod commands;
 mod control;
 pub(crate) mod flight;
-mod lock;
+pub(crate) mod lock;
 
 pub use builders::{GetOrSetBuilder, IncrBuilder, SetBuilder, SetManyBuilder, TryGetOrSet};
 pub use commands::Get;

@@ -6,9 +6,31 @@
 //! [`OkPart`] stores the `Ok` value of a `Result` — an `Err` is returned but
 //! never stored, and the error type needs no serde.
 
+mod bloom;
 mod bypass;
+mod circuit_breaker;
+mod early;
+mod failover;
+mod hit;
+mod invalidate;
+mod locked;
 mod none;
-mod simple;
+mod rate_limit;
+mod refresh;
+pub(crate) mod simple;
+mod slot;
+mod soft;
+
+pub use bloom::{BloomFilter, DualBloom};
+pub use circuit_breaker::{CircuitBreaker, CircuitOpen};
+pub use early::Early;
+pub use failover::Failover;
+pub use hit::Hit;
+pub use invalidate::invalidate;
+pub use locked::Locked;
+pub use rate_limit::{RateLimit, RateLimited, SliceRateLimit};
+pub use refresh::Refresh;
+pub use soft::Soft;
 
 pub use bypass::{bypass_body, bypassed, uncached};
 pub use none::is_none;

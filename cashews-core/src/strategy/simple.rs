@@ -144,33 +144,14 @@ impl<'c, R> Memo<'c, R> {
             let (output, _) = self.compute::<A>(body).await;
             return output;
         }
-        let mut body = Some(body);
-        loop {
-            match self.cache.inner.flights.join(&self.key) {
-                Role::Leader(leader) => {
-                    // A flight may have finished between the read and the join.
-                    if let Some(hit) = self.read::<A>().await {
-                        return hit;
-                    }
-                    let body = body.take().expect("a call leads at most once");
-                    let (output, shared) = self.compute::<A>(body).await;
-                    leader.finish(shared);
-                    return output;
-                }
-                Role::Waiter(flight) => {
-                    if let Some(bytes) = flight.wait().await {
-                        if let Some(output) = self.decode::<A>(&bytes) {
-                            return output;
-                        }
-                    }
-                    // The leader produced nothing to share (an error, a
-                    // cancelled call): read again, or lead the next flight.
-                    if let Some(hit) = self.read::<A>().await {
-                        return hit;
-                    }
-                }
-            }
-        }
+        single_flight(
+            self.cache,
+            &self.key,
+            || self.read::<A>(),
+            || self.compute::<A>(body),
+            |bytes| self.decode::<A>(bytes),
+        )
+        .await
     }
 
     async fn read<A: Adapter<R>>(&self) -> Option<R> {
@@ -280,6 +261,46 @@ impl<'c, R> Memo<'c, R> {
             Err(error) => {
                 tracing::warn!(key = %self.key, %error, "cannot take the lock; computing without it");
                 None
+            }
+        }
+    }
+}
+
+/// In-process single-flight around a computation: the first caller of `key`
+/// leads (reads again, then computes); the others wait and `decode` the
+/// leader's shared bytes, or read again and lead the next flight if the
+/// leader shared nothing (a failure, a cancellation).
+pub(crate) async fn single_flight<R, ReadFut, ComputeFut>(
+    cache: &Cache,
+    key: &str,
+    read: impl Fn() -> ReadFut,
+    compute: impl FnOnce() -> ComputeFut,
+    decode: impl Fn(&[u8]) -> Option<R>,
+) -> R
+where
+    ReadFut: Future<Output = Option<R>>,
+    ComputeFut: Future<Output = (R, Option<Bytes>)>,
+{
+    let mut compute = Some(compute);
+    loop {
+        match cache.inner.flights.join(key) {
+            Role::Leader(leader) => {
+                // A flight may have finished between the caller's read and the join.
+                if let Some(hit) = read().await {
+                    return hit;
+                }
+                let compute = compute.take().expect("a call leads at most once");
+                let (output, shared) = compute().await;
+                leader.finish(shared);
+                return output;
+            }
+            Role::Waiter(flight) => {
+                if let Some(output) = flight.wait().await.as_deref().and_then(&decode) {
+                    return output;
+                }
+                if let Some(hit) = read().await {
+                    return hit;
+                }
             }
         }
     }

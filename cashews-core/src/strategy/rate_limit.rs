@@ -1,0 +1,159 @@
+//! `rate_limit` (fixed window) and `slice_rate_limit` (sliding window).
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use crate::cache::Cache;
+
+/// A call rejected by a rate limit; convert it into the function's error
+/// with `From<RateLimited>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rate limit exceeded for {key:?}")]
+pub struct RateLimited {
+    /// The limited key.
+    pub key: String,
+}
+
+/// At most `limit` calls per fixed window of `period`, counted at
+/// `rate_limit:{key}`. The first call over the limit extends the window to
+/// `ban` (default: `period`), so a client that exceeds it waits that long.
+/// Every call counts, rejected ones included.
+pub struct RateLimit<'c> {
+    cache: &'c Cache,
+    key: String,
+    limit: u64,
+    period: Duration,
+    ban: Duration,
+}
+
+impl fmt::Debug for RateLimit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("key", &self.key)
+            .field("limit", &self.limit)
+            .field("period", &self.period)
+            .field("ban", &self.ban)
+            .finish()
+    }
+}
+
+impl<'c> RateLimit<'c> {
+    /// `limit` calls per `period` for `key`.
+    pub fn new(cache: &'c Cache, key: &str, limit: u64, period: Duration) -> Self {
+        RateLimit {
+            cache,
+            key: format!("rate_limit:{key}"),
+            limit,
+            period,
+            ban: period,
+        }
+    }
+
+    /// How long a client over the limit is rejected.
+    pub fn ban(mut self, ban: Duration) -> Self {
+        self.ban = ban;
+        self
+    }
+
+    /// Counts this call: `Err` if it is over the limit. A failing backend
+    /// lets the call through (logged).
+    pub async fn check(&self) -> Result<(), RateLimited> {
+        let count = match self.cache.incr(&self.key).expire(self.period).await {
+            Ok(count) => count,
+            Err(error) => {
+                tracing::warn!(key = self.key, %error, "rate limit unavailable; call allowed");
+                return Ok(());
+            }
+        };
+        if count <= self.limit as i64 {
+            return Ok(());
+        }
+        if count == self.limit as i64 + 1 {
+            if let Err(error) = self.cache.expire(&self.key, self.ban).await {
+                tracing::warn!(key = self.key, %error, "cannot extend the ban");
+            }
+        }
+        Err(RateLimited {
+            key: self.key.clone(),
+        })
+    }
+
+    /// Runs `inner` if the call is within the limit, else `reject`.
+    pub async fn run<R>(
+        self,
+        inner: impl Future<Output = R>,
+        reject: impl FnOnce(RateLimited) -> R,
+    ) -> R {
+        match self.check().await {
+            Ok(()) => inner.await,
+            Err(limited) => reject(limited),
+        }
+    }
+}
+
+/// At most `limit` calls in any window of `period` (a sliding log at
+/// `srl:{key}`; bounds are the same on every backend). The first call
+/// rejected in a window is recorded too, so a client hitting the limit waits
+/// until that call leaves the window.
+pub struct SliceRateLimit<'c> {
+    cache: &'c Cache,
+    key: String,
+    limit: u64,
+    period: Duration,
+}
+
+impl fmt::Debug for SliceRateLimit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SliceRateLimit")
+            .field("key", &self.key)
+            .field("limit", &self.limit)
+            .field("period", &self.period)
+            .finish()
+    }
+}
+
+impl<'c> SliceRateLimit<'c> {
+    /// `limit` calls in any `period` for `key`.
+    pub fn new(cache: &'c Cache, key: &str, limit: u64, period: Duration) -> Self {
+        SliceRateLimit {
+            cache,
+            key: format!("srl:{key}"),
+            limit,
+            period,
+        }
+    }
+
+    /// Counts this call: `Err` if `limit` calls happened within `period`.
+    pub async fn check(&self) -> Result<(), RateLimited> {
+        let now = self.cache.clock().unix_ms();
+        let period = self.period.as_millis() as u64;
+        let start = now.saturating_sub(period.saturating_sub(1));
+        match self
+            .cache
+            .slice_incr(&self.key, start, now, self.limit + 1, self.period)
+            .await
+        {
+            Ok(count) if count > self.limit => Err(RateLimited {
+                key: self.key.clone(),
+            }),
+            Ok(_) => Ok(()),
+            Err(error) => {
+                tracing::warn!(key = self.key, %error, "rate limit unavailable; call allowed");
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `inner` if the call is within the limit, else `reject`.
+    pub async fn run<R>(
+        self,
+        inner: impl Future<Output = R>,
+        reject: impl FnOnce(RateLimited) -> R,
+    ) -> R {
+        match self.check().await {
+            Ok(()) => inner.await,
+            Err(limited) => reject(limited),
+        }
+    }
+}

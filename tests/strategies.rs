@@ -1,0 +1,11 @@
+//! The strategies' plain API, on every backend compiled in.
+
+mod support;
+
+use support::Harness;
+
+strategy_suite!(
+    memory,
+    [tokio::test(start_paused = true)],
+    Harness::memory("mem://?size=10000")
+);

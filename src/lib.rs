@@ -78,6 +78,17 @@ impl From<Cache> for cashews_core::Cache {
 #[doc(inline)]
 pub use cashews_macros::cache;
 
+/// The strategy attributes, used as `#[cache::failover(...)]`, stacked over
+/// and under `#[cache]`: the first attribute is the outermost wrapper.
+#[cfg(feature = "macros")]
+pub mod cache {
+    #[doc(inline)]
+    pub use cashews_macros::{
+        circuit_breaker, dual_bloom, early, failover, hit, invalidate, iterator, locked,
+        rate_limit, slice_rate_limit, soft,
+    };
+}
+
 pub use cashews_core::key::{key_context, KeyPart};
 pub use cashews_core::strategy::{uncached, CircuitOpen, RateLimited};
 
@@ -104,11 +115,20 @@ pub fn setup_prefix(prefix: &str, url: &str) -> Result<()> {
 /// What generated code uses; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use cashews_core::key;
     pub use cashews_core::strategy::{
         bypassed, duration_of, invalid_ttl, local_hit, uncached, Condition, Memo, OkPart, Whole,
     };
+    pub use cashews_core::strategy::{layer_ttl, Layer};
+    pub use cashews_core::{glob, key, strategy};
     pub use cashews_core::{Cache, IntoTtl, Ttl};
+
+    /// `fraction` of a TTL (early_ttl and soft_ttl default to a third of ttl).
+    pub fn fraction(ttl: Ttl, fraction: f64) -> std::time::Duration {
+        ttl.duration()
+            .map_or(std::time::Duration::from_secs(3600), |d| {
+                d.mul_f64(fraction)
+            })
+    }
 
     /// The cache of `#[cache]` functions that name none.
     pub fn default_cache() -> &'static Cache {

@@ -126,7 +126,7 @@ impl Errors {
         result.map_err(|e| self.push(e)).ok()
     }
 
-    pub fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
+    pub fn finish(&mut self) -> syn::Result<()> {
+        self.0.take().map_or(Ok(()), Err)
     }
 }

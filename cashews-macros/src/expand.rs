@@ -28,38 +28,48 @@ pub const CACHE_OPTIONS: &[&str] = &[
 ];
 
 /// An argument of the decorated function.
-struct Arg {
-    name: Ident,
-    by_ref: bool,
-    span: Span,
+pub(crate) struct Arg {
+    pub name: Ident,
+    pub by_ref: bool,
+    pub span: Span,
 }
 
 /// What the expansion knows about the decorated function.
-struct Function {
-    item: ItemFn,
-    args: Vec<Arg>,
-    has_self: bool,
+pub(crate) struct Function {
+    pub item: ItemFn,
+    pub args: Vec<Arg>,
+    pub arg_types: Vec<Type>,
+    pub has_self: bool,
 }
 
 impl Function {
-    fn parse(item: ItemFn, errors: &mut Errors) -> Function {
-        if item.sig.asyncness.is_none() {
+    pub fn parse(item: ItemFn, errors: &mut Errors) -> Function {
+        Function::parse_as(item, errors, true)
+    }
+
+    /// Parses the function; `asynchronous`: whether it must be an `async fn`.
+    pub fn parse_as(item: ItemFn, errors: &mut Errors, asynchronous: bool) -> Function {
+        if asynchronous && item.sig.asyncness.is_none() {
             errors.push(syn::Error::new(
                 item.sig.fn_token.span(),
                 "#[cache] works on async functions only: make this `async fn`",
             ));
         }
         let mut args = Vec::new();
+        let mut arg_types = Vec::new();
         let mut has_self = false;
         for input in &item.sig.inputs {
             match input {
                 FnArg::Receiver(_) => has_self = true,
                 FnArg::Typed(typed) => match &*typed.pat {
-                    Pat::Ident(p) => args.push(Arg {
-                        name: p.ident.clone(),
-                        by_ref: matches!(&*typed.ty, Type::Reference(_)),
-                        span: typed.pat.span(),
-                    }),
+                    Pat::Ident(p) => {
+                        args.push(Arg {
+                            name: p.ident.clone(),
+                            by_ref: matches!(&*typed.ty, Type::Reference(_)),
+                            span: typed.pat.span(),
+                        });
+                        arg_types.push((*typed.ty).clone());
+                    }
                     other => errors.push(syn::Error::new_spanned(
                         other,
                         "#[cache] needs a plain name for every argument (destructure inside the body)",
@@ -70,15 +80,16 @@ impl Function {
         Function {
             item,
             args,
+            arg_types,
             has_self,
         }
     }
 
-    fn name(&self) -> &Ident {
+    pub fn name(&self) -> &Ident {
         &self.item.sig.ident
     }
 
-    fn output(&self) -> TokenStream {
+    pub fn output(&self) -> TokenStream {
         match &self.item.sig.output {
             ReturnType::Default => quote!(()),
             ReturnType::Type(_, ty) => ty.to_token_stream(),
@@ -87,7 +98,7 @@ impl Function {
 
     /// Arguments as a TTL or condition function receives them: references
     /// as they are, owned values by reference.
-    fn args_by_ref(&self) -> Vec<TokenStream> {
+    pub fn args_by_ref(&self) -> Vec<TokenStream> {
         self.args
             .iter()
             .map(|a| {
@@ -102,8 +113,8 @@ impl Function {
     }
 }
 
-/// Expands `#[cache(...)]` on `item`.
-pub fn cache(attr: TokenStream, item: ItemFn) -> syn::Result<TokenStream> {
+/// Expands a lone `#[cache(...)]` on `item` (with the hit fast path).
+pub(crate) fn cache(attr: TokenStream, item: ItemFn) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
     let options = errors.check(Options::parse(attr, CACHE_OPTIONS));
     let function = Function::parse(item, &mut errors);
@@ -305,7 +316,7 @@ fn companions(
 }
 
 /// Statements appending the key to `__cashews_key_text` (a `&mut String`).
-fn key_code(
+pub(crate) fn key_code(
     options: &Options,
     function: &Function,
     scope: &Scope<'_>,
@@ -425,7 +436,7 @@ fn ttl_code(
 
 /// Checks a literal duration at compile time: `Some(nanoseconds)`, or
 /// `None` for a non-literal expression.
-fn literal_duration(expr: &Expr, option: &str) -> syn::Result<Option<u64>> {
+pub(crate) fn literal_duration(expr: &Expr, option: &str) -> syn::Result<Option<u64>> {
     let Expr::Lit(lit) = expr else {
         return Ok(None);
     };
@@ -456,7 +467,7 @@ fn literal_duration(expr: &Expr, option: &str) -> syn::Result<Option<u64>> {
         .map_err(|_| bad("too large"))
 }
 
-fn tags_code(
+pub(crate) fn tags_code(
     options: &Options,
     scope: &Scope<'_>,
     krate: &TokenStream,
@@ -489,7 +500,7 @@ fn tags_code(
     Ok(quote!(::std::vec![#(#tags),*]))
 }
 
-fn memo_modifiers(options: &Options, krate: &TokenStream) -> syn::Result<TokenStream> {
+pub(crate) fn memo_modifiers(options: &Options, krate: &TokenStream) -> syn::Result<TokenStream> {
     let mut code = TokenStream::new();
     if let Some(expr) = options.value("condition")? {
         code.extend(match expr {
@@ -523,7 +534,7 @@ fn memo_modifiers(options: &Options, krate: &TokenStream) -> syn::Result<TokenSt
 
 /// Which part of the output is stored: the `Ok` value of a `Result` (unless
 /// `condition = with_errors`), else the whole output.
-fn adapter(options: &Options, function: &Function) -> syn::Result<TokenStream> {
+pub(crate) fn adapter(options: &Options, function: &Function) -> syn::Result<TokenStream> {
     let with_errors = matches!(options.value("condition")?, Some(Expr::Path(p)) if p.path.is_ident("with_errors"));
     let is_result = match &function.item.sig.output {
         ReturnType::Type(_, ty) => match &**ty {
@@ -543,7 +554,7 @@ fn adapter(options: &Options, function: &Function) -> syn::Result<TokenStream> {
     })
 }
 
-fn lit_str<'e>(expr: &'e Expr, option: &str) -> syn::Result<&'e LitStr> {
+pub(crate) fn lit_str<'e>(expr: &'e Expr, option: &str) -> syn::Result<&'e LitStr> {
     match expr {
         Expr::Lit(syn::ExprLit {
             lit: Lit::Str(s), ..

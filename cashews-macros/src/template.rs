@@ -15,6 +15,7 @@ use syn::{Expr, Ident, LitStr};
 pub struct Template {
     segments: Vec<Segment>,
     span: Span,
+    escape: bool,
 }
 
 enum Segment {
@@ -100,7 +101,18 @@ impl Template {
         }
         segments.push(Segment::Text(literal));
         segments.retain(|s| !matches!(s, Segment::Text(t) if t.is_empty()));
-        Ok(Template { segments, span })
+        Ok(Template {
+            segments,
+            span,
+            escape: false,
+        })
+    }
+
+    /// Renders values glob-escaped (for patterns): the template's own `*`, `?`
+    /// and `[...]` keep their meaning, a value's do not.
+    pub fn escaped(mut self) -> Template {
+        self.escape = true;
+        self
     }
 
     /// Statements appending the rendered template to `out` (a `&mut String`).
@@ -144,7 +156,21 @@ impl Template {
                         }
                     });
                     let value = quote_spanned!(span=> (#root #(#members)*));
-                    render_value(krate, out, &value, format.as_ref(), span)
+                    if self.escape {
+                        let part = format_ident!("__cashews_value", span = span);
+                        let part_text = format_ident!("__cashews_value_text", span = span);
+                        let render = render_value(krate, &part, &value, format.as_ref(), span);
+                        quote_spanned! {span=> {
+                            let mut #part_text = ::std::string::String::new();
+                            {
+                                let #part = &mut #part_text;
+                                #render
+                            }
+                            #out.push_str(&#krate::__private::glob::escape(&#part_text));
+                        }}
+                    } else {
+                        render_value(krate, out, &value, format.as_ref(), span)
+                    }
                 }
             });
         }

@@ -13,6 +13,8 @@ mod early;
 mod failover;
 mod hit;
 mod invalidate;
+mod iterator;
+mod layer;
 mod locked;
 mod none;
 mod rate_limit;
@@ -27,6 +29,8 @@ pub use early::Early;
 pub use failover::Failover;
 pub use hit::Hit;
 pub use invalidate::invalidate;
+pub use iterator::CachedStream;
+pub use layer::{invalid_ttl, layer_ttl, Layer};
 pub use locked::Locked;
 pub use rate_limit::{RateLimit, RateLimited, SliceRateLimit};
 pub use refresh::Refresh;
@@ -40,7 +44,6 @@ use std::time::Duration;
 
 use crate::cache::Cache;
 use crate::codec::Decoded;
-use crate::error::Error;
 use crate::ttl::IntoTtl;
 
 /// The hit path of a cached call: the stored output if the backend holds it
@@ -54,13 +57,6 @@ pub fn local_hit<A: Adapter<R>, R>(cache: &Cache, key: &str) -> Option<R> {
         Ok(Some(Decoded::Value(stored))) => Some(A::restore(stored)),
         _ => None,
     }
-}
-
-/// Logs a TTL computed at call time that is invalid; the call then runs
-/// without the cache.
-#[doc(hidden)]
-pub fn invalid_ttl(key: &str, error: &Error) {
-    tracing::warn!(key, %error, "invalid ttl; calling the function without the cache");
 }
 
 /// A duration from any TTL form (`time_condition`); invalid forms log and

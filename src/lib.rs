@@ -84,7 +84,7 @@ pub use cashews_macros::cache;
 pub mod cache {
     #[doc(inline)]
     pub use cashews_macros::{
-        circuit_breaker, dual_bloom, early, failover, hit, invalidate, iterator, locked,
+        bloom, circuit_breaker, dual_bloom, early, failover, hit, invalidate, iterator, locked,
         rate_limit, slice_rate_limit, soft,
     };
 }

@@ -422,3 +422,29 @@ async fn iterator_replays_every_item_and_skips_failed_streams() {
     assert_eq!(fine, vec![Ok(0), Ok(1), Ok(2)]);
     assert_eq!(STREAM_CALLS.load(Ordering::SeqCst), 4);
 }
+
+static BLOOM_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache::bloom(capacity = 1000, false_positives = 1, cache = MISC, key = "{email}")]
+async fn has_account(email: &str) -> bool {
+    BLOOM_CALLS.fetch_add(1, Ordering::SeqCst);
+    email == "ann@example.org"
+}
+
+#[tokio::test]
+async fn bloom_answers_absent_items_without_calling() {
+    let filter = cashews::strategy::BloomFilter::new(
+        &MISC,
+        concat!(module_path!(), "::has_account"),
+        1000,
+        1.0,
+    );
+    filter.add("ann@example.org").await.unwrap();
+    assert!(has_account("ann@example.org").await);
+    assert!(!has_account("bob@example.org").await);
+    assert_eq!(
+        BLOOM_CALLS.load(Ordering::SeqCst),
+        1,
+        "only the possibly present item reached the function"
+    );
+}

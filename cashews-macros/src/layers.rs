@@ -26,6 +26,7 @@ pub enum Kind {
     RateLimit,
     SliceRateLimit,
     CircuitBreaker,
+    Bloom,
     DualBloom,
     Invalidate,
     Iterator,
@@ -45,6 +46,7 @@ impl Kind {
             "rate_limit" => Kind::RateLimit,
             "slice_rate_limit" => Kind::SliceRateLimit,
             "circuit_breaker" => Kind::CircuitBreaker,
+            "bloom" => Kind::Bloom,
             "dual_bloom" => Kind::DualBloom,
             "invalidate" => Kind::Invalidate,
             "iterator" => Kind::Iterator,
@@ -60,7 +62,7 @@ impl Kind {
             Kind::Hit => &["ttl", "cache_hits", "update_after", "background"],
             Kind::Early => &["ttl", "early_ttl", "background"],
             Kind::Soft => &["ttl", "soft_ttl", "on"],
-            Kind::Locked => &["ttl", "wait"],
+            Kind::Locked => &["ttl", "wait", "step"],
             Kind::RateLimit => &["limit", "period", "ttl", "action"],
             Kind::SliceRateLimit => &["limit", "period", "action"],
             Kind::CircuitBreaker => &[
@@ -72,7 +74,7 @@ impl Kind {
                 "half_open_calls",
                 "on",
             ],
-            Kind::DualBloom => &["capacity", "false_positives"],
+            Kind::Bloom | Kind::DualBloom => &["capacity", "false_positives"],
             Kind::Invalidate => &[],
             Kind::Iterator => &["ttl"],
         }
@@ -456,10 +458,14 @@ impl Layer<'_> {
                         }
                     },
                 };
+                let step = self
+                    .duration("step")?
+                    .map(|d| quote!(.step(#d)))
+                    .unwrap_or_default();
                 quote! {
                     match #ttl {
                         ::std::option::Option::Some(ttl) => #p::Layer::Run(
-                            #p::strategy::Locked::new(#cache, &#key, ttl) #wait .run(#inner, #reject)
+                            #p::strategy::Locked::new(#cache, &#key, ttl) #wait #step .run(#inner, #reject)
                         ),
                         ::std::option::Option::None => #p::Layer::Skip(#inner),
                     }
@@ -517,6 +523,27 @@ impl Layer<'_> {
                     None => quote!(|__r: &#output| ::std::result::Result::is_err(__r)),
                 };
                 quote!(#runner.run(#inner, #failed, #reject))
+            }
+            Kind::Bloom => {
+                let capacity = self
+                    .integer("capacity")?
+                    .ok_or_else(|| self.missing("capacity", "capacity = 10000"))?;
+                let rate = self
+                    .number("false_positives")?
+                    .unwrap_or_else(|| quote!(1.0));
+                let name = self.function.name().to_string();
+                quote! {
+                    async move {
+                        let filter = #p::strategy::BloomFilter::new(
+                            #cache, concat!(module_path!(), "::", #name), #capacity, #rate as f64,
+                        );
+                        // Certainly absent: answer without calling.
+                        if !filter.contains(&#key).await.unwrap_or(true) {
+                            return false;
+                        }
+                        #inner.await
+                    }
+                }
             }
             Kind::DualBloom => {
                 let capacity = self

@@ -50,6 +50,9 @@ attributes! {
     slice_rate_limit => SliceRateLimit;
     /// A circuit breaker with deterministic half-open trials.
     circuit_breaker => CircuitBreaker;
+    /// Answers `false` without calling for items never added to the
+    /// function's bloom filter (`BloomFilter::new(cache, "module::fn", ..).add(key)`).
+    bloom => Bloom;
     /// Remembers a boolean function's answers in two bloom filters.
     dual_bloom => DualBloom;
     /// Deletes the keys matching a pattern after a successful call.

@@ -21,6 +21,7 @@ pub struct LockBuilder<'c> {
     ttl: Result<Ttl>,
     wait: Option<Duration>,
     wait_set: bool,
+    first_backoff: Duration,
 }
 
 impl<'c> LockBuilder<'c> {
@@ -31,6 +32,7 @@ impl<'c> LockBuilder<'c> {
             ttl: ttl.into_ttl(),
             wait: None,
             wait_set: false,
+            first_backoff: FIRST_BACKOFF,
         }
     }
 
@@ -38,6 +40,13 @@ impl<'c> LockBuilder<'c> {
     pub fn wait(mut self, limit: Duration) -> Self {
         self.wait = Some(limit);
         self.wait_set = true;
+        self
+    }
+
+    /// The first pause between two attempts (default 2 ms); pauses double up
+    /// to 200 ms, with jitter.
+    pub fn backoff(mut self, first: Duration) -> Self {
+        self.first_backoff = first.max(Duration::from_micros(100));
         self
     }
 
@@ -64,7 +73,7 @@ impl<'c> IntoFuture for LockBuilder<'c> {
             };
             let token = random_token();
             let started = tokio::time::Instant::now();
-            let mut backoff = FIRST_BACKOFF;
+            let mut backoff = self.first_backoff;
             let mut jitter =
                 u64::from_le_bytes(token.as_bytes()[..8].try_into().expect("32 hex chars"));
             loop {
@@ -87,7 +96,7 @@ impl<'c> IntoFuture for LockBuilder<'c> {
                 let pause =
                     backoff + Duration::from_micros(jitter % (backoff.as_micros() as u64 / 2 + 1));
                 tokio::time::sleep(pause.min(wait - waited)).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff = (backoff * 2).min(MAX_BACKOFF.max(self.first_backoff));
             }
         })
     }

@@ -14,6 +14,7 @@ pub struct Locked<'c> {
     key: String,
     ttl: Ttl,
     wait: Option<Duration>,
+    step: Option<Duration>,
 }
 
 impl<'c> Locked<'c> {
@@ -25,12 +26,19 @@ impl<'c> Locked<'c> {
             key: format!("locked:{key}"),
             ttl,
             wait: ttl.duration(),
+            step: None,
         }
     }
 
     /// Waits at most `limit` (`Duration::ZERO`: not at all).
     pub fn wait(mut self, limit: Duration) -> Self {
         self.wait = Some(limit);
+        self
+    }
+
+    /// The first pause between attempts to take a held lock (then doubling).
+    pub fn step(mut self, step: Duration) -> Self {
+        self.step = Some(step);
         self
     }
 
@@ -45,6 +53,9 @@ impl<'c> Locked<'c> {
         let mut request = self.cache.lock(&self.key, self.ttl);
         if let Some(wait) = self.wait {
             request = request.wait(wait);
+        }
+        if let Some(step) = self.step {
+            request = request.backoff(step);
         }
         let guard = match request.await {
             Ok(guard) => Some(guard),

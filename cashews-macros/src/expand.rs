@@ -142,14 +142,7 @@ pub(crate) fn cache(attr: TokenStream, item: ItemFn) -> syn::Result<TokenStream>
     let key_statements = errors
         .check(key_code(&options, &function, &scope, &krate))
         .unwrap_or_default();
-    let key = quote! {{
-        let mut __cashews_key_owned = ::std::string::String::with_capacity(64);
-        {
-            let __cashews_key_text = &mut __cashews_key_owned;
-            #key_statements
-        }
-        __cashews_key_owned
-    }};
+    let key = owned_key(&key_statements);
     let ttl = errors
         .check(ttl_code(&options, &function, &krate))
         .unwrap_or_default();
@@ -182,15 +175,9 @@ pub(crate) fn cache(attr: TokenStream, item: ItemFn) -> syn::Result<TokenStream>
         sig,
         block,
     } = &function.item;
+    let typed = typed_body(&output, &block.to_token_stream());
     let body = quote! {
-        let __cashews_body = async move {
-            #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
-            if false {
-                let __cashews_return: #output = loop {};
-                return __cashews_return;
-            }
-            #block
-        };
+        let __cashews_body = async move { #typed };
     };
     let render_key = key_statements.clone();
     let expanded = quote! {
@@ -313,6 +300,33 @@ fn companions(
             #krate::__private::uncached(self.#name(#(#pass),*)).await
         }
     }
+}
+
+/// The function's body as the statements of an `async move` block whose
+/// output type is the function's (a never-taken `return` of that type fixes
+/// it, so `?` and `return` inside the body mean what they meant).
+pub(crate) fn typed_body(output: &TokenStream, block: &TokenStream) -> TokenStream {
+    quote! {
+        #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
+        if false {
+            let __cashews_return: #output = loop {};
+            return __cashews_return;
+        }
+        #block
+    }
+}
+
+/// An expression of type `String` running key `statements` (which append to
+/// `__cashews_key_text: &mut String`).
+pub(crate) fn owned_key(statements: &TokenStream) -> TokenStream {
+    quote! {{
+        let mut __cashews_key_owned = ::std::string::String::with_capacity(64);
+        {
+            let __cashews_key_text = &mut __cashews_key_owned;
+            #statements
+        }
+        __cashews_key_owned
+    }}
 }
 
 /// Statements appending the key to `__cashews_key_text` (a `&mut String`).

@@ -198,17 +198,11 @@ fn stacked(layers: Vec<(Kind, TokenStream)>, item: ItemFn) -> syn::Result<TokenS
         sig,
         block,
     } = &function.item;
+    let typed = expand::typed_body(&output, &block.to_token_stream());
     Ok(quote! {
         #(#attrs)*
         #vis #sig {
-            let __cashews_body = async move {
-                #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
-                if false {
-                    let __cashews_return: #output = loop {};
-                    return __cashews_return;
-                }
-                #block
-            };
+            let __cashews_body = async move { #typed };
             #prelude
             ::std::boxed::Box::pin(#inner).await
         }
@@ -238,7 +232,7 @@ fn iterator(attr: TokenStream, item: ItemFn) -> syn::Result<TokenStream> {
         has_self: function.has_self,
         function: function.name(),
     };
-    let key_statements = expand::key_code(&options, &function, &scope, &krate)?;
+    let key = expand::owned_key(&expand::key_code(&options, &function, &scope, &krate)?);
     let Some(ttl) = options.value("ttl")? else {
         return Err(syn::Error::new(
             options.span,
@@ -271,14 +265,7 @@ fn iterator(attr: TokenStream, item: ItemFn) -> syn::Result<TokenStream> {
     Ok(quote! {
         #(#attrs)*
         #vis #sig {
-            let __cashews_key: ::std::string::String = {
-                let mut __cashews_key_owned = ::std::string::String::with_capacity(64);
-                {
-                    let __cashews_key_text = &mut __cashews_key_owned;
-                    #key_statements
-                }
-                __cashews_key_owned
-            };
+            let __cashews_key: ::std::string::String = #key;
             #krate::__private::strategy::CachedStream::<_, _, #krate::__private::#adapter>::new(
                 #cache,
                 &__cashews_key,
@@ -358,20 +345,14 @@ impl Layer<'_> {
             }
             _ => expand::key_code(o, self.function, self.scope, krate)?,
         };
+        let key_value = expand::owned_key(&key_statements);
         let cache_expr = match o.value("cache")? {
             Some(expr) => quote_spanned!(expr.span()=> #krate::__private::as_cache(&#expr)),
             None => quote!(#krate::__private::default_cache()),
         };
         let mut prelude = quote! {
             let #cache: &#krate::__private::Cache = #cache_expr;
-            let #key: ::std::string::String = {
-                let mut __cashews_key_owned = ::std::string::String::with_capacity(64);
-                {
-                    let __cashews_key_text = &mut __cashews_key_owned;
-                    #key_statements
-                }
-                __cashews_key_owned
-            };
+            let #key: ::std::string::String = #key_value;
         };
         let adapter = expand::adapter(o, self.function)?;
         let p = quote!(#krate::__private);
@@ -388,18 +369,16 @@ impl Layer<'_> {
                 }
                 let modifiers = expand::memo_modifiers(o, krate)?;
                 let tags = expand::tags_code(o, self.scope, krate)?;
-                let ttl = self.ttl(&mut prelude, true)?;
-                quote! {
-                    match #ttl {
-                        ::std::option::Option::Some(ttl) => #p::Layer::Run(
-                            #p::Memo::new(#cache, #key, ttl) #modifiers .tags(#tags) .run::<#p::#adapter>(#inner)
-                        ),
-                        ::std::option::Option::None => #p::Layer::Skip(#inner),
-                    }
-                }
+                let ttl_value = self.ttl(&mut prelude, true)?;
+                skippable(
+                    &ttl_value,
+                    quote!(#p::Memo::new(#cache, #key, ttl) #modifiers .tags(#tags) .run::<#p::#adapter>(#inner)),
+                    inner,
+                    &p,
+                )
             }
             Kind::Failover | Kind::Soft => {
-                let ttl = self.ttl(&mut prelude, true)?;
+                let ttl_value = self.ttl(&mut prelude, true)?;
                 let on = self.on_error()?;
                 let runner = if self.kind == Kind::Failover {
                     quote!(#p::strategy::Failover::new(#cache, &#key, ttl))
@@ -409,15 +388,15 @@ impl Layer<'_> {
                         .unwrap_or_else(|| quote!(#p::fraction(ttl, 0.33)));
                     quote!(#p::strategy::Soft::new(#cache, &#key, ttl, #soft))
                 };
-                quote! {
-                    match #ttl {
-                        ::std::option::Option::Some(ttl) => #p::Layer::Run(#runner #on .run::<#p::#adapter>(#inner)),
-                        ::std::option::Option::None => #p::Layer::Skip(#inner),
-                    }
-                }
+                skippable(
+                    &ttl_value,
+                    quote!(#runner #on .run::<#p::#adapter>(#inner)),
+                    inner,
+                    &p,
+                )
             }
             Kind::Hit | Kind::Early => {
-                let ttl = self.ttl(&mut prelude, true)?;
+                let ttl_value = self.ttl(&mut prelude, true)?;
                 let refresh = self
                     .refresh(matches!(self.kind, Kind::Early) || o.get("update_after").is_some())?;
                 let runner = if self.kind == Kind::Hit {
@@ -432,15 +411,15 @@ impl Layer<'_> {
                         .unwrap_or_else(|| quote!(#p::fraction(ttl, 0.33)));
                     quote!(#p::strategy::Early::new(#cache, &#key, ttl, #early))
                 };
-                quote! {
-                    match #ttl {
-                        ::std::option::Option::Some(ttl) => #p::Layer::Run(#runner #refresh .run::<#p::#adapter>(#inner)),
-                        ::std::option::Option::None => #p::Layer::Skip(#inner),
-                    }
-                }
+                skippable(
+                    &ttl_value,
+                    quote!(#runner #refresh .run::<#p::#adapter>(#inner)),
+                    inner,
+                    &p,
+                )
             }
             Kind::Locked => {
-                let ttl = self.ttl(&mut prelude, true)?;
+                let ttl_value = self.ttl(&mut prelude, true)?;
                 let wait = match o.get("wait") {
                     None => TokenStream::new(),
                     Some(opt) => match &opt.value {
@@ -462,14 +441,12 @@ impl Layer<'_> {
                     .duration("step")?
                     .map(|d| quote!(.step(#d)))
                     .unwrap_or_default();
-                quote! {
-                    match #ttl {
-                        ::std::option::Option::Some(ttl) => #p::Layer::Run(
-                            #p::strategy::Locked::new(#cache, &#key, ttl) #wait #step .run(#inner, #reject)
-                        ),
-                        ::std::option::Option::None => #p::Layer::Skip(#inner),
-                    }
-                }
+                skippable(
+                    &ttl_value,
+                    quote!(#p::strategy::Locked::new(#cache, &#key, ttl) #wait #step .run(#inner, #reject)),
+                    inner,
+                    &p,
+                )
             }
             Kind::RateLimit | Kind::SliceRateLimit => {
                 let limit = self
@@ -690,24 +667,36 @@ impl Layer<'_> {
         if function.has_self {
             owned.extend(quote!(let __cashews_self = ::std::clone::Clone::clone(self);));
         }
-        let block = replace_self(function.item.block.to_token_stream());
+        let typed =
+            expand::typed_body(output, &replace_self(function.item.block.to_token_stream()));
         Ok(quote! {
             .refresh({
                 #owned
                 let refresh: #krate::__private::strategy::Refresh<#output> = ::std::boxed::Box::new(move || {
                     ::std::boxed::Box::pin(async move {
                         #restore
-                        #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
-                        if false {
-                            let __cashews_return: #output = loop {};
-                            return __cashews_return;
-                        }
-                        #block
+                        #typed
                     })
                 });
                 refresh
             })
         })
+    }
+}
+
+/// `match ttl { Some(ttl) => Layer::Run(run), None => Layer::Skip(inner) }`:
+/// a layer whose call-time TTL is invalid is skipped.
+fn skippable(
+    ttl: &TokenStream,
+    run: TokenStream,
+    inner: &syn::Ident,
+    private: &TokenStream,
+) -> TokenStream {
+    quote! {
+        match #ttl {
+            ::std::option::Option::Some(ttl) => #private::Layer::Run(#run),
+            ::std::option::Option::None => #private::Layer::Skip(#inner),
+        }
     }
 }
 

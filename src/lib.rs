@@ -14,7 +14,16 @@ pub use cashews_core::{
 
 /// The backends compiled into this build, by cargo feature. `mem://` is
 /// always there.
-pub const DRIVERS: &[Driver] = &[cashews_core::memory::DRIVER];
+pub const DRIVERS: &[Driver] = &[
+    cashews_core::memory::DRIVER,
+    #[cfg(feature = "redis")]
+    cashews_redis::DRIVER,
+];
+
+/// The Redis backend (feature `redis`).
+#[cfg(feature = "redis")]
+#[doc(inline)]
+pub use cashews_redis::{self as redis, RedisBackend};
 
 /// A cache that can set up every backend compiled in. It dereferences to
 /// [`cashews_core::Cache`], where the commands are documented; cloning gives

@@ -9,3 +9,10 @@ conformance_suite!(
     [tokio::test(start_paused = true)],
     Harness::memory("mem://?size=1000")
 );
+
+#[cfg(feature = "redis")]
+conformance_suite!(
+    redis,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::redis("")
+);

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod strategies;
 
 use std::time::Duration;
@@ -12,6 +14,8 @@ use cashews::{Cache, Clock};
 pub struct Harness {
     pub cache: Cache,
     paused: bool,
+    #[cfg(feature = "redis")]
+    pub server: Option<redis::RedisServer>,
 }
 
 impl Harness {
@@ -22,6 +26,23 @@ impl Harness {
         Harness {
             cache,
             paused: true,
+            #[cfg(feature = "redis")]
+            server: None,
+        }
+    }
+
+    /// A cache on a fresh redis-server of its own (real time).
+    #[cfg(feature = "redis")]
+    pub fn redis(params: &str) -> Harness {
+        let server = redis::RedisServer::start();
+        let cache = Cache::new();
+        cache
+            .setup(&format!("{}{params}", server.url()))
+            .expect("valid url");
+        Harness {
+            cache,
+            paused: false,
+            server: Some(server),
         }
     }
 

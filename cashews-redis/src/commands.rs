@@ -1,0 +1,675 @@
+//! Every cache command with its Redis primitive.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cashews_core::backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions};
+use cashews_core::{glob, Result};
+use redis::aio::ConnectionManager;
+
+use crate::scripts::{INCR, SET_ADD, SLICE_INCR, UNLOCK};
+use crate::{RedisBackend, Shared};
+
+fn ms(d: Duration) -> u64 {
+    (d.as_millis() as u64).max(1)
+}
+
+fn bytes(value: Option<Vec<u8>>) -> Option<Bytes> {
+    value.map(Bytes::from)
+}
+
+impl Backend for RedisBackend {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
+        Box::pin(async move {
+            let got = self
+                .shared
+                .run(
+                    "get",
+                    key,
+                    || None,
+                    move |mut c| async move {
+                        redis::cmd("GET")
+                            .arg(key)
+                            .query_async::<Option<Vec<u8>>>(&mut c)
+                            .await
+                    },
+                )
+                .await;
+            match got {
+                // A set or a window holds no value: a miss, as on every backend.
+                Err(cashews_core::Error::WrongType { .. }) => Ok(None),
+                other => other.map(bytes),
+            }
+        })
+    }
+
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Bytes>>>> {
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let values = self
+                .shared
+                .run(
+                    "get_many",
+                    keys[0],
+                    || vec![None; keys.len()],
+                    move |mut c| async move {
+                        redis::cmd("MGET")
+                            .arg(keys)
+                            .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
+                            .await
+                    },
+                )
+                .await?;
+            Ok(values.into_iter().map(bytes).collect())
+        })
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        options: SetOptions,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.shared.run(
+            "set",
+            key,
+            || false,
+            move |mut c| async move {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(key).arg(value.as_ref());
+                if let Some(expire) = options.expire {
+                    cmd.arg("PX").arg(ms(expire));
+                }
+                match options.exist {
+                    Exist::Always => {}
+                    Exist::IfPresent => {
+                        cmd.arg("XX");
+                    }
+                    Exist::IfAbsent => {
+                        cmd.arg("NX");
+                    }
+                }
+                Ok(cmd.query_async::<Option<String>>(&mut c).await?.is_some())
+            },
+        ))
+    }
+
+    fn set_many<'a>(
+        &'a self,
+        pairs: Vec<(&'a str, Bytes)>,
+        expire: Option<Duration>,
+    ) -> BoxFuture<'a, Result<()>> {
+        let first = pairs.first().map_or("", |(k, _)| *k);
+        Box::pin(self.shared.run(
+            "set_many",
+            first,
+            || (),
+            move |mut c| async move {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                for (key, value) in &pairs {
+                    let cmd = pipe.cmd("SET").arg(*key).arg(value.as_ref());
+                    if let Some(expire) = expire {
+                        cmd.arg("PX").arg(ms(expire));
+                    }
+                    cmd.ignore();
+                }
+                pipe.query_async::<()>(&mut c).await
+            },
+        ))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.shared.run(
+            "delete",
+            key,
+            || false,
+            move |mut c| async move {
+                Ok(redis::cmd("UNLINK")
+                    .arg(key)
+                    .query_async::<u64>(&mut c)
+                    .await?
+                    > 0)
+            },
+        ))
+    }
+
+    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(0);
+            }
+            self.shared
+                .run(
+                    "delete_many",
+                    keys[0],
+                    || 0,
+                    move |mut c| async move {
+                        redis::cmd("UNLINK")
+                            .arg(keys)
+                            .query_async::<u64>(&mut c)
+                            .await
+                    },
+                )
+                .await
+        })
+    }
+
+    fn delete_match<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(self.shared.run(
+            "delete_match",
+            pattern,
+            || 0,
+            move |mut c| async move {
+                if !glob::is_pattern(pattern) {
+                    return redis::cmd("UNLINK")
+                        .arg(pattern)
+                        .query_async::<u64>(&mut c)
+                        .await;
+                }
+                let mut cursor = 0u64;
+                let mut deleted = 0;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(100)
+                        .query_async(&mut c)
+                        .await?;
+                    if !keys.is_empty() {
+                        deleted += redis::cmd("UNLINK")
+                            .arg(&keys)
+                            .query_async::<u64>(&mut c)
+                            .await?;
+                    }
+                    // The scan ends at cursor 0: no extra pass after the last batch.
+                    if next == 0 {
+                        return Ok(deleted);
+                    }
+                    cursor = next;
+                }
+            },
+        ))
+    }
+
+    fn scan(&self, pattern: String, batch_size: usize) -> BoxStream<'static, Result<String>> {
+        let stream = Scanner::new(self.shared.clone(), pattern, batch_size).keys();
+        Box::pin(stream)
+    }
+
+    fn get_match(
+        &self,
+        pattern: String,
+        batch_size: usize,
+    ) -> BoxStream<'static, Result<(String, Bytes)>> {
+        let stream = Scanner::new(self.shared.clone(), pattern, batch_size).entries();
+        Box::pin(stream)
+    }
+
+    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.shared.run(
+            "exists",
+            key,
+            || false,
+            move |mut c| async move {
+                Ok(redis::cmd("EXISTS")
+                    .arg(key)
+                    .query_async::<u64>(&mut c)
+                    .await?
+                    > 0)
+            },
+        ))
+    }
+
+    fn incr<'a>(
+        &'a self,
+        key: &'a str,
+        by: i64,
+        expire: Option<Duration>,
+    ) -> BoxFuture<'a, Result<i64>> {
+        Box::pin(self.shared.run(
+            "incr",
+            key,
+            move || by,
+            move |mut c| async move {
+                INCR.key(key)
+                    .arg(by)
+                    .arg(expire.map_or(0, ms))
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            },
+        ))
+    }
+
+    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.shared.run(
+            "expire",
+            key,
+            || false,
+            move |mut c| async move {
+                Ok(redis::cmd("PEXPIRE")
+                    .arg(key)
+                    .arg(ms(ttl))
+                    .query_async::<u64>(&mut c)
+                    .await?
+                    == 1)
+            },
+        ))
+    }
+
+    fn get_expire<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Expiry>> {
+        Box::pin(self.shared.run(
+            "get_expire",
+            key,
+            || Expiry::Missing,
+            move |mut c| async move {
+                Ok(
+                    match redis::cmd("PTTL")
+                        .arg(key)
+                        .query_async::<i64>(&mut c)
+                        .await?
+                    {
+                        -2 => Expiry::Missing,
+                        -1 => Expiry::NoExpiry,
+                        left => Expiry::Remaining(Duration::from_millis(left.max(0) as u64)),
+                    },
+                )
+            },
+        ))
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.shared.run(
+            "ping",
+            "",
+            || (),
+            move |mut c| async move {
+                redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .map(drop)
+            },
+        ))
+    }
+
+    fn clear(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.shared.run(
+            "clear",
+            "",
+            || (),
+            move |mut c| async move { redis::cmd("FLUSHDB").query_async::<()>(&mut c).await },
+        ))
+    }
+
+    fn get_keys_count(&self) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(self.shared.run(
+            "get_keys_count",
+            "",
+            || 0,
+            move |mut c| async move { redis::cmd("DBSIZE").query_async::<u64>(&mut c).await },
+        ))
+    }
+
+    fn get_size<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
+        Box::pin(self.shared.run(
+            "get_size",
+            key,
+            || None,
+            move |mut c| async move {
+                redis::cmd("MEMORY")
+                    .arg("USAGE")
+                    .arg(key)
+                    .query_async::<Option<u64>>(&mut c)
+                    .await
+            },
+        ))
+    }
+
+    fn set_lock<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.shared.run(
+            "set_lock",
+            key,
+            || false,
+            move |mut c| async move {
+                let taken = redis::cmd("SET")
+                    .arg(key)
+                    .arg(token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms(ttl))
+                    .query_async::<Option<String>>(&mut c)
+                    .await?;
+                Ok(taken.is_some())
+            },
+        ))
+    }
+
+    fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.shared.run(
+            "unlock",
+            key,
+            || false,
+            move |mut c| async move {
+                Ok(UNLOCK
+                    .key(key)
+                    .arg(token)
+                    .invoke_async::<u64>(&mut c)
+                    .await?
+                    == 1)
+            },
+        ))
+    }
+
+    fn get_bits<'a>(
+        &'a self,
+        key: &'a str,
+        indexes: &'a [u64],
+        size: u8,
+    ) -> BoxFuture<'a, Result<Vec<u64>>> {
+        Box::pin(async move {
+            for index in indexes {
+                cashews_core::bits::field_offset(*index, size)?;
+            }
+            if indexes.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.shared
+                .run(
+                    "get_bits",
+                    key,
+                    || vec![0; indexes.len()],
+                    move |mut c| async move {
+                        let mut cmd = redis::cmd("BITFIELD");
+                        cmd.arg(key);
+                        for index in indexes {
+                            cmd.arg("GET")
+                                .arg(format!("u{size}"))
+                                .arg(format!("#{index}"));
+                        }
+                        cmd.query_async::<Vec<u64>>(&mut c).await
+                    },
+                )
+                .await
+        })
+    }
+
+    fn incr_bits<'a>(
+        &'a self,
+        key: &'a str,
+        indexes: &'a [u64],
+        size: u8,
+        by: i64,
+    ) -> BoxFuture<'a, Result<Vec<u64>>> {
+        Box::pin(async move {
+            for index in indexes {
+                cashews_core::bits::field_offset(*index, size)?;
+            }
+            if indexes.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.shared
+                .run(
+                    "incr_bits",
+                    key,
+                    || vec![0; indexes.len()],
+                    move |mut c| async move {
+                        let mut cmd = redis::cmd("BITFIELD");
+                        cmd.arg(key).arg("OVERFLOW").arg("SAT");
+                        for index in indexes {
+                            cmd.arg("INCRBY")
+                                .arg(format!("u{size}"))
+                                .arg(format!("#{index}"))
+                                .arg(by);
+                        }
+                        cmd.query_async::<Vec<u64>>(&mut c).await
+                    },
+                )
+                .await
+        })
+    }
+
+    fn slice_incr<'a>(
+        &'a self,
+        key: &'a str,
+        start: u64,
+        end: u64,
+        max: u64,
+        expire: Option<Duration>,
+    ) -> BoxFuture<'a, Result<u64>> {
+        // A unique member per call, so calls at the same millisecond all count.
+        let member = format!("{end}:{}", unique());
+        Box::pin(self.shared.run(
+            "slice_incr",
+            key,
+            || 0,
+            move |mut c| async move {
+                SLICE_INCR
+                    .key(key)
+                    .arg(start)
+                    .arg(end)
+                    .arg(max.min(i64::MAX as u64))
+                    .arg(expire.map_or(0, ms))
+                    .arg(member)
+                    .invoke_async::<u64>(&mut c)
+                    .await
+            },
+        ))
+    }
+
+    fn set_add<'a>(
+        &'a self,
+        key: &'a str,
+        members: &'a [&'a str],
+        expire: Option<Duration>,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            if members.is_empty() {
+                return Ok(0);
+            }
+            self.shared
+                .run(
+                    "set_add",
+                    key,
+                    || 0,
+                    move |mut c| async move {
+                        SET_ADD
+                            .key(key)
+                            .arg(expire.map_or(0, ms))
+                            .arg(members)
+                            .invoke_async::<u64>(&mut c)
+                            .await
+                    },
+                )
+                .await
+        })
+    }
+
+    fn set_remove<'a>(
+        &'a self,
+        key: &'a str,
+        members: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            if members.is_empty() {
+                return Ok(0);
+            }
+            self.shared
+                .run(
+                    "set_remove",
+                    key,
+                    || 0,
+                    move |mut c| async move {
+                        redis::cmd("SREM")
+                            .arg(key)
+                            .arg(members)
+                            .query_async::<u64>(&mut c)
+                            .await
+                    },
+                )
+                .await
+        })
+    }
+
+    fn set_pop<'a>(&'a self, key: &'a str, count: usize) -> BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(
+            self.shared
+                .run("set_pop", key, Vec::new, move |mut c| async move {
+                    redis::cmd("SPOP")
+                        .arg(key)
+                        .arg(count)
+                        .query_async::<Vec<String>>(&mut c)
+                        .await
+                }),
+        )
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let pid = u64::from(std::process::id());
+    (pid << 40)
+        ^ NEXT.fetch_add(1, Ordering::Relaxed)
+        ^ cashews_core::Clock::system().unix_ms().rotate_left(20)
+}
+
+/// A SCAN over the keys matching a pattern, each key once, ending at cursor 0.
+struct Scanner {
+    shared: Arc<Shared>,
+    pattern: String,
+    batch: usize,
+    cursor: Option<u64>,
+    seen: HashSet<String>,
+    ready: VecDeque<String>,
+}
+
+impl Scanner {
+    fn new(shared: Arc<Shared>, pattern: String, batch: usize) -> Scanner {
+        Scanner {
+            shared,
+            pattern,
+            batch: batch.max(1),
+            cursor: Some(0),
+            seen: HashSet::new(),
+            ready: VecDeque::new(),
+        }
+    }
+
+    /// The next batch of new keys; `Ok(None)` at the end.
+    async fn next_batch(&mut self) -> Result<Option<Vec<String>>> {
+        while self.ready.is_empty() {
+            let Some(cursor) = self.cursor else {
+                return Ok(None);
+            };
+            let (pattern, batch) = (self.pattern.clone(), self.batch);
+            let (next, keys) = self
+                .shared
+                .run(
+                    "scan",
+                    &self.pattern,
+                    || (0, Vec::new()),
+                    move |mut c| async move {
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(pattern)
+                            .arg("COUNT")
+                            .arg(batch)
+                            .query_async::<(u64, Vec<String>)>(&mut c)
+                            .await
+                    },
+                )
+                .await?;
+            self.cursor = (next != 0).then_some(next);
+            for key in keys {
+                if self.seen.insert(key.clone()) {
+                    self.ready.push_back(key);
+                }
+            }
+        }
+        Ok(Some(self.ready.drain(..).collect()))
+    }
+
+    fn keys(self) -> impl futures_core::Stream<Item = Result<String>> + Send + 'static {
+        futures_util::stream::unfold(
+            (self, VecDeque::new(), false),
+            |(mut scanner, mut buffer, failed)| async move {
+                if failed {
+                    return None;
+                }
+                if buffer.is_empty() {
+                    match scanner.next_batch().await {
+                        Ok(Some(batch)) => buffer.extend(batch),
+                        Ok(None) => return None,
+                        Err(error) => return Some((Err(error), (scanner, buffer, true))),
+                    }
+                }
+                buffer
+                    .pop_front()
+                    .map(|key| (Ok(key), (scanner, buffer, false)))
+            },
+        )
+    }
+
+    fn entries(self) -> impl futures_core::Stream<Item = Result<(String, Bytes)>> + Send + 'static {
+        futures_util::stream::unfold(
+            (self, VecDeque::new(), false),
+            |(mut scanner, mut buffer, failed)| async move {
+                if failed {
+                    return None;
+                }
+                while buffer.is_empty() {
+                    let keys = match scanner.next_batch().await {
+                        Ok(Some(keys)) => keys,
+                        Ok(None) => return None,
+                        Err(error) => return Some((Err(error), (scanner, buffer, true))),
+                    };
+                    let shared = scanner.shared.clone();
+                    let first = keys[0].clone();
+                    let values = shared
+                        .run(
+                            "get_match",
+                            &first,
+                            || vec![None; keys.len()],
+                            |mut c: ConnectionManager| {
+                                let keys = keys.clone();
+                                async move {
+                                    redis::cmd("MGET")
+                                        .arg(&keys)
+                                        .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
+                                        .await
+                                }
+                            },
+                        )
+                        .await;
+                    match values {
+                        Ok(values) => buffer.extend(
+                            keys.into_iter()
+                                .zip(values)
+                                .filter_map(|(k, v)| v.map(|v| (k, Bytes::from(v)))),
+                        ),
+                        Err(error) => return Some((Err(error), (scanner, buffer, true))),
+                    }
+                }
+                buffer
+                    .pop_front()
+                    .map(|entry| (Ok(entry), (scanner, buffer, false)))
+            },
+        )
+    }
+}

@@ -1,0 +1,71 @@
+//! Lua scripts for the commands Redis has no single primitive for.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// `incr`: INCRBY, with the expiry applied only when this call creates the key.
+pub static INCR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local created = redis.call('EXISTS', KEYS[1]) == 0
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if created and tonumber(ARGV[2]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return value
+",
+    )
+});
+
+/// `unlock`: delete only if the key holds the token.
+pub static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+",
+    )
+});
+
+/// `slice_incr`: a sliding window on a sorted set of unique members; the
+/// window is `[start, end]`, older members are dropped.
+pub static SLICE_INCR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+local count = redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[2])
+if count < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[5])
+  count = count + 1
+  if tonumber(ARGV[4]) > 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  end
+end
+return count
+",
+    )
+});
+
+/// `set_add`: SADD, with a TTL that only grows (a new set takes it, a set
+/// without TTL keeps none).
+pub static SET_ADD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local existed = redis.call('EXISTS', KEYS[1]) == 1
+local ttl = redis.call('PTTL', KEYS[1])
+local added = redis.call('SADD', KEYS[1], unpack(ARGV, 2))
+local ms = tonumber(ARGV[1])
+if ms > 0 then
+  if not existed then
+    redis.call('PEXPIRE', KEYS[1], ms)
+  elseif ttl >= 0 and ttl < ms then
+    redis.call('PEXPIRE', KEYS[1], ms)
+  end
+end
+return added
+",
+    )
+});

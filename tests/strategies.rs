@@ -9,3 +9,10 @@ strategy_suite!(
     [tokio::test(start_paused = true)],
     Harness::memory("mem://?size=10000")
 );
+
+#[cfg(feature = "redis")]
+strategy_suite!(
+    redis,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::redis("")
+);

@@ -14,6 +14,8 @@ use cashews::{Cache, Clock};
 pub struct Harness {
     pub cache: Cache,
     paused: bool,
+    /// Real backends run time-heavy cases 10x faster (durations scaled).
+    scale: f64,
     #[cfg(feature = "redis")]
     pub server: Option<redis::RedisServer>,
 }
@@ -26,6 +28,7 @@ impl Harness {
         Harness {
             cache,
             paused: true,
+            scale: 1.0,
             #[cfg(feature = "redis")]
             server: None,
         }
@@ -42,8 +45,19 @@ impl Harness {
         Harness {
             cache,
             paused: false,
+            scale: 0.1,
             server: Some(server),
         }
+    }
+
+    /// `secs` seconds of a case's story, scaled for real-time backends.
+    pub fn secs(&self, secs: f64) -> Duration {
+        Duration::from_secs_f64(secs * self.scale)
+    }
+
+    /// A TTL of `secs` scaled seconds.
+    pub fn ttl(&self, secs: f64) -> cashews::Ttl {
+        cashews::Ttl::new(self.secs(secs)).unwrap()
     }
 
     /// Lets `d` pass: instantly under paused time, by sleeping otherwise.

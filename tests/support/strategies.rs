@@ -136,13 +136,13 @@ pub async fn early_refreshes_once_and_answers_at_once(h: &Harness) {
                 100
             })
         });
-        Early::new(c, "early", ttl("1h"), Duration::from_secs(60))
+        Early::new(c, "early", ttl("1h"), h.secs(60.0))
             .refresh(refresh)
             .run::<Whole>(async move { value })
     };
     assert_eq!(call(1).await, 1, "miss: computed in line");
     assert_eq!(call(2).await, 1, "fresh");
-    h.advance(Duration::from_secs(61)).await;
+    h.advance(h.secs(61.0)).await;
     for _ in 0..20 {
         assert_eq!(call(3).await, 1, "stale, answered at once while refreshing");
     }
@@ -156,11 +156,10 @@ pub async fn early_refreshes_once_and_answers_at_once(h: &Harness) {
 pub async fn early_without_refresher_recomputes_in_line(h: &Harness) {
     let c = &h.cache;
     let call = |value: u32| {
-        Early::new(c, "early2", ttl("1h"), Duration::from_secs(10))
-            .run::<Whole>(async move { value })
+        Early::new(c, "early2", ttl("1h"), h.secs(10.0)).run::<Whole>(async move { value })
     };
     assert_eq!(call(1).await, 1);
-    h.advance(Duration::from_secs(11)).await;
+    h.advance(h.secs(11.0)).await;
     assert_eq!(call(2).await, 1, "the caller still gets the current value");
     assert_eq!(call(3).await, 2, "which was refreshed in line");
 }
@@ -168,24 +167,23 @@ pub async fn early_without_refresher_recomputes_in_line(h: &Harness) {
 pub async fn soft_serves_stale_values_on_failure_until_ttl(h: &Harness) {
     let c = &h.cache;
     let call = |result: Result<u32, Failure>| {
-        Soft::new(c, "soft", ttl("10s"), Duration::from_secs(2))
-            .run::<OkPart>(async move { result })
+        Soft::new(c, "soft", h.ttl(10.0), h.secs(2.0)).run::<OkPart>(async move { result })
     };
     assert_eq!(call(Ok(1)).await, Ok(1));
     assert_eq!(call(Ok(2)).await, Ok(1), "fresh for soft_ttl");
-    h.advance(Duration::from_secs(3)).await;
+    h.advance(h.secs(3.0)).await;
     assert_eq!(
         call(Ok(3)).await,
         Ok(3),
         "recomputed in line after soft_ttl"
     );
-    h.advance(Duration::from_secs(3)).await;
+    h.advance(h.secs(3.0)).await;
     assert_eq!(
         call(Err(Failure::Upstream)).await,
         Ok(3),
         "a failure serves the stale value"
     );
-    h.advance(Duration::from_secs(10)).await;
+    h.advance(h.secs(10.0)).await;
     assert_eq!(
         call(Err(Failure::Upstream)).await,
         Err(Failure::Upstream),
@@ -292,27 +290,21 @@ pub async fn circuit_breaker_opens_half_opens_and_closes(h: &Harness) {
     let c = &h.cache;
     let calls = &AtomicUsize::new(0);
     let call = |fail: bool| {
-        CircuitBreaker::new(
-            c,
-            "cb",
-            50.0,
-            Duration::from_secs(10),
-            Duration::from_secs(5),
-        )
-        .min_calls(4)
-        .half_open_ttl(Duration::from_secs(5))
-        .run(
-            async move {
-                calls.fetch_add(1, Ordering::SeqCst);
-                if fail {
-                    Err(Failure::Upstream)
-                } else {
-                    Ok(())
-                }
-            },
-            |r: &Result<(), Failure>| r.is_err(),
-            |open| Err(open.into()),
-        )
+        CircuitBreaker::new(c, "cb", 50.0, h.secs(10.0), h.secs(5.0))
+            .min_calls(4)
+            .half_open_ttl(h.secs(5.0))
+            .run(
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    if fail {
+                        Err(Failure::Upstream)
+                    } else {
+                        Ok(())
+                    }
+                },
+                |r: &Result<(), Failure>| r.is_err(),
+                |open| Err(open.into()),
+            )
     };
     assert_eq!(call(false).await, Ok(()));
     assert_eq!(call(true).await, Err(Failure::Upstream));
@@ -328,11 +320,11 @@ pub async fn circuit_breaker_opens_half_opens_and_closes(h: &Harness) {
         4,
         "an open circuit does not call"
     );
-    h.advance(Duration::from_secs(6)).await;
+    h.advance(h.secs(6.0)).await;
     // Half-open: one trial goes through; its failure opens the circuit again.
     assert_eq!(call(true).await, Err(Failure::Upstream));
     assert_eq!(call(false).await, Err(Failure::Open));
-    h.advance(Duration::from_secs(6)).await;
+    h.advance(h.secs(6.0)).await;
     assert_eq!(
         call(false).await,
         Ok(()),
@@ -345,22 +337,16 @@ pub async fn circuit_breaker_opens_half_opens_and_closes(h: &Harness) {
 pub async fn half_open_lets_a_bounded_number_of_trials_through(h: &Harness) {
     let c = &h.cache;
     let breaker = || {
-        CircuitBreaker::new(
-            c,
-            "cb2",
-            10.0,
-            Duration::from_secs(10),
-            Duration::from_secs(1),
-        )
-        .half_open_ttl(Duration::from_secs(10))
-        .half_open_calls(2)
+        CircuitBreaker::new(c, "cb2", 10.0, h.secs(10.0), h.secs(1.0))
+            .half_open_ttl(h.secs(10.0))
+            .half_open_calls(2)
     };
     let fail = |r: &Result<(), Failure>| r.is_err();
     assert!(breaker()
         .run(async { Err(Failure::Upstream) }, fail, |o| Err(o.into()))
         .await
         .is_err());
-    h.advance(Duration::from_secs(2)).await;
+    h.advance(h.secs(2.0)).await;
     // Two trials start concurrently; a third is rejected; none is a coin flip.
     let slow = || async {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -1,0 +1,152 @@
+//! cashews' `get`/`set` on Redis against raw redis-rs `GET`/`SET`, on one
+//! loopback server, sequential and with 100 concurrent tasks, in one run.
+//!
+//! `cargo bench --bench redis --features redis`
+
+mod support;
+
+#[path = "../tests/support/redis.rs"]
+mod redis_server;
+
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use support::{print_ratios, profile, Profile};
+
+const TASKS: usize = 100;
+
+fn main() {
+    let server = redis_server::RedisServer::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cache = cashews::Cache::new();
+    cache.setup(&server.url()).unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let raw = runtime
+        .block_on(redis::aio::ConnectionManager::new(client))
+        .unwrap();
+    let value = profile(7);
+    // Raw redis-rs stores the same bytes cashews stores.
+    let encoded = runtime.block_on(async {
+        cache.set("k", &value).await.unwrap();
+        let encoded = cache.get_raw("k").await.unwrap().unwrap().to_vec();
+        let mut c = raw.clone();
+        redis::cmd("SET")
+            .arg("raw")
+            .arg(&encoded)
+            .query_async::<()>(&mut c)
+            .await
+            .unwrap();
+        encoded
+    });
+
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    let mut group = c.benchmark_group("redis");
+    group.bench_function("get_cashews", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { cache.get::<Profile>("k").await.unwrap() })
+    });
+    group.bench_function("get_redis-rs", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let mut c = raw.clone();
+            redis::cmd("GET")
+                .arg("raw")
+                .query_async::<Option<Vec<u8>>>(&mut c)
+                .await
+                .unwrap()
+        })
+    });
+    group.bench_function("set_cashews", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { cache.set("k", &value).expire("1h").await.unwrap() })
+    });
+    group.bench_function("set_redis-rs", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let mut c = raw.clone();
+            redis::cmd("SET")
+                .arg("raw")
+                .arg(&encoded)
+                .arg("PX")
+                .arg(3_600_000)
+                .query_async::<()>(&mut c)
+                .await
+                .unwrap()
+        })
+    });
+    group.bench_function("get_100_tasks_cashews", |b| {
+        b.to_async(&runtime).iter_custom(|iters| {
+            let cache = cache.clone();
+            async move {
+                concurrently(iters, move || {
+                    let cache = cache.clone();
+                    async move {
+                        cache.get::<Profile>("k").await.unwrap();
+                    }
+                })
+                .await
+            }
+        })
+    });
+    group.bench_function("get_100_tasks_redis-rs", |b| {
+        b.to_async(&runtime).iter_custom(|iters| {
+            let raw = raw.clone();
+            async move {
+                concurrently(iters, move || {
+                    let mut c = raw.clone();
+                    async move {
+                        redis::cmd("GET")
+                            .arg("raw")
+                            .query_async::<Option<Vec<u8>>>(&mut c)
+                            .await
+                            .unwrap();
+                    }
+                })
+                .await
+            }
+        })
+    });
+    group.finish();
+    c.final_summary();
+    drop(server);
+    print_ratios(
+        "redis on loopback: typed cashews calls vs raw redis-rs",
+        &[
+            ("redis/get_cashews", "redis/get_redis-rs"),
+            ("redis/set_cashews", "redis/set_redis-rs"),
+            (
+                "redis/get_100_tasks_cashews",
+                "redis/get_100_tasks_redis-rs",
+            ),
+        ],
+    );
+}
+
+/// `iters` calls of `op` spread over 100 tasks; the elapsed time.
+async fn concurrently<F, Fut>(iters: u64, op: F) -> Duration
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let started = Instant::now();
+    let per_task = iters.div_ceil(TASKS as u64);
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                for _ in 0..per_task {
+                    op().await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    started.elapsed()
+}

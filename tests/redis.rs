@@ -138,3 +138,59 @@ async fn without_suppress_errors_surface_as_transient() {
         other => panic!("expected a backend error, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_connects_with_the_right_ca_and_fails_clearly_with_a_wrong_one() {
+    use support::redis::TestCertificates;
+    let certs = TestCertificates::create("good");
+    let other = TestCertificates::create("other");
+    let server = RedisServer::start_tls(&certs);
+    let url = format!("rediss://127.0.0.1:{}/0", server.port);
+
+    let cache = Cache::new();
+    cache
+        .setup(&format!("{url}?ssl_ca_certs={}", certs.path("ca.crt")))
+        .unwrap();
+    cache.init().await.unwrap();
+    cache.set("secure", &"yes").await.unwrap();
+    assert_eq!(
+        cache.get::<String>("secure").await.unwrap().as_deref(),
+        Some("yes")
+    );
+
+    let wrong = Cache::new();
+    wrong
+        .setup(&format!(
+            "{url}?ssl_ca_certs={}&suppress=false",
+            other.path("ca.crt")
+        ))
+        .unwrap();
+    let error = wrong
+        .init()
+        .await
+        .expect_err("an unknown CA is refused")
+        .to_string();
+    assert!(
+        error.to_lowercase().contains("certificate")
+            || error.to_lowercase().contains("unknownissuer"),
+        "{error}"
+    );
+
+    let missing = Cache::new()
+        .setup(&format!("{url}?ssl_ca_certs=/no/such/ca.pem"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains("ssl_ca_certs") && missing.contains("/no/such/ca.pem"),
+        "{missing}"
+    );
+    let plain = Cache::new()
+        .setup(&format!(
+            "redis://127.0.0.1:{}/0?ssl_ca_certs={}",
+            server.port,
+            certs.path("ca.crt")
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(plain.contains("rediss://"), "{plain}");
+}

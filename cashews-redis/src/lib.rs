@@ -7,6 +7,11 @@
 //! | `connect_timeout` | `1s` | how long a connection attempt may take |
 //! | `response_timeout` | `1s` | how long a command may take |
 //! | `client_name` | `cashews` | `CLIENT SETNAME` of the connection |
+//! | `ssl_ca_certs` | system roots | `rediss://` only: a PEM file of the CA(s) to trust |
+//! | `ssl_certfile`, `ssl_keyfile` | none | `rediss://` only: a client certificate and key (PEM) for mutual TLS |
+//!
+//! The TLS files are read at setup, so a missing file is a configuration
+//! error there, not at the first command.
 //!
 //! The connection is made on first use and re-made after a failure
 //! (redis-rs' connection manager), so a restarted server is used again
@@ -29,6 +34,9 @@ use tokio::sync::OnceCell;
 /// The `redis://` driver.
 pub const DRIVER: Driver = Driver {
     name: "redis",
+    #[cfg(feature = "tls")]
+    schemes: &["redis", "rediss"],
+    #[cfg(not(feature = "tls"))]
     schemes: &["redis"],
     connect,
 };
@@ -52,6 +60,10 @@ pub struct RedisConfig {
     pub response_timeout: Duration,
     /// The connection's client name.
     pub client_name: String,
+    /// PEM of the CA(s) to trust (`rediss://`); `None`: the system's roots.
+    pub ca_certs: Option<Vec<u8>>,
+    /// PEM client certificate and key, for mutual TLS.
+    pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl RedisConfig {
@@ -87,7 +99,37 @@ impl RedisConfig {
                 format!("{}:{}@", encode(user), encode(pass))
             })
             .unwrap_or_default();
+        let read = |name: &'static str, params: &mut Params<'_>| -> Result<Option<Vec<u8>>> {
+            let Some(path) = params.take(name) else {
+                return Ok(None);
+            };
+            if url.scheme != "rediss" {
+                return Err(Error::config(format!(
+                    "setup url {:?}: {name} needs a rediss:// url",
+                    url.display
+                )));
+            }
+            std::fs::read(path).map(Some).map_err(|e| {
+                Error::config(format!(
+                    "setup url {:?}: cannot read {name} {path:?}: {e}",
+                    url.display
+                ))
+            })
+        };
+        let ca_certs = read("ssl_ca_certs", params)?;
+        let client_cert = match (read("ssl_certfile", params)?, read("ssl_keyfile", params)?) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(Error::config(format!(
+                    "setup url {:?}: ssl_certfile and ssl_keyfile go together",
+                    url.display
+                )))
+            }
+        };
         Ok(RedisConfig {
+            ca_certs,
+            client_cert,
             address: format!("{}://{auth}{host}/{db}", url.scheme),
             suppress: params.bool("suppress")?.unwrap_or(true),
             connect_timeout: params
@@ -137,8 +179,8 @@ impl std::fmt::Debug for RedisBackend {
 impl RedisBackend {
     /// A backend for `config`; connects on first use.
     pub fn new(config: RedisConfig) -> Result<RedisBackend> {
-        let client = redis::Client::open(config.address.as_str())
-            .map_err(|e| Error::config(format!("invalid redis address: {e}")))?;
+        let client =
+            client(&config).map_err(|e| Error::config(format!("invalid redis address: {e}")))?;
         Ok(RedisBackend {
             shared: Arc::new(Shared {
                 client,
@@ -207,6 +249,28 @@ impl Shared {
             other => other,
         }
     }
+}
+
+fn client(config: &RedisConfig) -> redis::RedisResult<redis::Client> {
+    #[cfg(feature = "tls")]
+    if config.address.starts_with("rediss://") {
+        // rustls needs a process-wide crypto provider; install ring's unless
+        // the application installed one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if config.ca_certs.is_some() || config.client_cert.is_some() {
+            let certificates = redis::TlsCertificates {
+                client_tls: config.client_cert.clone().map(|(client_cert, client_key)| {
+                    redis::ClientTlsConfig {
+                        client_cert,
+                        client_key,
+                    }
+                }),
+                root_cert: config.ca_certs.clone(),
+            };
+            return redis::Client::build_with_tls(config.address.as_str(), certificates);
+        }
+    }
+    redis::Client::open(config.address.as_str())
 }
 
 fn backend_error(error: redis::RedisError) -> Error {

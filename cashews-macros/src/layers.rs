@@ -471,7 +471,7 @@ impl Layer<'_> {
                 } else {
                     quote!(#p::strategy::SliceRateLimit::new(#cache, &#key, #limit, #period))
                 };
-                quote!(#runner.run(#inner, #reject))
+                quote!(#p::strategy::Limit::run(#runner, #inner, #reject))
             }
             Kind::CircuitBreaker => {
                 let rate = self

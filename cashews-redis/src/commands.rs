@@ -605,71 +605,67 @@ impl Scanner {
         Ok(Some(self.ready.drain(..).collect()))
     }
 
-    fn keys(self) -> impl futures_core::Stream<Item = Result<String>> + Send + 'static {
+    /// A stream of what `fetch` makes of each batch of keys; an error ends it.
+    fn stream<T, F, Fut>(
+        self,
+        fetch: F,
+    ) -> impl futures_core::Stream<Item = Result<T>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: Fn(Arc<Shared>, Vec<String>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<Vec<T>>> + Send,
+    {
+        let state = (self, VecDeque::new(), false, fetch);
         futures_util::stream::unfold(
-            (self, VecDeque::new(), false),
-            |(mut scanner, mut buffer, failed)| async move {
-                if failed {
-                    return None;
-                }
-                if buffer.is_empty() {
-                    match scanner.next_batch().await {
-                        Ok(Some(batch)) => buffer.extend(batch),
-                        Ok(None) => return None,
-                        Err(error) => return Some((Err(error), (scanner, buffer, true))),
-                    }
-                }
-                buffer
-                    .pop_front()
-                    .map(|key| (Ok(key), (scanner, buffer, false)))
-            },
-        )
-    }
-
-    fn entries(self) -> impl futures_core::Stream<Item = Result<(String, Bytes)>> + Send + 'static {
-        futures_util::stream::unfold(
-            (self, VecDeque::new(), false),
-            |(mut scanner, mut buffer, failed)| async move {
+            state,
+            |(mut scanner, mut buffer, failed, fetch)| async move {
                 if failed {
                     return None;
                 }
                 while buffer.is_empty() {
-                    let keys = match scanner.next_batch().await {
-                        Ok(Some(keys)) => keys,
+                    let batch = match scanner.next_batch().await {
+                        Ok(Some(keys)) => fetch(scanner.shared.clone(), keys).await,
                         Ok(None) => return None,
-                        Err(error) => return Some((Err(error), (scanner, buffer, true))),
+                        Err(error) => Err(error),
                     };
-                    let shared = scanner.shared.clone();
-                    let first = keys[0].clone();
-                    let values = shared
-                        .run(
-                            "get_match",
-                            &first,
-                            || vec![None; keys.len()],
-                            |mut c: ConnectionManager| {
-                                let keys = keys.clone();
-                                async move {
-                                    redis::cmd("MGET")
-                                        .arg(&keys)
-                                        .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
-                                        .await
-                                }
-                            },
-                        )
-                        .await;
-                    match values {
-                        Ok(values) => buffer.extend(
-                            keys.into_iter()
-                                .zip(values)
-                                .filter_map(|(k, v)| v.map(|v| (k, Bytes::from(v)))),
-                        ),
-                        Err(error) => return Some((Err(error), (scanner, buffer, true))),
+                    match batch {
+                        Ok(items) => buffer.extend(items),
+                        Err(error) => return Some((Err(error), (scanner, buffer, true, fetch))),
                     }
                 }
                 buffer
                     .pop_front()
-                    .map(|entry| (Ok(entry), (scanner, buffer, false)))
+                    .map(|item| (Ok(item), (scanner, buffer, false, fetch)))
             },
         )
+    }
+
+    fn keys(self) -> impl futures_core::Stream<Item = Result<String>> + Send + 'static {
+        self.stream(|_, keys| async move { Ok(keys) })
+    }
+
+    fn entries(self) -> impl futures_core::Stream<Item = Result<(String, Bytes)>> + Send + 'static {
+        self.stream(|shared, keys| async move {
+            let first = keys[0].clone();
+            let request = keys.clone();
+            let values = shared
+                .run(
+                    "get_match",
+                    &first,
+                    || vec![None; keys.len()],
+                    move |mut c: ConnectionManager| async move {
+                        redis::cmd("MGET")
+                            .arg(&request)
+                            .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
+                            .await
+                    },
+                )
+                .await?;
+            Ok(keys
+                .into_iter()
+                .zip(values)
+                .filter_map(|(k, v)| v.map(|v| (k, Bytes::from(v))))
+                .collect())
+        })
     }
 }

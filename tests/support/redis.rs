@@ -58,6 +58,18 @@ impl RedisServer {
         panic!("redis-server did not answer on port {port}");
     }
 
+    /// Spawns redis-server on loopback without persistence, plus `args`.
+    fn spawn(port: u16, args: &[&str]) -> RedisServer {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test installs it)");
+        RedisServer { port, child }
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }

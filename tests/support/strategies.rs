@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cashews::strategy::{
-    BloomFilter, CircuitBreaker, CircuitOpen, DualBloom, Early, Failover, Hit, Locked, OkPart,
-    RateLimit, RateLimited, SliceRateLimit, Soft, Whole,
+    BloomFilter, CircuitBreaker, CircuitOpen, DualBloom, Early, Failover, Hit, Limit, Locked,
+    OkPart, RateLimit, RateLimited, SliceRateLimit, Soft, Whole,
 };
 use cashews::{Error, Ttl};
 

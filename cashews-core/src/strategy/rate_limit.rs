@@ -6,6 +6,29 @@ use std::time::Duration;
 
 use crate::cache::Cache;
 
+/// A rate limit: counts a call and says whether it may run.
+pub trait Limit {
+    /// Counts this call: `Err` if it is over the limit.
+    fn check(&self) -> impl Future<Output = Result<(), RateLimited>> + Send;
+
+    /// Runs `inner` if the call is within the limit, else `reject`.
+    fn run<R>(
+        self,
+        inner: impl Future<Output = R>,
+        reject: impl FnOnce(RateLimited) -> R,
+    ) -> impl Future<Output = R>
+    where
+        Self: Sized,
+    {
+        async move {
+            match self.check().await {
+                Ok(()) => inner.await,
+                Err(limited) => reject(limited),
+            }
+        }
+    }
+}
+
 /// A call rejected by a rate limit; convert it into the function's error
 /// with `From<RateLimited>`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,10 +78,12 @@ impl<'c> RateLimit<'c> {
         self.ban = ban;
         self
     }
+}
 
+impl Limit for RateLimit<'_> {
     /// Counts this call: `Err` if it is over the limit. A failing backend
     /// lets the call through (logged).
-    pub async fn check(&self) -> Result<(), RateLimited> {
+    async fn check(&self) -> Result<(), RateLimited> {
         let count = match self.cache.incr(&self.key).expire(self.period).await {
             Ok(count) => count,
             Err(error) => {
@@ -77,18 +102,6 @@ impl<'c> RateLimit<'c> {
         Err(RateLimited {
             key: self.key.clone(),
         })
-    }
-
-    /// Runs `inner` if the call is within the limit, else `reject`.
-    pub async fn run<R>(
-        self,
-        inner: impl Future<Output = R>,
-        reject: impl FnOnce(RateLimited) -> R,
-    ) -> R {
-        match self.check().await {
-            Ok(()) => inner.await,
-            Err(limited) => reject(limited),
-        }
     }
 }
 
@@ -123,9 +136,11 @@ impl<'c> SliceRateLimit<'c> {
             period,
         }
     }
+}
 
+impl Limit for SliceRateLimit<'_> {
     /// Counts this call: `Err` if `limit` calls happened within `period`.
-    pub async fn check(&self) -> Result<(), RateLimited> {
+    async fn check(&self) -> Result<(), RateLimited> {
         let now = self.cache.clock().unix_ms();
         let period = self.period.as_millis() as u64;
         let start = now.saturating_sub(period.saturating_sub(1));
@@ -142,18 +157,6 @@ impl<'c> SliceRateLimit<'c> {
                 tracing::warn!(key = self.key, %error, "rate limit unavailable; call allowed");
                 Ok(())
             }
-        }
-    }
-
-    /// Runs `inner` if the call is within the limit, else `reject`.
-    pub async fn run<R>(
-        self,
-        inner: impl Future<Output = R>,
-        reject: impl FnOnce(RateLimited) -> R,
-    ) -> R {
-        match self.check().await {
-            Ok(()) => inner.await,
-            Err(limited) => reject(limited),
         }
     }
 }

@@ -381,31 +381,12 @@ impl Backend for RedisBackend {
         indexes: &'a [u64],
         size: u8,
     ) -> BoxFuture<'a, Result<Vec<u64>>> {
-        Box::pin(async move {
-            for index in indexes {
-                cashews_core::bits::field_offset(*index, size)?;
-            }
-            if indexes.is_empty() {
-                return Ok(Vec::new());
-            }
+        Box::pin(
             self.shared
-                .run(
-                    "get_bits",
-                    key,
-                    || vec![0; indexes.len()],
-                    move |mut c| async move {
-                        let mut cmd = redis::cmd("BITFIELD");
-                        cmd.arg(key);
-                        for index in indexes {
-                            cmd.arg("GET")
-                                .arg(format!("u{size}"))
-                                .arg(format!("#{index}"));
-                        }
-                        cmd.query_async::<Vec<u64>>(&mut c).await
-                    },
-                )
-                .await
-        })
+                .bitfield("get_bits", key, indexes, size, &[], |cmd, field| {
+                    cmd.arg("GET").arg(field.0).arg(field.1);
+                }),
+        )
     }
 
     fn incr_bits<'a>(
@@ -415,32 +396,16 @@ impl Backend for RedisBackend {
         size: u8,
         by: i64,
     ) -> BoxFuture<'a, Result<Vec<u64>>> {
-        Box::pin(async move {
-            for index in indexes {
-                cashews_core::bits::field_offset(*index, size)?;
-            }
-            if indexes.is_empty() {
-                return Ok(Vec::new());
-            }
-            self.shared
-                .run(
-                    "incr_bits",
-                    key,
-                    || vec![0; indexes.len()],
-                    move |mut c| async move {
-                        let mut cmd = redis::cmd("BITFIELD");
-                        cmd.arg(key).arg("OVERFLOW").arg("SAT");
-                        for index in indexes {
-                            cmd.arg("INCRBY")
-                                .arg(format!("u{size}"))
-                                .arg(format!("#{index}"))
-                                .arg(by);
-                        }
-                        cmd.query_async::<Vec<u64>>(&mut c).await
-                    },
-                )
-                .await
-        })
+        Box::pin(self.shared.bitfield(
+            "incr_bits",
+            key,
+            indexes,
+            size,
+            &["OVERFLOW", "SAT"],
+            move |cmd, field| {
+                cmd.arg("INCRBY").arg(field.0).arg(field.1).arg(by);
+            },
+        ))
     }
 
     fn slice_incr<'a>(
@@ -536,6 +501,39 @@ impl Backend for RedisBackend {
                         .await
                 }),
         )
+    }
+}
+
+impl Shared {
+    /// One `BITFIELD` with an operation per field (`u{size}`, `#{index}`),
+    /// after checking every field as the memory backend does.
+    async fn bitfield(
+        &self,
+        command: &'static str,
+        key: &str,
+        indexes: &[u64],
+        size: u8,
+        prefix: &[&str],
+        op: impl Fn(&mut redis::Cmd, (String, String)) + Send,
+    ) -> Result<Vec<u64>> {
+        for index in indexes {
+            cashews_core::bits::field_offset(*index, size)?;
+        }
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("BITFIELD");
+        cmd.arg(key).arg(prefix);
+        for index in indexes {
+            op(&mut cmd, (format!("u{size}"), format!("#{index}")));
+        }
+        self.run(
+            command,
+            key,
+            || vec![0; indexes.len()],
+            move |mut c| async move { cmd.query_async::<Vec<u64>>(&mut c).await },
+        )
+        .await
     }
 }
 

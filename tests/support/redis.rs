@@ -24,22 +24,7 @@ impl RedisServer {
 
     /// Starts a server on `port` (e.g. again after [`RedisServer::kill`]).
     pub fn start_on(port: u16) -> RedisServer {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test installs it)");
-        let server = RedisServer { port, child };
+        let server = RedisServer::spawn(port, &["--port", &port.to_string()]);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
@@ -179,18 +164,14 @@ impl RedisServer {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("redis-server")
-            .args([
+        let tls_port = port.to_string();
+        let server = RedisServer::spawn(
+            port,
+            &[
                 "--port",
                 "0",
                 "--tls-port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
+                &tls_port,
                 "--tls-cert-file",
                 &certs.path("server.crt"),
                 "--tls-key-file",
@@ -199,12 +180,8 @@ impl RedisServer {
                 &certs.path("ca.crt"),
                 "--tls-auth-clients",
                 "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        let server = RedisServer { port, child };
+            ],
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(

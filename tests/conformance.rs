@@ -16,3 +16,17 @@ conformance_suite!(
     [tokio::test(flavor = "multi_thread", worker_threads = 2)],
     Harness::redis("")
 );
+
+#[cfg(feature = "redis")]
+conformance_suite!(
+    redis_client_side,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::redis("?client_side=true")
+);
+
+#[cfg(feature = "redis")]
+conformance_suite!(
+    redis_cluster,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::redis_cluster("")
+);

@@ -194,3 +194,315 @@ async fn rediss_connects_with_the_right_ca_and_fails_clearly_with_a_wrong_one() 
         .to_string();
     assert!(plain.contains("rediss://"), "{plain}");
 }
+
+/// Two caches with client-side caching on one server, and a handle on each
+/// backend to see its local copy.
+mod client_side {
+    use std::sync::Arc;
+
+    use cashews::redis::{RedisBackend, RedisConfig};
+    use cashews::{Cache, CodecKind, Serializer};
+
+    use super::*;
+
+    pub struct Side {
+        pub cache: Cache,
+        pub backend: Arc<RedisBackend>,
+    }
+
+    /// A cache whose only backend is a client-side Redis backend for `url`.
+    pub fn side(url: &str) -> Side {
+        let backend = Arc::new(RedisBackend::new(RedisConfig::parse(url).unwrap()).unwrap());
+        let cache = Cache::new();
+        cache.add_backend("", backend.clone(), Serializer::new(CodecKind::Bincode));
+        Side { cache, backend }
+    }
+
+    /// Polls `check` every 5 ms for at most 1 s.
+    pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !check().await {
+            assert!(Instant::now() < deadline, "not within 1 s: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn get(side: &Side, key: &str) -> Option<u32> {
+        side.cache.get::<u32>(key).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_are_local_and_another_clients_write_invalidates_them() {
+        let server = RedisServer::start();
+        let url = format!("{}?client_side=true", server.url());
+        let (a, b) = (side(&url), side(&url));
+        a.cache.set("k", &1u32).await.unwrap();
+        // The report of A's write may reach B after B's read was sent; then
+        // B does not keep that reply, and keeps the next one.
+        eventually("B keeps what it read", async || {
+            get(&b, "k").await == Some(1) && b.backend.local_len() == 1
+        })
+        .await;
+        assert!(b.backend.is_tracking());
+        // A local hit does not reach the server.
+        let calls = || {
+            let stats = server.cli(&["info", "commandstats"]);
+            stats
+                .lines()
+                .find(|l| l.starts_with("cmdstat_get:"))
+                .map(|l| l.to_owned())
+        };
+        let before = calls();
+        for _ in 0..100 {
+            assert_eq!(get(&b, "k").await, Some(1));
+        }
+        assert_eq!(calls(), before, "hits were served in process");
+
+        a.cache.set("k", &2u32).await.unwrap();
+        eventually("B sees A's write", async || get(&b, "k").await == Some(2)).await;
+        for _ in 0..200 {
+            assert_eq!(get(&b, "k").await, Some(2), "never the old value again");
+        }
+        // A writer outside cashews, and a delete, reach B the same way.
+        server.cli(&["set", "raw", "x"]);
+        assert_eq!(
+            b.cache.get_raw("raw").await.unwrap().as_deref(),
+            Some(&b"x"[..])
+        );
+        server.cli(&["set", "raw", "y"]);
+        eventually("B sees a raw write", async || {
+            b.cache.get_raw("raw").await.unwrap().as_deref() == Some(&b"y"[..])
+        })
+        .await;
+        a.cache.delete("k").await.unwrap();
+        eventually("B sees A's delete", async || get(&b, "k").await.is_none()).await;
+        // A's own writes update its local copy (the server does not echo them).
+        a.cache.set("mine", &7u32).await.unwrap();
+        assert_eq!(a.backend.local_len(), 1);
+        assert_eq!(get(&a, "mine").await, Some(7));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_keys_under_the_prefix_are_kept_locally() {
+        let server = RedisServer::start();
+        let url = format!(
+            "{}?client_side=true&client_side_prefix=hot:&local_size=2",
+            server.url()
+        );
+        let (a, b) = (side(&url), side(&url));
+        for key in ["hot:1", "hot:2", "hot:3", "cold:1"] {
+            a.cache.set(key, &1u32).await.unwrap();
+            assert_eq!(get(&b, key).await, Some(1));
+        }
+        eventually("local_size bounds the copy", async || {
+            for key in ["hot:1", "hot:2", "hot:3", "cold:1"] {
+                get(&b, key).await;
+            }
+            b.backend.local_len() == 2
+        })
+        .await;
+        a.cache.set("cold:1", &2u32).await.unwrap();
+        assert_eq!(
+            get(&b, "cold:1").await,
+            Some(2),
+            "cold keys are read from redis"
+        );
+        a.cache.set("hot:3", &2u32).await.unwrap();
+        eventually("hot keys are invalidated", async || {
+            get(&b, "hot:3").await == Some(2)
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flushdb_empties_the_local_copy() {
+        let server = RedisServer::start();
+        let b = side(&format!("{}?client_side=true", server.url()));
+        for n in 0..10u32 {
+            b.cache.set(&format!("k{n}"), &n).await.unwrap();
+            assert_eq!(get(&b, &format!("k{n}")).await, Some(n));
+        }
+        assert_eq!(b.backend.local_len(), 10);
+        server.cli(&["flushdb"]);
+        eventually("FLUSHDB reaches B", async || b.backend.local_len() == 0).await;
+        assert_eq!(get(&b, "k3").await, None);
+        assert!(b.backend.is_tracking(), "a flush keeps tracking on");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_killed_connection_flushes_and_tracking_resumes_after_reconnect() {
+        let server = RedisServer::start();
+        let url = format!("{}?client_side=true", server.url());
+        let a = side(&url);
+        let b = side(&format!("{url}&client_name=side-b"));
+        a.cache.set("k", &1u32).await.unwrap();
+        eventually("B keeps what it read", async || {
+            get(&b, "k").await == Some(1) && b.backend.local_len() == 1
+        })
+        .await;
+
+        let killed = server.cli(&["client", "kill", "skipme", "no", "type", "normal"]);
+        assert!(killed.trim().parse::<u32>().unwrap() >= 2, "{killed}");
+        eventually("the disconnect flushes B", async || {
+            b.backend.local_len() == 0 && !b.backend.is_tracking()
+        })
+        .await;
+        // Meanwhile A writes; B must not answer from a stale copy.
+        a.cache.set("k", &2u32).await.unwrap();
+        eventually("B reconnects and reads", async || {
+            get(&b, "k").await == Some(2)
+        })
+        .await;
+        eventually("tracking is on again", async || {
+            get(&b, "k").await == Some(2) && b.backend.is_tracking() && b.backend.local_len() == 1
+        })
+        .await;
+        // Invalidations arrive on the new connection.
+        a.cache.set("k", &3u32).await.unwrap();
+        eventually("B sees writes after the reconnect", async || {
+            get(&b, "k").await == Some(3)
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_writers_converge_on_the_servers_value() {
+        let server = RedisServer::start();
+        let url = format!("{}?client_side=true", server.url());
+        let (a, b) = (Arc::new(side(&url)), Arc::new(side(&url)));
+        let keys: Vec<String> = (0..4).map(|n| format!("race:{n}")).collect();
+        let stop = Instant::now() + Duration::from_secs(3);
+        let mut tasks = Vec::new();
+        let sides = (0..16).map(|n| if n % 2 == 0 { a.clone() } else { b.clone() });
+        for (worker, side) in sides.enumerate() {
+            let keys = keys.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut n = worker as u32;
+                while Instant::now() < stop {
+                    n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    let key = &keys[(n >> 8) as usize % keys.len()];
+                    if n % 3 == 0 {
+                        side.cache.set(key, &n).await.unwrap();
+                    } else if n % 17 == 0 {
+                        side.cache.delete(key).await.unwrap();
+                    } else {
+                        side.cache.get::<u32>(key).await.unwrap();
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let direct = side(&server.url());
+        for key in &keys {
+            let truth = direct.cache.get::<u32>(key).await.unwrap();
+            eventually(
+                &format!("{key} agrees on A, B and the server"),
+                async || get(&a, key).await == truth && get(&b, key).await == truth,
+            )
+            .await;
+            // And stays so (no late fill of an old value).
+            assert_eq!(get(&a, key).await, truth);
+            assert_eq!(get(&b, key).await, truth);
+        }
+    }
+
+    #[test]
+    fn client_side_options_are_checked() {
+        for (url, needle) in [
+            ("redis://127.0.0.1:6379/0?local_size=10", "client_side=true"),
+            (
+                "redis://127.0.0.1:6379/0?client_side=true&local_size=0",
+                "local_size",
+            ),
+            (
+                "redis://127.0.0.1:6379/0?client_side=true&local_max_ttl=0s",
+                "local_max_ttl",
+            ),
+            ("redis://127.0.0.1:6379/0?client_side=maybe", "client_side"),
+        ] {
+            let err = RedisConfig::parse(url).expect_err(url).to_string();
+            assert!(err.contains(needle), "{url}: {err}");
+        }
+    }
+}
+
+mod cluster {
+    use super::client_side::{eventually, side};
+    use super::*;
+    use support::redis::RedisCluster;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keys_spread_over_the_primaries_and_keyspace_commands_visit_each() {
+        let cluster = RedisCluster::start();
+        let cache = Cache::new();
+        cache.setup(&cluster.url()).unwrap();
+        let keys: Vec<String> = (0..60).map(|n| format!("item:{n}")).collect();
+        let pairs: Vec<(&str, u32)> = keys.iter().zip(0..).map(|(k, n)| (k.as_str(), n)).collect();
+        cache.set_many(&pairs).await.unwrap();
+        for node in &cluster.nodes {
+            let count: u32 = node.cli(&["dbsize"]).trim().parse().unwrap();
+            assert!(count > 0, "every primary holds some keys");
+        }
+        assert_eq!(cache.get_keys_count().await.unwrap(), 60);
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let values = cache.get_many::<u32>(&refs).await.unwrap();
+        assert_eq!(values, (0..60).map(Some).collect::<Vec<_>>());
+        let mut scanned = cache
+            .scan("item:*")
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        scanned.sort();
+        let mut expected = keys.clone();
+        expected.sort();
+        assert_eq!(scanned, expected);
+        assert_eq!(cache.delete_many(&refs[..10]).await.unwrap(), 10);
+        assert_eq!(cache.delete_match("item:*").await.unwrap(), 50);
+        assert_eq!(cache.get_keys_count().await.unwrap(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn client_side_tracks_every_primary() {
+        let cluster = RedisCluster::start();
+        let url = format!("{}&client_side=true", cluster.url());
+        let (a, b) = (side(&url), side(&url));
+        let keys: Vec<String> = (0..30).map(|n| format!("k{n}")).collect();
+        for key in &keys {
+            a.cache.set(key, &1u32).await.unwrap();
+        }
+        eventually("B keeps what it read from every primary", async || {
+            for key in &keys {
+                assert_eq!(b.cache.get::<u32>(key).await.unwrap(), Some(1));
+            }
+            b.backend.local_len() == 30
+        })
+        .await;
+        for key in &keys {
+            a.cache.set(key, &2u32).await.unwrap();
+        }
+        for key in &keys {
+            eventually(&format!("{key} is invalidated on B"), async || {
+                b.cache.get::<u32>(key).await.unwrap() == Some(2)
+            })
+            .await;
+        }
+    }
+
+    #[test]
+    fn cluster_urls_are_checked() {
+        let cache = Cache::new();
+        for (url, needle) in [
+            ("redis://h1:1,h2:2/0", "cluster=true"),
+            ("redis://h1:1,h2:2/3?cluster=true", "database 0"),
+            ("redis://h1:1,,h2:2?cluster=true", "empty host"),
+        ] {
+            let err = cache.setup(url).expect_err(url).to_string();
+            assert!(err.contains(needle), "{url}: {err}");
+        }
+        cache.setup("redis://h1:1,h2:2?cluster=true").unwrap();
+    }
+}

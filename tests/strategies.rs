@@ -16,3 +16,17 @@ strategy_suite!(
     [tokio::test(flavor = "multi_thread", worker_threads = 2)],
     Harness::redis("")
 );
+
+#[cfg(feature = "redis")]
+strategy_suite!(
+    redis_client_side,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::redis("?client_side=true")
+);
+
+#[cfg(feature = "redis")]
+strategy_suite!(
+    redis_cluster,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::redis_cluster("")
+);

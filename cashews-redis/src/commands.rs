@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use cashews_core::backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions};
 use cashews_core::{glob, Result};
-use redis::aio::ConnectionManager;
 
+use crate::connection::{Conn, Node};
 use crate::scripts::{INCR, SET_ADD, SLICE_INCR, UNLOCK};
 use crate::{RedisBackend, Shared};
 
@@ -27,48 +27,105 @@ impl Backend for RedisBackend {
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
         Box::pin(async move {
-            let got = self
-                .shared
-                .run(
-                    "get",
-                    key,
-                    || None,
-                    move |mut c| async move {
-                        redis::cmd("GET")
-                            .arg(key)
-                            .query_async::<Option<Vec<u8>>>(&mut c)
-                            .await
-                    },
-                )
-                .await;
+            let shared = &self.shared;
+            if let Some(tracking) = shared.tracked(key) {
+                shared.ensure_tracking().await;
+                if let Some(value) = tracking.cache.get(key) {
+                    return Ok(Some(value));
+                }
+            }
+            let got = match shared.ticket(key) {
+                // Kept locally: the reply carries the TTL the copy may live.
+                Some(ticket) => shared
+                    .run(
+                        "get",
+                        key,
+                        || None,
+                        move |mut c| async move {
+                            let (value, pttl) = redis::pipe()
+                                .cmd("GET")
+                                .arg(key)
+                                .cmd("PTTL")
+                                .arg(key)
+                                .query_async::<(Option<Vec<u8>>, i64)>(&mut c)
+                                .await?;
+                            Ok(value.map(|v| (Bytes::from(v), pttl)))
+                        },
+                    )
+                    .await
+                    .map(|got| {
+                        got.map(|(value, pttl)| {
+                            shared.fill(key, &value, pttl, Some(ticket));
+                            value
+                        })
+                    }),
+                None => shared
+                    .run(
+                        "get",
+                        key,
+                        || None,
+                        move |mut c| async move {
+                            redis::cmd("GET")
+                                .arg(key)
+                                .query_async::<Option<Vec<u8>>>(&mut c)
+                                .await
+                        },
+                    )
+                    .await
+                    .map(bytes),
+            };
             match got {
                 // A set or a window holds no value: a miss, as on every backend.
                 Err(cashews_core::Error::WrongType { .. }) => Ok(None),
-                other => other.map(bytes),
+                other => other,
             }
         })
     }
 
+    fn get_local(&self, key: &str, visit: &mut dyn FnMut(&[u8])) -> Option<bool> {
+        // A local miss is not a miss: Redis is asked.
+        self.shared.local(key, visit).then_some(true)
+    }
+
     fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Bytes>>>> {
         Box::pin(async move {
-            if keys.is_empty() {
-                return Ok(Vec::new());
+            let mut found: Vec<Option<Bytes>> = keys
+                .iter()
+                .map(|key| {
+                    self.shared
+                        .tracked(key)
+                        .and_then(|tracking| tracking.cache.get(key))
+                })
+                .collect();
+            let missing: Vec<&str> = keys
+                .iter()
+                .zip(&found)
+                .filter(|(_, value)| value.is_none())
+                .map(|(key, _)| *key)
+                .collect();
+            if missing.is_empty() {
+                return Ok(found);
             }
+            let count = missing.len();
             let values = self
                 .shared
                 .run(
                     "get_many",
-                    keys[0],
-                    || vec![None; keys.len()],
-                    move |mut c| async move {
+                    missing[0],
+                    || vec![None; count],
+                    |mut c| async move {
                         redis::cmd("MGET")
-                            .arg(keys)
+                            .arg(&missing)
                             .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
                             .await
                     },
                 )
                 .await?;
-            Ok(values.into_iter().map(bytes).collect())
+            let mut values = values.into_iter();
+            for slot in found.iter_mut().filter(|v| v.is_none()) {
+                *slot = values.next().flatten().map(Bytes::from);
+            }
+            Ok(found)
         })
     }
 
@@ -78,28 +135,40 @@ impl Backend for RedisBackend {
         value: Bytes,
         options: SetOptions,
     ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(self.shared.run(
-            "set",
-            key,
-            || false,
-            move |mut c| async move {
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(key).arg(value.as_ref());
-                if let Some(expire) = options.expire {
-                    cmd.arg("PX").arg(ms(expire));
-                }
-                match options.exist {
-                    Exist::Always => {}
-                    Exist::IfPresent => {
-                        cmd.arg("XX");
-                    }
-                    Exist::IfAbsent => {
-                        cmd.arg("NX");
-                    }
-                }
-                Ok(cmd.query_async::<Option<String>>(&mut c).await?.is_some())
-            },
-        ))
+        Box::pin(async move {
+            self.shared.ensure_tracking().await;
+            let mut guard = self.shared.write_guard(key);
+            let local = value.clone();
+            let stored = self
+                .shared
+                .run(
+                    "set",
+                    key,
+                    || false,
+                    move |mut c| async move {
+                        let mut cmd = redis::cmd("SET");
+                        cmd.arg(key).arg(value.as_ref());
+                        if let Some(expire) = options.expire {
+                            cmd.arg("PX").arg(ms(expire));
+                        }
+                        match options.exist {
+                            Exist::Always => {}
+                            Exist::IfPresent => {
+                                cmd.arg("XX");
+                            }
+                            Exist::IfAbsent => {
+                                cmd.arg("NX");
+                            }
+                        }
+                        Ok(cmd.query_async::<Option<String>>(&mut c).await?.is_some())
+                    },
+                )
+                .await;
+            if let Ok(true) = stored {
+                guard.stored(local, options.expire);
+            }
+            stored
+        })
     }
 
     fn set_many<'a>(
@@ -107,38 +176,67 @@ impl Backend for RedisBackend {
         pairs: Vec<(&'a str, Bytes)>,
         expire: Option<Duration>,
     ) -> BoxFuture<'a, Result<()>> {
-        let first = pairs.first().map_or("", |(k, _)| *k);
-        Box::pin(self.shared.run(
-            "set_many",
-            first,
-            || (),
-            move |mut c| async move {
-                let mut pipe = redis::pipe();
-                pipe.atomic();
-                for (key, value) in &pairs {
-                    let cmd = pipe.cmd("SET").arg(*key).arg(value.as_ref());
-                    if let Some(expire) = expire {
-                        cmd.arg("PX").arg(ms(expire));
-                    }
-                    cmd.ignore();
+        Box::pin(async move {
+            self.shared.ensure_tracking().await;
+            let mut guards: Vec<_> = pairs
+                .iter()
+                .map(|(key, value)| (self.shared.write_guard(key), value.clone()))
+                .collect();
+            let first = pairs.first().map_or("", |(k, _)| *k);
+            let stored = self
+                .shared
+                .run(
+                    "set_many",
+                    first,
+                    || false,
+                    move |c| async move {
+                        // One MULTI per slot: a cluster refuses a transaction
+                        // across slots.
+                        let groups = c.by_slot(pairs, |(key, _)| key);
+                        let writes = groups.into_iter().map(|group| {
+                            let mut c = c.clone();
+                            async move {
+                                let mut pipe = redis::pipe();
+                                pipe.atomic();
+                                for (key, value) in &group {
+                                    let cmd = pipe.cmd("SET").arg(*key).arg(value.as_ref());
+                                    if let Some(expire) = expire {
+                                        cmd.arg("PX").arg(ms(expire));
+                                    }
+                                    cmd.ignore();
+                                }
+                                pipe.query_async::<()>(&mut c).await
+                            }
+                        });
+                        futures_util::future::try_join_all(writes).await?;
+                        Ok(true)
+                    },
+                )
+                .await?;
+            if stored {
+                for (guard, value) in &mut guards {
+                    guard.stored(value.clone(), expire);
                 }
-                pipe.query_async::<()>(&mut c).await
-            },
-        ))
+            }
+            Ok(())
+        })
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(self.shared.run(
-            "delete",
+        Box::pin(self.shared.guarded(
             key,
-            || false,
-            move |mut c| async move {
-                Ok(redis::cmd("UNLINK")
-                    .arg(key)
-                    .query_async::<u64>(&mut c)
-                    .await?
-                    > 0)
-            },
+            self.shared.run(
+                "delete",
+                key,
+                || false,
+                move |mut c| async move {
+                    Ok(redis::cmd("UNLINK")
+                        .arg(key)
+                        .query_async::<u64>(&mut c)
+                        .await?
+                        > 0)
+                },
+            ),
         ))
     }
 
@@ -147,6 +245,7 @@ impl Backend for RedisBackend {
             if keys.is_empty() {
                 return Ok(0);
             }
+            let _guards: Vec<_> = keys.iter().map(|k| self.shared.write_guard(k)).collect();
             self.shared
                 .run(
                     "delete_many",
@@ -164,42 +263,46 @@ impl Backend for RedisBackend {
     }
 
     fn delete_match<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(self.shared.run(
-            "delete_match",
-            pattern,
-            || 0,
-            move |mut c| async move {
-                if !glob::is_pattern(pattern) {
-                    return redis::cmd("UNLINK")
-                        .arg(pattern)
-                        .query_async::<u64>(&mut c)
-                        .await;
-                }
-                let mut cursor = 0u64;
-                let mut deleted = 0;
-                loop {
-                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(100)
-                        .query_async(&mut c)
-                        .await?;
-                    if !keys.is_empty() {
-                        deleted += redis::cmd("UNLINK")
-                            .arg(&keys)
-                            .query_async::<u64>(&mut c)
-                            .await?;
-                    }
-                    // The scan ends at cursor 0: no extra pass after the last batch.
-                    if next == 0 {
-                        return Ok(deleted);
-                    }
-                    cursor = next;
-                }
-            },
-        ))
+        Box::pin(async move {
+            let deleted = self
+                .shared
+                .run(
+                    "delete_match",
+                    pattern,
+                    || 0,
+                    move |mut c| async move {
+                        if !glob::is_pattern(pattern) {
+                            return redis::cmd("UNLINK")
+                                .arg(pattern)
+                                .query_async::<u64>(&mut c)
+                                .await;
+                        }
+                        let mut deleted = 0;
+                        for node in c.clone().primaries().await? {
+                            let mut cursor = 0u64;
+                            loop {
+                                let (next, keys): (u64, Vec<String>) =
+                                    c.query_on(&node, &scan(cursor, pattern, 100)).await?;
+                                if !keys.is_empty() {
+                                    deleted += redis::cmd("UNLINK")
+                                        .arg(&keys)
+                                        .query_async::<u64>(&mut c)
+                                        .await?;
+                                }
+                                // The scan ends at cursor 0: no extra pass after the last batch.
+                                if next == 0 {
+                                    break;
+                                }
+                                cursor = next;
+                            }
+                        }
+                        Ok(deleted)
+                    },
+                )
+                .await;
+            self.shared.wrote_matching(pattern);
+            deleted
+        })
     }
 
     fn scan(&self, pattern: String, batch_size: usize) -> BoxStream<'static, Result<String>> {
@@ -237,33 +340,39 @@ impl Backend for RedisBackend {
         by: i64,
         expire: Option<Duration>,
     ) -> BoxFuture<'a, Result<i64>> {
-        Box::pin(self.shared.run(
-            "incr",
+        Box::pin(self.shared.guarded(
             key,
-            move || by,
-            move |mut c| async move {
-                INCR.key(key)
-                    .arg(by)
-                    .arg(expire.map_or(0, ms))
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            },
+            self.shared.run(
+                "incr",
+                key,
+                move || by,
+                move |mut c| async move {
+                    INCR.key(key)
+                        .arg(by)
+                        .arg(expire.map_or(0, ms))
+                        .invoke_async::<i64>(&mut c)
+                        .await
+                },
+            ),
         ))
     }
 
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(self.shared.run(
-            "expire",
+        Box::pin(self.shared.guarded(
             key,
-            || false,
-            move |mut c| async move {
-                Ok(redis::cmd("PEXPIRE")
-                    .arg(key)
-                    .arg(ms(ttl))
-                    .query_async::<u64>(&mut c)
-                    .await?
-                    == 1)
-            },
+            self.shared.run(
+                "expire",
+                key,
+                || false,
+                move |mut c| async move {
+                    Ok(redis::cmd("PEXPIRE")
+                        .arg(key)
+                        .arg(ms(ttl))
+                        .query_async::<u64>(&mut c)
+                        .await?
+                        == 1)
+                },
+            ),
         ))
     }
 
@@ -303,12 +412,21 @@ impl Backend for RedisBackend {
     }
 
     fn clear(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.shared.run(
-            "clear",
-            "",
-            || (),
-            move |mut c| async move { redis::cmd("FLUSHDB").query_async::<()>(&mut c).await },
-        ))
+        Box::pin(async move {
+            let cleared =
+                self.shared
+                    .run(
+                        "clear",
+                        "",
+                        || (),
+                        move |mut c| async move {
+                            redis::cmd("FLUSHDB").query_async::<()>(&mut c).await
+                        },
+                    )
+                    .await;
+            self.shared.wrote_everything();
+            cleared
+        })
     }
 
     fn get_keys_count(&self) -> BoxFuture<'_, Result<u64>> {
@@ -341,37 +459,43 @@ impl Backend for RedisBackend {
         token: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(self.shared.run(
-            "set_lock",
+        Box::pin(self.shared.guarded(
             key,
-            || false,
-            move |mut c| async move {
-                let taken = redis::cmd("SET")
-                    .arg(key)
-                    .arg(token)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ms(ttl))
-                    .query_async::<Option<String>>(&mut c)
-                    .await?;
-                Ok(taken.is_some())
-            },
+            self.shared.run(
+                "set_lock",
+                key,
+                || false,
+                move |mut c| async move {
+                    let taken = redis::cmd("SET")
+                        .arg(key)
+                        .arg(token)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ms(ttl))
+                        .query_async::<Option<String>>(&mut c)
+                        .await?;
+                    Ok(taken.is_some())
+                },
+            ),
         ))
     }
 
     fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(self.shared.run(
-            "unlock",
+        Box::pin(self.shared.guarded(
             key,
-            || false,
-            move |mut c| async move {
-                Ok(UNLOCK
-                    .key(key)
-                    .arg(token)
-                    .invoke_async::<u64>(&mut c)
-                    .await?
-                    == 1)
-            },
+            self.shared.run(
+                "unlock",
+                key,
+                || false,
+                move |mut c| async move {
+                    Ok(UNLOCK
+                        .key(key)
+                        .arg(token)
+                        .invoke_async::<u64>(&mut c)
+                        .await?
+                        == 1)
+                },
+            ),
         ))
     }
 
@@ -396,15 +520,18 @@ impl Backend for RedisBackend {
         size: u8,
         by: i64,
     ) -> BoxFuture<'a, Result<Vec<u64>>> {
-        Box::pin(self.shared.bitfield(
-            "incr_bits",
+        Box::pin(self.shared.guarded(
             key,
-            indexes,
-            size,
-            &["OVERFLOW", "SAT"],
-            move |cmd, field| {
-                cmd.arg("INCRBY").arg(field.0).arg(field.1).arg(by);
-            },
+            self.shared.bitfield(
+                "incr_bits",
+                key,
+                indexes,
+                size,
+                &["OVERFLOW", "SAT"],
+                move |cmd, field| {
+                    cmd.arg("INCRBY").arg(field.0).arg(field.1).arg(by);
+                },
+            ),
         ))
     }
 
@@ -418,21 +545,24 @@ impl Backend for RedisBackend {
     ) -> BoxFuture<'a, Result<u64>> {
         // A unique member per call, so calls at the same millisecond all count.
         let member = format!("{end}:{}", unique());
-        Box::pin(self.shared.run(
-            "slice_incr",
+        Box::pin(self.shared.guarded(
             key,
-            || 0,
-            move |mut c| async move {
-                SLICE_INCR
-                    .key(key)
-                    .arg(start)
-                    .arg(end)
-                    .arg(max.min(i64::MAX as u64))
-                    .arg(expire.map_or(0, ms))
-                    .arg(member)
-                    .invoke_async::<u64>(&mut c)
-                    .await
-            },
+            self.shared.run(
+                "slice_incr",
+                key,
+                || 0,
+                move |mut c| async move {
+                    SLICE_INCR
+                        .key(key)
+                        .arg(start)
+                        .arg(end)
+                        .arg(max.min(i64::MAX as u64))
+                        .arg(expire.map_or(0, ms))
+                        .arg(member)
+                        .invoke_async::<u64>(&mut c)
+                        .await
+                },
+            ),
         ))
     }
 
@@ -442,7 +572,7 @@ impl Backend for RedisBackend {
         members: &'a [&'a str],
         expire: Option<Duration>,
     ) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(async move {
+        Box::pin(self.shared.guarded(key, async move {
             if members.is_empty() {
                 return Ok(0);
             }
@@ -461,7 +591,7 @@ impl Backend for RedisBackend {
                     },
                 )
                 .await
-        })
+        }))
     }
 
     fn set_remove<'a>(
@@ -469,7 +599,7 @@ impl Backend for RedisBackend {
         key: &'a str,
         members: &'a [&'a str],
     ) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(async move {
+        Box::pin(self.shared.guarded(key, async move {
             if members.is_empty() {
                 return Ok(0);
             }
@@ -487,19 +617,22 @@ impl Backend for RedisBackend {
                     },
                 )
                 .await
-        })
+        }))
     }
 
     fn set_pop<'a>(&'a self, key: &'a str, count: usize) -> BoxFuture<'a, Result<Vec<String>>> {
         Box::pin(
-            self.shared
-                .run("set_pop", key, Vec::new, move |mut c| async move {
-                    redis::cmd("SPOP")
-                        .arg(key)
-                        .arg(count)
-                        .query_async::<Vec<String>>(&mut c)
-                        .await
-                }),
+            self.shared.guarded(
+                key,
+                self.shared
+                    .run("set_pop", key, Vec::new, move |mut c| async move {
+                        redis::cmd("SPOP")
+                            .arg(key)
+                            .arg(count)
+                            .query_async::<Vec<String>>(&mut c)
+                            .await
+                    }),
+            ),
         )
     }
 }
@@ -537,6 +670,17 @@ impl Shared {
     }
 }
 
+/// `SCAN cursor MATCH pattern COUNT count`.
+fn scan(cursor: u64, pattern: &str, count: usize) -> redis::Cmd {
+    let mut cmd = redis::cmd("SCAN");
+    cmd.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(count);
+    cmd
+}
+
 fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -546,12 +690,15 @@ fn unique() -> u64 {
         ^ cashews_core::Clock::system().unix_ms().rotate_left(20)
 }
 
-/// A SCAN over the keys matching a pattern, each key once, ending at cursor 0.
+/// A SCAN over the keys matching a pattern, each key once, on every primary
+/// in turn, each ending at cursor 0.
 struct Scanner {
     shared: Arc<Shared>,
     pattern: String,
     batch: usize,
-    cursor: Option<u64>,
+    /// The primaries still to scan (the current one last), once known.
+    nodes: Option<Vec<Node>>,
+    cursor: u64,
     seen: HashSet<String>,
     ready: VecDeque<String>,
 }
@@ -562,7 +709,8 @@ impl Scanner {
             shared,
             pattern,
             batch: batch.max(1),
-            cursor: Some(0),
+            nodes: None,
+            cursor: 0,
             seen: HashSet::new(),
             ready: VecDeque::new(),
         }
@@ -571,29 +719,35 @@ impl Scanner {
     /// The next batch of new keys; `Ok(None)` at the end.
     async fn next_batch(&mut self) -> Result<Option<Vec<String>>> {
         while self.ready.is_empty() {
-            let Some(cursor) = self.cursor else {
+            if self.nodes.is_none() {
+                let mut nodes = self
+                    .shared
+                    .run("scan", &self.pattern, Vec::new, |mut c: Conn| async move {
+                        c.primaries().await
+                    })
+                    .await?;
+                nodes.reverse();
+                self.nodes = Some(nodes);
+            }
+            let Some(node) = self.nodes.as_ref().and_then(|n| n.last()).cloned() else {
                 return Ok(None);
             };
-            let (pattern, batch) = (self.pattern.clone(), self.batch);
-            let (next, keys) = self
-                .shared
-                .run(
-                    "scan",
-                    &self.pattern,
-                    || (0, Vec::new()),
-                    move |mut c| async move {
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(pattern)
-                            .arg("COUNT")
-                            .arg(batch)
-                            .query_async::<(u64, Vec<String>)>(&mut c)
-                            .await
-                    },
-                )
-                .await?;
-            self.cursor = (next != 0).then_some(next);
+            let command = scan(self.cursor, &self.pattern, self.batch);
+            let (next, keys) =
+                self.shared
+                    .run(
+                        "scan",
+                        &self.pattern,
+                        || (0, Vec::new()),
+                        move |mut c| async move {
+                            c.query_on::<(u64, Vec<String>)>(&node, &command).await
+                        },
+                    )
+                    .await?;
+            self.cursor = next;
+            if next == 0 {
+                self.nodes.as_mut().map(Vec::pop);
+            }
             for key in keys {
                 if self.seen.insert(key.clone()) {
                     self.ready.push_back(key);
@@ -651,7 +805,7 @@ impl Scanner {
                     "get_match",
                     &first,
                     || vec![None; keys.len()],
-                    move |mut c: ConnectionManager| async move {
+                    move |mut c: Conn| async move {
                         redis::cmd("MGET")
                             .arg(&request)
                             .query_async::<Vec<Option<Vec<u8>>>>(&mut c)

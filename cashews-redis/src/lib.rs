@@ -1,14 +1,20 @@
 //! The Redis backend of [cashews](https://docs.rs/cashews):
-//! `redis://[user:pass@]host:port/db?...`.
+//! `redis://[user:pass@]host:port/db?...`, a cluster with
+//! `redis://host1:port1,host2:port2?cluster=true`.
 //!
 //! | parameter | default | meaning |
 //! |---|---|---|
 //! | `suppress` | `true` | a connection failure or timeout reads as a miss / `false` (logged, counted) instead of an error; data errors (a wrong type, an overflow) always surface, and so does `ping` |
 //! | `connect_timeout` | `1s` | how long a connection attempt may take |
 //! | `response_timeout` | `1s` | how long a command may take |
-//! | `client_name` | `cashews` | `CLIENT SETNAME` of the connection |
+//! | `client_name` | `cashews` | `CLIENT SETNAME` of the connection (single server) |
 //! | `ssl_ca_certs` | system roots | `rediss://` only: a PEM file of the CA(s) to trust |
 //! | `ssl_certfile`, `ssl_keyfile` | none | `rediss://` only: a client certificate and key (PEM) for mutual TLS |
+//! | `cluster` | `false` | the hosts are seeds of a Redis Cluster |
+//! | `client_side` | `false` | keep values in process, invalidated by the server (below) |
+//! | `client_side_prefix` | `""` (every key) | only keys starting with it are kept in process |
+//! | `local_size` | `10000` | the most values kept in process |
+//! | `local_max_ttl` | `10m` | the longest a value is kept in process |
 //!
 //! The TLS files are read at setup, so a missing file is a configuration
 //! error there, not at the first command.
@@ -16,20 +22,55 @@
 //! The connection is made on first use and re-made after a failure
 //! (redis-rs' connection manager), so a restarted server is used again
 //! without re-creating the cache.
+//!
+//! # Cluster
+//!
+//! With `cluster=true` every command works across slots: keys are routed by
+//! slot, `get_many` / `delete_many` are split per slot, `set_many` runs one
+//! `MULTI` per slot (atomic per slot, not across slots), and `scan`,
+//! `get_match`, `delete_match`, `clear` and `get_keys_count` visit every
+//! primary. Every Lua script of this backend touches one key, so locks, rate
+//! limits and sliding windows stay in one slot. A cluster has database 0
+//! only.
+//!
+//! # Client-side caching
+//!
+//! With `client_side=true` the backend speaks RESP3 and turns on
+//! `CLIENT TRACKING ON BCAST [PREFIX p] NOLOOP`: the server reports every
+//! change of a key under the prefix, whoever made it. Reads of such keys are
+//! served from a local LRU (filled by `get`, with the server's TTL capped by
+//! `local_max_ttl`), which a report clears. This process's own writes update
+//! the local copy and Redis. Unlike Python cashews, keys are not rewritten:
+//! `client_side_prefix` only selects which keys are kept locally.
+//!
+//! - A report that arrives while a `get` reply is in flight wins: the reply
+//!   is not stored (a generation per local shard, read before the request and
+//!   checked under the shard's lock when storing).
+//! - The whole local copy is dropped when the connection is lost, on a
+//!   `FLUSHDB` report, and when the report channel closes; it stays unused
+//!   until tracking is on again for the new connection (redis-rs reconnects,
+//!   but tracking belongs to a connection, so it is re-enabled before the
+//!   next read is served locally).
+//! - On a cluster tracking is enabled on every primary (each reports the
+//!   keys it holds); a lost node connection drops the local copy as above.
 #![warn(missing_docs)]
 
 mod commands;
+mod connection;
 mod scripts;
+mod tracking;
 
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use cashews_core::driver::{Driver, DriverContext};
 use cashews_core::url::{Params, SetupUrl};
-use cashews_core::{Backend, Error, Result};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::OnceCell;
+use cashews_core::{Backend, Clock, Error, Result};
+
+use connection::{Conn, Connector};
+use tracking::Tracking;
 
 /// The `redis://` driver.
 pub const DRIVER: Driver = Driver {
@@ -41,17 +82,27 @@ pub const DRIVER: Driver = Driver {
     connect,
 };
 
-fn connect(url: &SetupUrl, params: &mut Params<'_>, _: &DriverContext) -> Result<Arc<dyn Backend>> {
+fn connect(
+    url: &SetupUrl,
+    params: &mut Params<'_>,
+    ctx: &DriverContext,
+) -> Result<Arc<dyn Backend>> {
     let config = RedisConfig::from_url(url, params)?;
-    Ok(Arc::new(RedisBackend::new(config)?))
+    Ok(Arc::new(RedisBackend::with_clock(
+        config,
+        ctx.clock.clone(),
+    )?))
 }
 
 /// Settings of a [`RedisBackend`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct RedisConfig {
-    /// The URL given to redis-rs (without cashews' parameters).
-    pub address: String,
+    /// The URLs given to redis-rs (without cashews' parameters): one, or
+    /// the seed nodes of a cluster.
+    pub addresses: Vec<String>,
+    /// The addresses are nodes of a Redis Cluster.
+    pub cluster: bool,
     /// Turns connection failures into misses.
     pub suppress: bool,
     /// Timeout of a connection attempt.
@@ -64,21 +115,66 @@ pub struct RedisConfig {
     pub ca_certs: Option<Vec<u8>>,
     /// PEM client certificate and key, for mutual TLS.
     pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
+    /// Client-side caching, when enabled.
+    pub client_side: Option<ClientSideConfig>,
+}
+
+/// Settings of client-side caching (`client_side=true`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientSideConfig {
+    /// Only keys starting with this are kept locally (and tracked).
+    pub prefix: String,
+    /// The most values kept locally.
+    pub local_size: NonZeroUsize,
+    /// The longest a value is kept locally.
+    pub local_max_ttl: Duration,
+}
+
+impl Default for ClientSideConfig {
+    fn default() -> Self {
+        ClientSideConfig {
+            prefix: String::new(),
+            local_size: NonZeroUsize::new(10_000).expect("non-zero"),
+            local_max_ttl: Duration::from_secs(600),
+        }
+    }
 }
 
 impl RedisConfig {
+    /// The settings a `redis://` URL names (backend parameters only): for
+    /// building a [`RedisBackend`] by hand.
+    ///
+    /// ```
+    /// let config = cashews_redis::RedisConfig::parse("redis://127.0.0.1:6379/0?client_side=true")?;
+    /// assert!(config.client_side.is_some());
+    /// # Ok::<(), cashews_core::Error>(())
+    /// ```
+    pub fn parse(url: &str) -> Result<RedisConfig> {
+        let url = SetupUrl::parse(url)?;
+        let mut params = url.params();
+        let config = RedisConfig::from_url(&url, &mut params)?;
+        params.finish()?;
+        Ok(config)
+    }
+
     /// Reads the parameters of a `redis://` URL.
     pub fn from_url(url: &SetupUrl, params: &mut Params<'_>) -> Result<RedisConfig> {
-        let host = if url.hosts.is_empty() {
-            "127.0.0.1:6379"
+        let invalid =
+            |message: String| Error::config(format!("setup url {:?}: {message}", url.display));
+        let hosts: Vec<&str> = if url.hosts.is_empty() {
+            vec!["127.0.0.1:6379"]
         } else {
-            url.hosts.as_str()
+            url.hosts.split(',').map(str::trim).collect()
         };
-        if host.contains(',') {
-            return Err(Error::config(format!(
-                "setup url {:?}: several hosts need a cluster backend, which this build does not have",
-                url.display
-            )));
+        if hosts.iter().any(|h| h.is_empty()) {
+            return Err(invalid("an empty host in the host list".into()));
+        }
+        let cluster = params.bool("cluster")?.unwrap_or(false);
+        if hosts.len() > 1 && !cluster {
+            return Err(invalid(
+                "several hosts are the nodes of a cluster: add cluster=true".into(),
+            ));
         }
         let db = if url.path.is_empty() {
             "0"
@@ -86,9 +182,13 @@ impl RedisConfig {
             url.path.as_str()
         };
         if db.parse::<u16>().is_err() {
-            return Err(Error::config(format!(
-                "setup url {:?}: the path must be a database number, got {db:?}",
-                url.display
+            return Err(invalid(format!(
+                "the path must be a database number, got {db:?}"
+            )));
+        }
+        if cluster && db != "0" {
+            return Err(invalid(format!(
+                "a cluster has database 0 only, got {db:?}"
             )));
         }
         let auth = url
@@ -104,33 +204,35 @@ impl RedisConfig {
                 return Ok(None);
             };
             if url.scheme != "rediss" {
-                return Err(Error::config(format!(
-                    "setup url {:?}: {name} needs a rediss:// url",
-                    url.display
-                )));
+                return Err(invalid(format!("{name} needs a rediss:// url")));
             }
-            std::fs::read(path).map(Some).map_err(|e| {
-                Error::config(format!(
-                    "setup url {:?}: cannot read {name} {path:?}: {e}",
-                    url.display
-                ))
-            })
+            std::fs::read(path)
+                .map(Some)
+                .map_err(|e| invalid(format!("cannot read {name} {path:?}: {e}")))
         };
         let ca_certs = read("ssl_ca_certs", params)?;
         let client_cert = match (read("ssl_certfile", params)?, read("ssl_keyfile", params)?) {
             (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
-            _ => {
-                return Err(Error::config(format!(
-                    "setup url {:?}: ssl_certfile and ssl_keyfile go together",
-                    url.display
-                )))
-            }
+            _ => return Err(invalid("ssl_certfile and ssl_keyfile go together".into())),
         };
+        let client_side = ClientSideConfig::from_params(params, &invalid)?;
+        // RESP3 carries the tracking reports on the data connection.
+        let protocol = if client_side.is_some() {
+            "?protocol=resp3"
+        } else {
+            ""
+        };
+        let addresses = hosts
+            .iter()
+            .map(|host| format!("{}://{auth}{host}/{db}{protocol}", url.scheme))
+            .collect();
         Ok(RedisConfig {
             ca_certs,
             client_cert,
-            address: format!("{}://{auth}{host}/{db}", url.scheme),
+            addresses,
+            cluster,
+            client_side,
             suppress: params.bool("suppress")?.unwrap_or(true),
             connect_timeout: params
                 .duration("connect_timeout")?
@@ -140,6 +242,42 @@ impl RedisConfig {
                 .unwrap_or(Duration::from_secs(1)),
             client_name: params.take("client_name").unwrap_or("cashews").to_owned(),
         })
+    }
+}
+
+impl ClientSideConfig {
+    fn from_params(
+        params: &mut Params<'_>,
+        invalid: &dyn Fn(String) -> Error,
+    ) -> Result<Option<ClientSideConfig>> {
+        let enabled = params.bool("client_side")?.unwrap_or(false);
+        let mut config = ClientSideConfig::default();
+        let prefix = params.take("client_side_prefix");
+        let size = params.take_with("local_size", "a positive integer", |s| {
+            s.trim().parse::<usize>().ok().and_then(NonZeroUsize::new)
+        })?;
+        let max_ttl = params.duration("local_max_ttl")?;
+        if !enabled {
+            if prefix.is_some() || size.is_some() || max_ttl.is_some() {
+                return Err(invalid(
+                    "client_side_prefix, local_size and local_max_ttl need client_side=true".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        if let Some(prefix) = prefix {
+            config.prefix = prefix.to_owned();
+        }
+        if let Some(size) = size {
+            config.local_size = size;
+        }
+        if let Some(max_ttl) = max_ttl {
+            if max_ttl.is_zero() {
+                return Err(invalid("local_max_ttl must be positive".into()));
+            }
+            config.local_max_ttl = max_ttl;
+        }
+        Ok(Some(config))
     }
 }
 
@@ -154,24 +292,27 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
-/// A Redis server as a cache backend.
+/// A Redis server (or cluster) as a cache backend.
 pub struct RedisBackend {
     shared: Arc<Shared>,
 }
 
 /// What the backend and its streams share.
 pub(crate) struct Shared {
-    client: redis::Client,
+    connector: Connector,
     pub(crate) config: RedisConfig,
-    connection: OnceCell<ConnectionManager>,
     suppressed: AtomicU64,
+    /// Client-side caching, when enabled.
+    pub(crate) tracking: Option<Arc<Tracking>>,
 }
 
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackend")
+            .field("cluster", &self.shared.config.cluster)
             .field("suppress", &self.shared.config.suppress)
             .field("suppressed", &self.suppressed_errors())
+            .field("tracking", &self.shared.tracking)
             .finish_non_exhaustive()
     }
 }
@@ -179,14 +320,24 @@ impl std::fmt::Debug for RedisBackend {
 impl RedisBackend {
     /// A backend for `config`; connects on first use.
     pub fn new(config: RedisConfig) -> Result<RedisBackend> {
-        let client =
-            client(&config).map_err(|e| Error::config(format!("invalid redis address: {e}")))?;
+        RedisBackend::with_clock(config, Clock::system())
+    }
+
+    /// A backend for `config` whose local copies (client-side caching)
+    /// expire on `clock`.
+    pub fn with_clock(config: RedisConfig, clock: Clock) -> Result<RedisBackend> {
+        let tracking = config
+            .client_side
+            .as_ref()
+            .map(|c| Arc::new(Tracking::new(c, clock)));
+        let connector = Connector::new(&config, tracking.clone())
+            .map_err(|e| Error::config(format!("invalid redis address: {e}")))?;
         Ok(RedisBackend {
             shared: Arc::new(Shared {
-                client,
+                connector,
                 config,
-                connection: OnceCell::new(),
                 suppressed: AtomicU64::new(0),
+                tracking,
             }),
         })
     }
@@ -195,37 +346,31 @@ impl RedisBackend {
     pub fn suppressed_errors(&self) -> u64 {
         self.shared.suppressed.load(Ordering::Relaxed)
     }
+
+    /// How many values client-side caching holds in process now (0 when it
+    /// is off).
+    pub fn local_len(&self) -> u64 {
+        self.shared.tracking.as_ref().map_or(0, |t| t.cache.len())
+    }
+
+    /// Whether client-side caching serves reads now (tracking is on for the
+    /// current connection).
+    pub fn is_tracking(&self) -> bool {
+        self.shared
+            .tracking
+            .as_ref()
+            .is_some_and(|t| t.cache.is_enabled())
+    }
 }
 
 impl Shared {
     /// The connection, made on first use (inside the runtime).
-    async fn connection(&self) -> Result<ConnectionManager> {
-        let manager = self
-            .connection
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.config.connect_timeout))
-                    .set_response_timeout(Some(self.config.response_timeout))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_millis(100));
-                let mut manager =
-                    ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-                        .map_err(backend_error)?;
-                let name = self.config.client_name.clone();
-                // Naming the connection is best effort (it may not exist yet).
-                let _ = redis::cmd("CLIENT")
-                    .arg("SETNAME")
-                    .arg(name)
-                    .query_async::<()>(&mut manager)
-                    .await;
-                Ok::<_, Error>(manager)
-            })
-            .await?;
-        Ok(manager.clone())
+    pub(crate) async fn connection(&self) -> Result<Conn> {
+        self.connector.connection(&self.config).await
     }
 
     /// Runs a command; with `suppress`, a connection failure answers `fallback`.
-    async fn run<T, F, Fut>(
+    pub(crate) async fn run<T, F, Fut>(
         &self,
         command: &'static str,
         key: &str,
@@ -233,7 +378,7 @@ impl Shared {
         call: F,
     ) -> Result<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
     {
         let result = match self.connection().await {
@@ -251,29 +396,7 @@ impl Shared {
     }
 }
 
-fn client(config: &RedisConfig) -> redis::RedisResult<redis::Client> {
-    #[cfg(feature = "tls")]
-    if config.address.starts_with("rediss://") {
-        // rustls needs a process-wide crypto provider; install ring's unless
-        // the application installed one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        if config.ca_certs.is_some() || config.client_cert.is_some() {
-            let certificates = redis::TlsCertificates {
-                client_tls: config.client_cert.clone().map(|(client_cert, client_key)| {
-                    redis::ClientTlsConfig {
-                        client_cert,
-                        client_key,
-                    }
-                }),
-                root_cert: config.ca_certs.clone(),
-            };
-            return redis::Client::build_with_tls(config.address.as_str(), certificates);
-        }
-    }
-    redis::Client::open(config.address.as_str())
-}
-
-fn backend_error(error: redis::RedisError) -> Error {
+pub(crate) fn backend_error(error: redis::RedisError) -> Error {
     let transient = error.is_timeout()
         || error.is_io_error()
         || error.is_connection_dropped()

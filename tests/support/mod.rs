@@ -18,6 +18,8 @@ pub struct Harness {
     scale: f64,
     #[cfg(feature = "redis")]
     pub server: Option<redis::RedisServer>,
+    #[cfg(feature = "redis")]
+    pub cluster: Option<redis::RedisCluster>,
 }
 
 impl Harness {
@@ -31,6 +33,8 @@ impl Harness {
             scale: 1.0,
             #[cfg(feature = "redis")]
             server: None,
+            #[cfg(feature = "redis")]
+            cluster: None,
         }
     }
 
@@ -47,6 +51,25 @@ impl Harness {
             paused: false,
             scale: 0.1,
             server: Some(server),
+            cluster: None,
+        }
+    }
+
+    /// A cache on a fresh local 3-primary Redis Cluster (real time);
+    /// `params` continue the query (`&a=b`).
+    #[cfg(feature = "redis")]
+    pub fn redis_cluster(params: &str) -> Harness {
+        let cluster = redis::RedisCluster::start();
+        let cache = Cache::new();
+        cache
+            .setup(&format!("{}{params}", cluster.url()))
+            .expect("valid url");
+        Harness {
+            cache,
+            paused: false,
+            scale: 0.1,
+            server: None,
+            cluster: Some(cluster),
         }
     }
 

@@ -24,7 +24,13 @@ impl RedisServer {
 
     /// Starts a server on `port` (e.g. again after [`RedisServer::kill`]).
     pub fn start_on(port: u16) -> RedisServer {
-        let server = RedisServer::spawn(port, &["--port", &port.to_string()]);
+        RedisServer::spawn(port, &["--port", &port.to_string()]).ready()
+    }
+
+    /// Waits until the server answers `PING`.
+    fn ready(self) -> RedisServer {
+        let server = self;
+        let port = server.port;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
@@ -57,6 +63,11 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Runs `redis-cli -p <port> args..` and returns what it printed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        redis_cli(self.port, args)
     }
 
     /// Kills the server now (an outage).
@@ -191,5 +202,108 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         server
+    }
+}
+
+/// Runs `redis-cli -p <port> args..` against a loopback server; its output.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("redis-cli is installed with redis-server");
+    assert!(output.status.success(), "redis-cli {args:?}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A local Redis Cluster of three primaries (no replicas), made with
+/// `redis-cli --cluster create`; its servers and files go when dropped.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "cashews-cluster-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir_arg = dir.display().to_string();
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                let port = cluster_port();
+                RedisServer::spawn(
+                    port,
+                    &[
+                        "--port",
+                        &port.to_string(),
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        &format!("nodes-{port}.conf"),
+                        "--dir",
+                        &dir_arg,
+                    ],
+                )
+                .ready()
+            })
+            .collect();
+        let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
+        create.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
+        create.extend(["--cluster-replicas", "0", "--cluster-yes"].map(str::to_owned));
+        let create: Vec<&str> = create.iter().map(String::as_str).collect();
+        redis_cli(nodes[0].port, &create);
+        let cluster = RedisCluster { nodes, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cluster
+            .nodes
+            .iter()
+            .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+        {
+            assert!(Instant::now() < deadline, "the cluster did not become ok");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cluster
+    }
+
+    /// The setup URL: every node, `cluster=true`, then `params` (`&a=b`).
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis://{}?cluster=true", hosts.join(","))
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A free port whose cluster bus port (+10000) is free too; both below the
+/// ephemeral range, so outgoing connections do not take them meanwhile.
+fn cluster_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    loop {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(Instant::now().elapsed().as_nanos() as u64);
+        let port = 10_000 + (hasher.finish() % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
+        {
+            return port;
+        }
     }
 }

@@ -17,6 +17,7 @@
 //! Values are stored as encoded bytes, so a returned value is always a fresh
 //! copy: mutating it never changes the cache.
 
+mod local;
 mod store;
 mod sweep;
 
@@ -32,6 +33,7 @@ use crate::driver::{Driver, DriverContext};
 use crate::error::{Error, Result};
 use crate::stream::iter_stream;
 use crate::url::{Params, SetupUrl};
+pub use local::{Epoch, LocalCache, Ticket};
 use store::Store;
 use sweep::Sweeper;
 

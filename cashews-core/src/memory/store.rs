@@ -75,6 +75,13 @@ fn deadline(now: u64, ttl: Option<Duration>) -> u64 {
 
 type Shard = LruCache<Box<str>, Entry>;
 
+/// What [`Store::replace`] does to a key.
+pub(super) enum Change {
+    Keep,
+    Store(Bytes, Option<Duration>),
+    Remove,
+}
+
 /// Shards of LRU lists under one global bound: the entry count is kept in an
 /// atomic, and an insert into a full cache evicts from its own shard (from
 /// another one if its shard holds nothing else). The bound is exact.
@@ -113,10 +120,38 @@ impl Store {
         }
     }
 
+    /// The index of `key`'s shard.
+    #[inline]
+    pub(super) fn shard_index(&self, key: &str) -> usize {
+        let hash = self.hasher.hash_one(key) as usize;
+        (hash >> 7) & self.mask
+    }
+
+    /// How many shards there are (indexes are `0..shard_count()`).
+    pub(super) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
     #[inline]
     fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
-        let hash = self.hasher.hash_one(key) as usize;
-        self.shards[(hash >> 7) & self.mask].lock()
+        self.shards[self.shard_index(key)].lock()
+    }
+
+    /// Under `key`'s shard lock, asks `decide` (given the shard index) what
+    /// becomes of `key`. One lock for the decision and the change, so a check
+    /// in `decide` cannot be overtaken by another thread.
+    pub(super) fn replace(&self, key: &str, now: u64, decide: impl FnOnce(usize) -> Change) {
+        let index = self.shard_index(key);
+        let mut shard = self.shards[index].lock();
+        match decide(index) {
+            Change::Keep => {}
+            Change::Store(value, ttl) => {
+                self.insert(&mut shard, key, Entry::new(Value::Bytes(value), now, ttl));
+            }
+            Change::Remove => {
+                self.pop(&mut shard, key);
+            }
+        }
     }
 
     /// The live entry of `key` (marked referenced), removing it if it has expired.

@@ -1,5 +1,7 @@
 //! cashews' `get`/`set` on Redis against raw redis-rs `GET`/`SET`, on one
-//! loopback server, sequential and with 100 concurrent tasks, in one run.
+//! loopback server, sequential and with 100 concurrent tasks; and a
+//! client-side cached hit (`client_side=true`) against redis-rs' own
+//! client-side cache (`cache-aio`) and a plain GET, in one run.
 //!
 //! `cargo bench --bench redis --features redis`
 
@@ -41,6 +43,34 @@ fn main() {
             .await
             .unwrap();
         encoded
+    });
+
+    // Client-side caching: cashews' local tier, and redis-rs' cache-aio on
+    // a RESP3 connection manager, both warmed with the value.
+    let tracked = cashews::Cache::new();
+    tracked
+        .setup(&format!("{}?client_side=true", server.url()))
+        .unwrap();
+    let cache_aio = runtime
+        .block_on(redis::aio::ConnectionManager::new_with_config(
+            redis::Client::open(format!("{}?protocol=resp3", server.url())).unwrap(),
+            redis::aio::ConnectionManagerConfig::new()
+                .set_cache_config(redis::caching::CacheConfig::new()),
+        ))
+        .unwrap();
+    runtime.block_on(async {
+        assert_eq!(
+            tracked.get::<Profile>("k").await.unwrap(),
+            Some(value.clone())
+        );
+        let mut c = cache_aio.clone();
+        for _ in 0..2 {
+            redis::cmd("GET")
+                .arg("raw")
+                .query_async::<Option<Vec<u8>>>(&mut c)
+                .await
+                .unwrap();
+        }
     });
 
     let mut c = Criterion::default()
@@ -111,6 +141,24 @@ fn main() {
             }
         })
     });
+    group.bench_function("client_side_hit_cashews", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { tracked.get::<Profile>("k").await.unwrap() })
+    });
+    group.bench_function("client_side_hit_raw_cashews", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { tracked.get_raw("k").await.unwrap() })
+    });
+    group.bench_function("client_side_hit_redis-rs_cache-aio", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let mut c = cache_aio.clone();
+            redis::cmd("GET")
+                .arg("raw")
+                .query_async::<Option<Vec<u8>>>(&mut c)
+                .await
+                .unwrap()
+        })
+    });
     group.finish();
     c.final_summary();
     drop(server);
@@ -123,6 +171,20 @@ fn main() {
                 "redis/get_100_tasks_cashews",
                 "redis/get_100_tasks_redis-rs",
             ),
+        ],
+    );
+    print_ratios(
+        "client-side caching hits vs redis-rs cache-aio and a plain GET",
+        &[
+            (
+                "redis/client_side_hit_cashews",
+                "redis/client_side_hit_redis-rs_cache-aio",
+            ),
+            (
+                "redis/client_side_hit_raw_cashews",
+                "redis/client_side_hit_redis-rs_cache-aio",
+            ),
+            ("redis/client_side_hit_cashews", "redis/get_redis-rs"),
         ],
     );
 }

@@ -61,11 +61,19 @@ pub fn print_ratios(title: &str, pairs: &[(&str, &str)]) {
     );
     for (ours, peer) in pairs {
         match (mean_ns(ours), mean_ns(peer)) {
-            (Some(a), Some(b)) => println!(
-                "{:<44} {a:>10.1} {b:>10.1} {:>7.2}x",
-                format!("{ours} / {peer}"),
-                a / b
-            ),
+            (Some(a), Some(b)) => {
+                let ratio = a / b;
+                // Small ratios keep three significant digits (0.00290x).
+                let ratio = if ratio < 0.01 {
+                    format!("{ratio:.5}")
+                } else {
+                    format!("{ratio:.2}")
+                };
+                println!(
+                    "{:<44} {a:>10.1} {b:>10.1} {ratio:>8}x",
+                    format!("{ours} / {peer}")
+                )
+            }
             _ => println!("{ours} / {peer}: not measured in this run (filtered out?)"),
         }
     }

@@ -22,7 +22,16 @@ use crate::clock::Clock;
 /// The bit of [`LocalCache::state`] that says entries may be used.
 const ENABLED: u64 = 1;
 
-/// A bounded, sharded LRU of values with TTLs, invalidated from outside.
+/// A bounded, sharded LRU of values with TTLs, invalidated from outside: the
+/// in-process tier of a remote backend whose server reports changes (Redis
+/// client-side caching).
+///
+/// A reply can race an invalidation: the value was read before a write, the
+/// write's invalidation is applied, then the old value arrives and would be
+/// stored. [`Ticket`]s prevent that: take one *before* sending a request, and
+/// [`LocalCache::fill`] stores the reply only if no invalidation touched the
+/// key's shard (and no flush happened) since. Checks and changes happen under
+/// the shard's lock, so an invalidation always wins.
 ///
 /// It starts disabled: nothing is read or stored until [`LocalCache::enable`]
 /// (for Redis: once tracking is on for the connection).
@@ -35,8 +44,9 @@ pub struct LocalCache {
     state: AtomicU64,
 }
 
-/// What a request saw of the local cache before it was sent; see the
-/// [module docs](self).
+/// What a request saw of the local cache before it was sent: a reply is
+/// stored under it only if no invalidation or flush touched the key's shard
+/// since (see [`LocalCache`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ticket {
     state: u64,

@@ -18,12 +18,19 @@ pub const DRIVERS: &[Driver] = &[
     cashews_core::memory::DRIVER,
     #[cfg(feature = "redis")]
     cashews_redis::DRIVER,
+    #[cfg(feature = "disk")]
+    cashews_disk::DRIVER,
 ];
 
 /// The Redis backend (feature `redis`).
 #[cfg(feature = "redis")]
 #[doc(inline)]
 pub use cashews_redis::{self as redis, RedisBackend};
+
+/// The disk backend (feature `disk`).
+#[cfg(feature = "disk")]
+#[doc(inline)]
+pub use cashews_disk::{self as disk, DiskBackend};
 
 /// A cache that can set up every backend compiled in. It dereferences to
 /// [`cashews_core::Cache`], where the commands are documented; cloning gives

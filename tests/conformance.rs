@@ -30,3 +30,10 @@ conformance_suite!(
     [tokio::test(flavor = "multi_thread", worker_threads = 2)],
     Harness::redis_cluster("")
 );
+
+#[cfg(feature = "disk")]
+conformance_suite!(
+    disk,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::disk("")
+);

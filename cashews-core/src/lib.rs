@@ -25,6 +25,7 @@ pub mod ttl;
 pub mod url;
 
 pub use backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions};
+pub use cache::lock::random_token;
 pub use cache::{
     Cache, CacheBuilder, CacheStats, Get, GetOrSetBuilder, IncrBuilder, LockBuilder, LockGuard,
     SetBuilder, SetManyBuilder, TryGetOrSet,

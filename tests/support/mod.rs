@@ -20,6 +20,34 @@ pub struct Harness {
     pub server: Option<redis::RedisServer>,
     #[cfg(feature = "redis")]
     pub cluster: Option<redis::RedisCluster>,
+    /// The directory of a disk cache (removed on drop).
+    pub dir: Option<TempDir>,
+}
+
+/// A fresh directory under the system's temp dir, removed on drop.
+#[derive(Debug)]
+pub struct TempDir {
+    pub path: std::path::PathBuf,
+}
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "cashews-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 impl Harness {
@@ -35,6 +63,7 @@ impl Harness {
             server: None,
             #[cfg(feature = "redis")]
             cluster: None,
+            dir: None,
         }
     }
 
@@ -52,6 +81,7 @@ impl Harness {
             scale: 0.1,
             server: Some(server),
             cluster: None,
+            dir: None,
         }
     }
 
@@ -70,6 +100,28 @@ impl Harness {
             scale: 0.1,
             server: None,
             cluster: Some(cluster),
+            dir: None,
+        }
+    }
+
+    /// A cache on a fresh `disk://` directory of its own (real time: the
+    /// shards' threads are outside tokio's paused clock).
+    #[cfg(feature = "disk")]
+    pub fn disk(params: &str) -> Harness {
+        let dir = TempDir::new("disk");
+        let cache = Cache::new();
+        cache
+            .setup(&format!("disk://?directory={}{params}", dir.path.display()))
+            .expect("valid url");
+        Harness {
+            cache,
+            paused: false,
+            scale: 0.1,
+            #[cfg(feature = "redis")]
+            server: None,
+            #[cfg(feature = "redis")]
+            cluster: None,
+            dir: Some(dir),
         }
     }
 

@@ -159,7 +159,7 @@ impl Drop for LockGuard {
 
 /// 128 random bits from the operating system, as hex: unguessable, so no one
 /// can release a lock they do not hold.
-pub(crate) fn random_token() -> String {
+pub fn random_token() -> String {
     let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_err() {
         // No OS randomness: fall back to time and address entropy (still unique).

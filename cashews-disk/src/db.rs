@@ -1,0 +1,748 @@
+//! One shard: a sqlite file and the side files of its large values. Every
+//! method is synchronous and runs on the shard's own thread.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cashews_core::backend::{Exist, Expiry, SetOptions};
+use cashews_core::codec::parse_counter;
+use cashews_core::{bits, glob, Clock, Error, Result};
+use rusqlite::functions::FunctionFlags;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::{DiskConfig, Eviction};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY NOT NULL,
+    kind INTEGER NOT NULL,
+    value BLOB,
+    file TEXT,
+    size INTEGER NOT NULL,
+    expires_at INTEGER,
+    stored_at INTEGER NOT NULL,
+    used_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cache_expiry ON cache(expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS cache_stored ON cache(stored_at);
+CREATE INDEX IF NOT EXISTS cache_used ON cache(used_at);
+CREATE TABLE IF NOT EXISTS meta (id INTEGER PRIMARY KEY CHECK (id = 0), size INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES (0, 0);
+CREATE TRIGGER IF NOT EXISTS cache_insert AFTER INSERT ON cache
+    BEGIN UPDATE meta SET size = size + NEW.size WHERE id = 0; END;
+CREATE TRIGGER IF NOT EXISTS cache_delete AFTER DELETE ON cache
+    BEGIN UPDATE meta SET size = size - OLD.size WHERE id = 0; END;
+CREATE TRIGGER IF NOT EXISTS cache_update AFTER UPDATE OF size ON cache
+    BEGIN UPDATE meta SET size = size - OLD.size + NEW.size WHERE id = 0; END;
+";
+
+/// `expires_at` of a live row, given `?now`.
+const LIVE: &str = "(expires_at IS NULL OR expires_at > ?2)";
+
+/// What a key holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Data {
+    /// Values, counters, lock tokens, bit strings.
+    Bytes(Vec<u8>),
+    /// A set of strings (`set_add`).
+    Set(BTreeSet<String>),
+    /// The timestamps of a sliding window (`slice_incr`).
+    Window(Vec<u64>),
+}
+
+/// A key's data and its deadline (unix ms).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub(crate) data: Data,
+    pub(crate) expires_at: Option<u64>,
+}
+
+impl Data {
+    fn kind(&self) -> i64 {
+        match self {
+            Data::Bytes(_) => 0,
+            Data::Set(_) => 1,
+            Data::Window(_) => 2,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Data::Bytes(b) => b.clone(),
+            Data::Set(members) => {
+                let mut out = Vec::new();
+                for m in members {
+                    out.extend_from_slice(&(m.len() as u32).to_le_bytes());
+                    out.extend_from_slice(m.as_bytes());
+                }
+                out
+            }
+            Data::Window(stamps) => stamps.iter().flat_map(|t| t.to_le_bytes()).collect(),
+        }
+    }
+
+    /// Decodes a row; `None` for bytes that are not what `kind` says (a
+    /// damaged file), which reads as a missing key.
+    fn decode(kind: i64, bytes: Vec<u8>) -> Option<Data> {
+        match kind {
+            0 => Some(Data::Bytes(bytes)),
+            1 => {
+                let mut members = BTreeSet::new();
+                let mut rest = bytes.as_slice();
+                while !rest.is_empty() {
+                    let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+                    let member = rest.get(4..4 + len)?;
+                    members.insert(String::from_utf8(member.to_vec()).ok()?);
+                    rest = &rest[4 + len..];
+                }
+                Some(Data::Set(members))
+            }
+            2 if bytes.len() % 8 == 0 => Some(Data::Window(
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect(),
+            )),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn deadline(now: u64, ttl: Option<Duration>) -> Option<u64> {
+    ttl.map(|ttl| now.saturating_add((ttl.as_millis() as u64).max(1)))
+}
+
+pub(crate) fn sql_error(error: rusqlite::Error) -> Error {
+    let transient = matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    Error::backend("disk", transient, error)
+}
+
+fn io_error(error: std::io::Error) -> Error {
+    Error::backend("disk", false, error)
+}
+
+fn wrong_type(key: &str, expected: &'static str) -> Error {
+    Error::WrongType {
+        key: key.to_owned(),
+        expected,
+    }
+}
+
+/// One shard's database.
+pub(crate) struct Db {
+    conn: Connection,
+    /// Where values above `large_value` are kept, one file each.
+    values: PathBuf,
+    large_value: usize,
+    /// This shard's part of `size_limit`.
+    size_limit: Option<u64>,
+    eviction: Eviction,
+    clock: Clock,
+}
+
+impl Db {
+    pub(crate) fn open(path: &Path, config: &DiskConfig, shards: u64, clock: Clock) -> Result<Db> {
+        let conn = Connection::open(path).map_err(sql_error)?;
+        conn.busy_timeout(config.timeout).map_err(sql_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql_error)?;
+        conn.execute_batch(SCHEMA).map_err(sql_error)?;
+        // Redis glob semantics (with `\` escapes, which sqlite's GLOB lacks).
+        conn.create_scalar_function(
+            "redis_glob",
+            2,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| {
+                let pattern = ctx.get_raw(0).as_str().unwrap_or_default();
+                let key = ctx.get_raw(1).as_str().unwrap_or_default();
+                Ok(glob::matches(pattern, key))
+            },
+        )
+        .map_err(sql_error)?;
+        Ok(Db {
+            conn,
+            values: config.directory.join("values"),
+            large_value: config.large_value,
+            size_limit: config.size_limit.map(|limit| (limit / shards).max(1)),
+            eviction: config.eviction,
+            clock,
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.unix_ms()
+    }
+
+    /// Runs `f` in an IMMEDIATE transaction (the write lock is taken first,
+    /// so two processes never deadlock upgrading a read), then removes the
+    /// side files it dropped, after the commit.
+    fn write<R>(
+        &mut self,
+        f: impl FnOnce(&Connection, &mut Vec<String>) -> Result<R>,
+    ) -> Result<R> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_error)?;
+        let mut dropped = Vec::new();
+        let result = f(&tx, &mut dropped)?;
+        tx.commit().map_err(sql_error)?;
+        for file in dropped {
+            let _ = std::fs::remove_file(self.values.join(file));
+        }
+        Ok(result)
+    }
+
+    fn read_file(&self, file: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.values.join(file)).ok()
+    }
+
+    /// Writes a side file atomically (temp file, then rename); its name.
+    fn write_file(&self, value: &[u8]) -> Result<String> {
+        std::fs::create_dir_all(&self.values).map_err(io_error)?;
+        let name = format!("{}.val", cashews_core::random_token());
+        let temp = self.values.join(format!(".{name}.tmp"));
+        std::fs::write(&temp, value).map_err(io_error)?;
+        std::fs::rename(&temp, self.values.join(&name)).map_err(io_error)?;
+        Ok(name)
+    }
+
+    pub(crate) fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        let now = self.now();
+        let row = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT kind, value, file FROM cache WHERE key = ?1 AND {LIVE}"
+            ))
+            .map_err(sql_error)?
+            .query_row(params![key, now as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<Vec<u8>>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .optional()
+            .map_err(sql_error)?;
+        let Some((0, value, file)) = row else {
+            return Ok(None);
+        };
+        if self.eviction == Eviction::LeastRecentlyUsed {
+            self.conn
+                .prepare_cached("UPDATE cache SET used_at = ?2 WHERE key = ?1")
+                .map_err(sql_error)?
+                .execute(params![key, now as i64])
+                .map_err(sql_error)?;
+        }
+        Ok(match (value, file) {
+            (Some(value), _) => Some(value),
+            // A side file removed by another process meanwhile reads as a miss.
+            (None, Some(file)) => self.read_file(&file),
+            (None, None) => Some(Vec::<u8>::new()),
+        })
+    }
+
+    /// The live record of `key` inside a transaction, the side file of its
+    /// row (live or not), and whether a row exists.
+    fn load(
+        conn: &Connection,
+        values: &Path,
+        key: &str,
+        now: u64,
+    ) -> Result<(Option<Record>, Option<String>, bool)> {
+        let row = conn
+            .prepare_cached("SELECT kind, value, file, expires_at FROM cache WHERE key = ?1")
+            .map_err(sql_error)?
+            .query_row(params![key], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<Vec<u8>>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            })
+            .optional()
+            .map_err(sql_error)?;
+        let Some((kind, value, file, expires_at)) = row else {
+            return Ok((None, None, false));
+        };
+        let expires_at = expires_at.map(|t| t as u64);
+        if expires_at.is_some_and(|t| t <= now) {
+            return Ok((None, file, true));
+        }
+        let bytes = match (value, &file) {
+            (Some(value), _) => Some(value),
+            (None, Some(file)) => std::fs::read(values.join(file)).ok(),
+            (None, None) => Some(Vec::new()),
+        };
+        // Bytes that are not what the row says (a damaged file) read as missing.
+        let record = bytes
+            .and_then(|bytes| Data::decode(kind, bytes))
+            .map(|data| Record { data, expires_at });
+        Ok((record, file, true))
+    }
+
+    /// Stores `record` at `key`: inline, or in `file` (of `len` bytes) for a
+    /// large value.
+    fn store(
+        conn: &Connection,
+        key: &str,
+        record: &Record,
+        file: Option<(&str, usize)>,
+        now: u64,
+    ) -> Result<()> {
+        let (inline, len) = match file {
+            Some((_, len)) => (None, len),
+            None => {
+                let bytes = record.data.encode();
+                let len = bytes.len();
+                (Some(bytes), len)
+            }
+        };
+        conn.prepare_cached(
+            "INSERT INTO cache (key, kind, value, file, size, expires_at, stored_at, used_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+             ON CONFLICT(key) DO UPDATE SET kind = excluded.kind, value = excluded.value,
+                 file = excluded.file, size = excluded.size, expires_at = excluded.expires_at,
+                 stored_at = excluded.stored_at, used_at = excluded.used_at",
+        )
+        .map_err(sql_error)?
+        .execute(params![
+            key,
+            record.data.kind(),
+            inline,
+            file.map(|(name, _)| name),
+            (len + key.len()) as i64,
+            record.expires_at.map(|t| t as i64),
+            now as i64
+        ])
+        .map_err(sql_error)?;
+        Ok(())
+    }
+
+    fn remove(conn: &Connection, key: &str) -> Result<()> {
+        conn.prepare_cached("DELETE FROM cache WHERE key = ?1")
+            .map_err(sql_error)?
+            .execute(params![key])
+            .map_err(sql_error)?;
+        Ok(())
+    }
+
+    pub(crate) fn set(&mut self, key: &str, value: &[u8], options: SetOptions) -> Result<bool> {
+        let now = self.now();
+        // A large value goes to its file before the row that names it.
+        let file = if value.len() > self.large_value {
+            Some(self.write_file(value)?)
+        } else {
+            None
+        };
+        let record = Record {
+            data: Data::Bytes(if file.is_some() {
+                Vec::new()
+            } else {
+                value.to_vec()
+            }),
+            expires_at: deadline(now, options.expire),
+        };
+        let values = self.values.clone();
+        let written = self.write(|conn, dropped| {
+            let (current, old_file, _) = Db::load(conn, &values, key, now)?;
+            let allowed = match options.exist {
+                Exist::Always => true,
+                Exist::IfPresent => current.is_some(),
+                Exist::IfAbsent => current.is_none(),
+            };
+            if allowed {
+                let side = file.as_deref().map(|name| (name, value.len()));
+                Db::store(conn, key, &record, side, now)?;
+                dropped.extend(old_file);
+            }
+            Ok(allowed)
+        });
+        if let Some(file) = &file {
+            // The row was not written: its file goes too.
+            if !matches!(written, Ok(true)) {
+                let _ = std::fs::remove_file(self.values.join(file));
+            }
+        }
+        if matches!(written, Ok(true)) {
+            self.cull()?;
+        }
+        written
+    }
+
+    /// Reads, changes and writes back the record of `key` in one transaction:
+    /// `f` gets the live record (`None` if missing) and leaves what the key
+    /// holds afterwards (`None` deletes it).
+    pub(crate) fn update<R>(
+        &mut self,
+        key: &str,
+        f: impl FnOnce(&mut Option<Record>, u64) -> Result<R>,
+    ) -> Result<R> {
+        let now = self.now();
+        let values = self.values.clone();
+        let result = self.write(|conn, dropped| {
+            let (mut record, old_file, existed) = Db::load(conn, &values, key, now)?;
+            let before = record.clone();
+            let result = f(&mut record, now)?;
+            if record != before || (existed && before.is_none()) {
+                match &record {
+                    Some(record) => Db::store(conn, key, record, None, now)?,
+                    None => Db::remove(conn, key)?,
+                }
+                dropped.extend(old_file);
+            }
+            Ok(result)
+        })?;
+        self.cull()?;
+        Ok(result)
+    }
+
+    pub(crate) fn delete(&mut self, key: &str) -> Result<bool> {
+        self.update(key, |record, _| Ok(record.take().is_some()))
+    }
+
+    pub(crate) fn exists(&mut self, key: &str) -> Result<bool> {
+        self.conn
+            .prepare_cached(&format!("SELECT 1 FROM cache WHERE key = ?1 AND {LIVE}"))
+            .map_err(sql_error)?
+            .exists(params![key, self.now() as i64])
+            .map_err(sql_error)
+    }
+
+    pub(crate) fn get_expire(&mut self, key: &str) -> Result<Expiry> {
+        let now = self.now();
+        let row = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT expires_at FROM cache WHERE key = ?1 AND {LIVE}"
+            ))
+            .map_err(sql_error)?
+            .query_row(params![key, now as i64], |r| r.get::<_, Option<i64>>(0))
+            .optional()
+            .map_err(sql_error)?;
+        Ok(match row {
+            None => Expiry::Missing,
+            Some(None) => Expiry::NoExpiry,
+            Some(Some(at)) => {
+                Expiry::Remaining(Duration::from_millis((at as u64).saturating_sub(now)))
+            }
+        })
+    }
+
+    pub(crate) fn expire(&mut self, key: &str, ttl: Duration) -> Result<bool> {
+        let now = self.now();
+        let changed = self
+            .conn
+            .prepare_cached(&format!(
+                "UPDATE cache SET expires_at = ?3 WHERE key = ?1 AND {LIVE}"
+            ))
+            .map_err(sql_error)?
+            .execute(params![
+                key,
+                now as i64,
+                deadline(now, Some(ttl)).map(|t| t as i64)
+            ])
+            .map_err(sql_error)?;
+        Ok(changed == 1)
+    }
+
+    pub(crate) fn get_size(&mut self, key: &str) -> Result<Option<u64>> {
+        self.conn
+            .prepare_cached(&format!("SELECT size FROM cache WHERE key = ?1 AND {LIVE}"))
+            .map_err(sql_error)?
+            .query_row(params![key, self.now() as i64], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|size| size.map(|s| s as u64))
+            .map_err(sql_error)
+    }
+
+    pub(crate) fn incr(&mut self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
+        self.update(key, |record, now| {
+            let Some(current) = record else {
+                *record = Some(Record {
+                    data: Data::Bytes(by.to_string().into_bytes()),
+                    expires_at: deadline(now, ttl),
+                });
+                return Ok(by);
+            };
+            let value = match &current.data {
+                Data::Bytes(b) => parse_counter(b),
+                _ => None,
+            }
+            .ok_or_else(|| wrong_type(key, "an integer"))?;
+            let new = value.checked_add(by).ok_or_else(|| Error::Overflow {
+                key: key.to_owned(),
+            })?;
+            current.data = Data::Bytes(new.to_string().into_bytes());
+            Ok(new)
+        })
+    }
+
+    pub(crate) fn unlock(&mut self, key: &str, token: &str) -> Result<bool> {
+        self.update(key, |record, _| {
+            let holds = matches!(record, Some(Record { data: Data::Bytes(b), .. }) if b == token.as_bytes());
+            if holds {
+                *record = None;
+            }
+            Ok(holds)
+        })
+    }
+
+    pub(crate) fn bits(
+        &mut self,
+        key: &str,
+        offsets: &[u64],
+        size: u8,
+        by: Option<i64>,
+    ) -> Result<Vec<u64>> {
+        self.update(key, |record, _| {
+            let mut data = match record {
+                None => Vec::new(),
+                Some(Record {
+                    data: Data::Bytes(b),
+                    ..
+                }) => std::mem::take(b),
+                Some(_) => return Err(wrong_type(key, "a bit string")),
+            };
+            let values = match by {
+                None => offsets
+                    .iter()
+                    .map(|o| bits::read(&data, *o, size))
+                    .collect(),
+                Some(by) => offsets
+                    .iter()
+                    .map(|o| bits::incr(&mut data, *o, size, by))
+                    .collect(),
+            };
+            match record {
+                Some(Record {
+                    data: Data::Bytes(b),
+                    ..
+                }) => *b = data,
+                _ if by.is_some() => {
+                    *record = Some(Record {
+                        data: Data::Bytes(data),
+                        expires_at: None,
+                    })
+                }
+                _ => {}
+            }
+            Ok(values)
+        })
+    }
+
+    pub(crate) fn slice_incr(
+        &mut self,
+        key: &str,
+        (start, end, max): (u64, u64, u64),
+        ttl: Option<Duration>,
+    ) -> Result<u64> {
+        self.update(key, |record, now| {
+            let record = record.get_or_insert_with(|| Record {
+                data: Data::Window(Vec::new()),
+                expires_at: deadline(now, ttl),
+            });
+            let Data::Window(stamps) = &mut record.data else {
+                return Err(wrong_type(key, "a sliding window"));
+            };
+            stamps.retain(|t| *t >= start);
+            let mut count = stamps.iter().filter(|t| **t <= end).count() as u64;
+            if count < max {
+                stamps.push(end);
+                count += 1;
+                record.expires_at = deadline(now, ttl);
+            }
+            Ok(count)
+        })
+    }
+
+    pub(crate) fn set_add(
+        &mut self,
+        key: &str,
+        members: &[String],
+        ttl: Option<Duration>,
+    ) -> Result<u64> {
+        self.update(key, |record, now| {
+            let record = match record {
+                Some(record) => {
+                    // The TTL only grows; a set without TTL keeps none.
+                    if let (Some(at), Some(new)) = (record.expires_at, deadline(now, ttl)) {
+                        record.expires_at = Some(at.max(new));
+                    }
+                    record
+                }
+                None => record.insert(Record {
+                    data: Data::Set(BTreeSet::new()),
+                    expires_at: deadline(now, ttl),
+                }),
+            };
+            let Data::Set(set) = &mut record.data else {
+                return Err(wrong_type(key, "a set"));
+            };
+            Ok(members.iter().filter(|m| set.insert((*m).clone())).count() as u64)
+        })
+    }
+
+    /// Runs `f` on the set at `key` (nothing if missing); deletes the key when
+    /// the set ends up empty, as Redis does.
+    pub(crate) fn with_set<R: Default>(
+        &mut self,
+        key: &str,
+        f: impl FnOnce(&mut BTreeSet<String>) -> R,
+    ) -> Result<R> {
+        self.update(key, |record, _| {
+            let Some(current) = record else {
+                return Ok(R::default());
+            };
+            let Data::Set(set) = &mut current.data else {
+                return Err(wrong_type(key, "a set"));
+            };
+            let result = f(set);
+            if set.is_empty() {
+                *record = None;
+            }
+            Ok(result)
+        })
+    }
+
+    /// Up to `limit` live keys after `after` matching `pattern`, in key
+    /// order, with their bytes when `values` (sets and windows skipped).
+    pub(crate) fn scan(
+        &mut self,
+        pattern: &str,
+        after: &str,
+        limit: usize,
+        values: bool,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+        let rows: Vec<(String, i64, Option<Vec<u8>>, Option<String>)> = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT key, kind, CASE WHEN ?5 THEN value END, file FROM cache
+                 WHERE key > ?1 AND {LIVE} AND redis_glob(?3, key)
+                 ORDER BY key LIMIT ?4"
+            ))
+            .map_err(sql_error)?
+            .query_map(
+                params![after, self.now() as i64, pattern, limit as i64, values],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .map_err(sql_error)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(sql_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, kind, value, file)| {
+                let bytes = match (values, kind) {
+                    (true, 0) => value.or_else(|| file.and_then(|f| self.read_file(&f))),
+                    _ => None,
+                };
+                (key, bytes)
+            })
+            .collect())
+    }
+
+    /// Deletes the rows `condition` selects (with `?1` bound to `arg`) and
+    /// their files; returns how many live ones there were.
+    fn delete_where(&mut self, condition: &str, arg: &str) -> Result<u64> {
+        let now = self.now() as i64;
+        self.write(|conn, dropped| {
+            let files: Vec<String> = conn
+                .prepare(&format!(
+                    "SELECT file FROM cache WHERE file IS NOT NULL AND {condition} AND ?2 = ?2"
+                ))
+                .map_err(sql_error)?
+                .query_map(params![arg, now], |r| r.get(0))
+                .map_err(sql_error)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(sql_error)?;
+            let live = conn
+                .prepare(&format!(
+                    "SELECT COUNT(*) FROM cache WHERE {condition} AND {LIVE}"
+                ))
+                .map_err(sql_error)?
+                .query_row(params![arg, now], |r| r.get::<_, i64>(0))
+                .map_err(sql_error)?;
+            conn.prepare(&format!("DELETE FROM cache WHERE {condition} AND ?2 = ?2"))
+                .map_err(sql_error)?
+                .execute(params![arg, now])
+                .map_err(sql_error)?;
+            dropped.extend(files);
+            Ok(live as u64)
+        })
+    }
+
+    pub(crate) fn delete_match(&mut self, pattern: &str) -> Result<u64> {
+        self.delete_where("redis_glob(?1, key)", pattern)
+    }
+
+    pub(crate) fn clear(&mut self) -> Result<()> {
+        self.delete_where("?1 = ?1", "").map(drop)
+    }
+
+    /// Removes expired rows and their files; returns how many.
+    pub(crate) fn purge_expired(&mut self) -> Result<u64> {
+        let now = self.now().to_string();
+        self.delete_where(
+            "expires_at IS NOT NULL AND expires_at <= CAST(?1 AS INTEGER)",
+            &now,
+        )
+    }
+
+    pub(crate) fn count(&mut self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM cache", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(sql_error)
+    }
+
+    /// Bytes stored in this shard (values and keys).
+    pub(crate) fn size(&mut self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT size FROM meta WHERE id = 0", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n.max(0) as u64)
+            .map_err(sql_error)
+    }
+
+    /// Keeps the shard under its part of `size_limit`: expired rows first,
+    /// then in eviction order.
+    fn cull(&mut self) -> Result<()> {
+        let (Some(limit), Some(order)) = (self.size_limit, self.eviction.order()) else {
+            return Ok(());
+        };
+        if self.size()? <= limit {
+            return Ok(());
+        }
+        self.purge_expired()?;
+        while self.size()? > limit {
+            let victims = self.write(|conn, dropped| {
+                let rows: Vec<(String, Option<String>)> = conn
+                    .prepare_cached(&format!(
+                        "SELECT key, file FROM cache ORDER BY {order}, rowid LIMIT 16"
+                    ))
+                    .map_err(sql_error)?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(sql_error)?
+                    .collect::<rusqlite::Result<_>>()
+                    .map_err(sql_error)?;
+                for (key, file) in &rows {
+                    Db::remove(conn, key)?;
+                    dropped.extend(file.clone());
+                }
+                Ok(rows.len())
+            })?;
+            if victims == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,525 @@
+//! The disk backend of [cashews](https://docs.rs/cashews):
+//! `disk://?directory=/var/cache/app&shards=8&size_limit=1GiB`.
+//!
+//! | parameter | default | meaning |
+//! |---|---|---|
+//! | `directory` | `$TMPDIR/cashews` | where the shard files live (created if missing) |
+//! | `shards` | `8` | how many sqlite files keys are spread over (fixed for a directory) |
+//! | `size_limit` | none | the most bytes of keys and values kept (`1GiB`, `500MB`, `4096`); each shard keeps its share |
+//! | `eviction` | `least-recently-stored` | what goes first beyond `size_limit`: `least-recently-stored`, `least-recently-used` (a read updates the row) or `none` |
+//! | `timeout` | `10s` | how long a command waits for another process's write lock |
+//! | `large_value` | `32KiB` | values above this live in their own file beside the database |
+//! | `check_interval` | `60s` | how often expired rows are purged (`0` disables) |
+//!
+//! Each shard is a sqlite file in WAL mode with `synchronous=NORMAL`: a
+//! committed write survives the process being killed. Keys go to a shard by a
+//! stable hash (FNV-1a), so every process that opens the directory finds them.
+//! Several processes may share a directory: every read-modify-write command
+//! (`incr`, locks, sets, windows, bits) runs in one `IMMEDIATE` transaction.
+//!
+//! Large values are written to a temporary file that is renamed into place
+//! before the row naming it is committed, and removed after the row is
+//! deleted or replaced. Pattern commands (`scan`, `get_match`,
+//! `delete_match`) visit every shard and match with Redis' glob rules
+//! (sqlite's `GLOB` has no `\` escape).
+//!
+//! Each shard has its own thread that owns its connection; commands are sent
+//! to it, so blocking sqlite calls never run on the async runtime's workers.
+#![warn(missing_docs)]
+
+mod db;
+mod shard;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cashews_core::backend::{Backend, BoxFuture, BoxStream, Expiry, SetOptions};
+use cashews_core::driver::{Driver, DriverContext};
+use cashews_core::url::{parse_bytes, Params, SetupUrl};
+use cashews_core::{bits, Clock, Error, Result};
+
+use shard::Shard;
+
+/// The `disk://` driver.
+pub const DRIVER: Driver = Driver {
+    name: "disk",
+    schemes: &["disk"],
+    connect,
+};
+
+fn connect(
+    url: &SetupUrl,
+    params: &mut Params<'_>,
+    ctx: &DriverContext,
+) -> Result<Arc<dyn Backend>> {
+    if !url.hosts.is_empty() || !url.path.is_empty() {
+        return Err(Error::config(format!(
+            "setup url {:?}: disk:// takes no host or path, only parameters (disk://?directory=/var/cache/app)",
+            url.display
+        )));
+    }
+    let config = DiskConfig::from_params(params)?;
+    Ok(Arc::new(DiskBackend::open(config, ctx.clock.clone())?))
+}
+
+/// What goes first when a shard is over its part of `size_limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Eviction {
+    /// The entry written longest ago.
+    LeastRecentlyStored,
+    /// The entry read or written longest ago (every read writes).
+    LeastRecentlyUsed,
+    /// Nothing: `size_limit` is not enforced.
+    None,
+}
+
+impl Eviction {
+    /// The `ORDER BY` of the victims, if any are evicted.
+    fn order(self) -> Option<&'static str> {
+        match self {
+            Eviction::LeastRecentlyStored => Some("stored_at"),
+            Eviction::LeastRecentlyUsed => Some("used_at"),
+            Eviction::None => None,
+        }
+    }
+}
+
+/// Settings of a [`DiskBackend`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DiskConfig {
+    /// Where the shard files live.
+    pub directory: PathBuf,
+    /// How many shard files.
+    pub shards: u16,
+    /// The most bytes kept, over all shards.
+    pub size_limit: Option<u64>,
+    /// What goes first beyond `size_limit`.
+    pub eviction: Eviction,
+    /// How long to wait for another process's lock.
+    pub timeout: Duration,
+    /// Values above this many bytes live in their own file.
+    pub large_value: usize,
+    /// How often expired rows are purged; `None` disables it.
+    pub check_interval: Option<Duration>,
+}
+
+impl DiskConfig {
+    /// The defaults, in `directory`.
+    pub fn new(directory: impl Into<PathBuf>) -> DiskConfig {
+        DiskConfig {
+            directory: directory.into(),
+            shards: 8,
+            size_limit: None,
+            eviction: Eviction::LeastRecentlyStored,
+            timeout: Duration::from_secs(10),
+            large_value: 32 * 1024,
+            check_interval: Some(Duration::from_secs(60)),
+        }
+    }
+
+    /// Reads the parameters of a `disk://` URL.
+    pub fn from_params(params: &mut Params<'_>) -> Result<DiskConfig> {
+        let directory = params
+            .take("directory")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("cashews"));
+        let mut config = DiskConfig::new(directory);
+        if let Some(shards) = params.take_with("shards", "an integer from 1 to 256", |s| {
+            s.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+        })? {
+            config.shards = shards;
+        }
+        config.size_limit =
+            params.take_with("size_limit", "a size such as 1GiB or 500MB", |s| {
+                parse_bytes(s).filter(|n| *n > 0)
+            })?;
+        if let Some(eviction) = params.take_with(
+            "eviction",
+            "least-recently-stored, least-recently-used or none",
+            |s| match s.trim() {
+                "least-recently-stored" => Some(Eviction::LeastRecentlyStored),
+                "least-recently-used" => Some(Eviction::LeastRecentlyUsed),
+                "none" => Some(Eviction::None),
+                _ => None,
+            },
+        )? {
+            config.eviction = eviction;
+        }
+        if let Some(timeout) = params.duration("timeout")? {
+            config.timeout = timeout;
+        }
+        if let Some(large) = params.take_with("large_value", "a size such as 32KiB", parse_bytes)? {
+            config.large_value = large as usize;
+        }
+        if let Some(interval) = params.duration("check_interval")? {
+            config.check_interval = (!interval.is_zero()).then_some(interval);
+        }
+        Ok(config)
+    }
+}
+
+/// Sharded sqlite files as a cache backend. See the [crate docs](crate).
+#[derive(Debug)]
+pub struct DiskBackend {
+    shards: Arc<[Shard]>,
+}
+
+impl DiskBackend {
+    /// Opens (or creates) the shard files of `config.directory`; expiry is
+    /// read from `clock`'s wall time, which every process shares.
+    pub fn open(config: DiskConfig, clock: Clock) -> Result<DiskBackend> {
+        let invalid =
+            |why: String| Error::config(format!("disk directory {:?}: {why}", config.directory));
+        std::fs::create_dir_all(&config.directory)
+            .map_err(|e| invalid(format!("cannot create it: {e}")))?;
+        // A directory written with more shards would hide their keys.
+        let existing = std::fs::read_dir(&config.directory)
+            .map_err(|e| invalid(format!("cannot read it: {e}")))?
+            .filter_map(|entry| entry.ok())
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                name.strip_prefix("shard-")?
+                    .strip_suffix(".db")?
+                    .parse::<u16>()
+                    .ok()
+            })
+            .max();
+        if let Some(last) = existing.filter(|last| *last >= config.shards) {
+            return Err(invalid(format!(
+                "it holds {} shards, the url says {}; use shards={}",
+                last + 1,
+                config.shards,
+                last + 1
+            )));
+        }
+        let shards = (0..config.shards)
+            .map(|n| Shard::open(n, &config, clock.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DiskBackend {
+            shards: shards.into(),
+        })
+    }
+
+    fn shard(&self, key: &str) -> &Shard {
+        &self.shards[shard_of(key, self.shards.len())]
+    }
+
+    /// Runs `f` on `key`'s shard.
+    fn on<'a, R: Send + 'static>(
+        &'a self,
+        key: &str,
+        f: impl FnOnce(&mut db::Db, &str) -> Result<R> + Send + 'static,
+    ) -> BoxFuture<'a, Result<R>> {
+        let owned = key.to_owned();
+        let shard = self.shard(key);
+        Box::pin(shard.call(move |db| f(db, &owned)))
+    }
+
+    /// Runs `f` on every shard in turn; the results in shard order.
+    async fn each<R: Send + 'static>(
+        &self,
+        f: impl Fn(&mut db::Db) -> Result<R> + Send + Sync + Clone + 'static,
+    ) -> Result<Vec<R>> {
+        let calls = self.shards.iter().map(|shard| {
+            let f = f.clone();
+            shard.call(move |db| f(db))
+        });
+        futures_util::future::try_join_all(calls).await
+    }
+
+    /// Every live key matching `pattern` (with its bytes when `values`),
+    /// shard by shard, `batch` rows per query.
+    fn scan_stream(
+        &self,
+        pattern: String,
+        batch: usize,
+        values: bool,
+    ) -> impl futures_util::Stream<Item = Result<(String, Option<Vec<u8>>)>> + Send + 'static {
+        let state = (
+            self.shards.clone(),
+            0usize,
+            String::new(),
+            Vec::new(),
+            false,
+        );
+        let batch = batch.max(1);
+        futures_util::stream::unfold(
+            state,
+            move |(shards, mut index, mut after, mut ready, done)| {
+                let pattern = pattern.clone();
+                async move {
+                    if done {
+                        return None;
+                    }
+                    while ready.is_empty() {
+                        let shard = shards.get(index)?;
+                        let (p, a) = (pattern.clone(), after.clone());
+                        match shard.call(move |db| db.scan(&p, &a, batch, values)).await {
+                            Ok(rows) if rows.is_empty() => {
+                                index += 1;
+                                after.clear();
+                            }
+                            Ok(rows) => {
+                                after = rows.last().map(|(k, _)| k.clone()).unwrap_or_default();
+                                ready = rows;
+                                ready.reverse();
+                            }
+                            Err(error) => {
+                                return Some((Err(error), (shards, index, after, ready, true)))
+                            }
+                        }
+                    }
+                    let row = ready.pop()?;
+                    Some((Ok(row), (shards, index, after, ready, false)))
+                }
+            },
+        )
+    }
+}
+
+/// The shard of `key`: FNV-1a, stable across processes and builds.
+fn shard_of(key: &str, shards: usize) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % shards as u64) as usize
+}
+
+fn offsets(indexes: &[u64], size: u8) -> Result<Vec<u64>> {
+    indexes
+        .iter()
+        .map(|i| bits::field_offset(*i, size))
+        .collect()
+}
+
+impl Backend for DiskBackend {
+    fn name(&self) -> &'static str {
+        "disk"
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
+        let get = self.on(key, |db, key| db.get(key));
+        Box::pin(async move { Ok(get.await?.map(Bytes::from)) })
+    }
+
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Bytes>>>> {
+        Box::pin(async move {
+            let gets = keys.iter().map(|key| self.get(key));
+            futures_util::future::try_join_all(gets).await
+        })
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        options: SetOptions,
+    ) -> BoxFuture<'a, Result<bool>> {
+        self.on(key, move |db, key| db.set(key, &value, options))
+    }
+
+    fn set_many<'a>(
+        &'a self,
+        pairs: Vec<(&'a str, Bytes)>,
+        expire: Option<Duration>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let options = SetOptions {
+                expire,
+                ..SetOptions::default()
+            };
+            let sets = pairs
+                .into_iter()
+                .map(|(key, value)| self.set(key, value, options));
+            futures_util::future::try_join_all(sets).await.map(drop)
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
+        self.on(key, |db, key| db.delete(key))
+    }
+
+    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            let deletes = keys.iter().map(|key| self.delete(key));
+            let deleted = futures_util::future::try_join_all(deletes).await?;
+            Ok(deleted.into_iter().filter(|d| *d).count() as u64)
+        })
+    }
+
+    fn delete_match<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<u64>> {
+        let pattern = pattern.to_owned();
+        Box::pin(async move {
+            let counts = self.each(move |db| db.delete_match(&pattern)).await?;
+            Ok(counts.into_iter().sum())
+        })
+    }
+
+    fn scan(&self, pattern: String, batch_size: usize) -> BoxStream<'static, Result<String>> {
+        use futures_util::StreamExt;
+        Box::pin(
+            self.scan_stream(pattern, batch_size, false)
+                .map(|row| row.map(|(key, _)| key)),
+        )
+    }
+
+    fn get_match(
+        &self,
+        pattern: String,
+        batch_size: usize,
+    ) -> BoxStream<'static, Result<(String, Bytes)>> {
+        use futures_util::StreamExt;
+        Box::pin(
+            self.scan_stream(pattern, batch_size, true)
+                .filter_map(|row| async move {
+                    match row {
+                        Ok((key, Some(value))) => Some(Ok((key, Bytes::from(value)))),
+                        Ok((_, None)) => None,
+                        Err(error) => Some(Err(error)),
+                    }
+                }),
+        )
+    }
+
+    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
+        self.on(key, |db, key| db.exists(key))
+    }
+
+    fn incr<'a>(
+        &'a self,
+        key: &'a str,
+        by: i64,
+        expire: Option<Duration>,
+    ) -> BoxFuture<'a, Result<i64>> {
+        self.on(key, move |db, key| db.incr(key, by, expire))
+    }
+
+    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool>> {
+        self.on(key, move |db, key| db.expire(key, ttl))
+    }
+
+    fn get_expire<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Expiry>> {
+        self.on(key, |db, key| db.get_expire(key))
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.each(|db| db.count().map(drop)).await.map(drop) })
+    }
+
+    fn clear(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.each(|db| db.clear()).await.map(drop) })
+    }
+
+    fn get_keys_count(&self) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async move { Ok(self.each(|db| db.count()).await?.into_iter().sum()) })
+    }
+
+    fn get_size<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
+        self.on(key, |db, key| db.get_size(key))
+    }
+
+    fn set_lock<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let options = SetOptions {
+            expire: Some(ttl),
+            exist: cashews_core::Exist::IfAbsent,
+        };
+        self.set(key, Bytes::copy_from_slice(token.as_bytes()), options)
+    }
+
+    fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<bool>> {
+        let token = token.to_owned();
+        self.on(key, move |db, key| db.unlock(key, &token))
+    }
+
+    fn get_bits<'a>(
+        &'a self,
+        key: &'a str,
+        indexes: &'a [u64],
+        size: u8,
+    ) -> BoxFuture<'a, Result<Vec<u64>>> {
+        match offsets(indexes, size) {
+            Ok(offsets) => self.on(key, move |db, key| db.bits(key, &offsets, size, None)),
+            Err(error) => Box::pin(std::future::ready(Err(error))),
+        }
+    }
+
+    fn incr_bits<'a>(
+        &'a self,
+        key: &'a str,
+        indexes: &'a [u64],
+        size: u8,
+        by: i64,
+    ) -> BoxFuture<'a, Result<Vec<u64>>> {
+        match offsets(indexes, size) {
+            Ok(offsets) => self.on(key, move |db, key| db.bits(key, &offsets, size, Some(by))),
+            Err(error) => Box::pin(std::future::ready(Err(error))),
+        }
+    }
+
+    fn slice_incr<'a>(
+        &'a self,
+        key: &'a str,
+        start: u64,
+        end: u64,
+        max: u64,
+        expire: Option<Duration>,
+    ) -> BoxFuture<'a, Result<u64>> {
+        self.on(key, move |db, key| {
+            db.slice_incr(key, (start, end, max), expire)
+        })
+    }
+
+    fn set_add<'a>(
+        &'a self,
+        key: &'a str,
+        members: &'a [&'a str],
+        expire: Option<Duration>,
+    ) -> BoxFuture<'a, Result<u64>> {
+        let members: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
+        self.on(key, move |db, key| {
+            if members.is_empty() {
+                return Ok(0);
+            }
+            db.set_add(key, &members, expire)
+        })
+    }
+
+    fn set_remove<'a>(
+        &'a self,
+        key: &'a str,
+        members: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<u64>> {
+        let members: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
+        self.on(key, move |db, key| {
+            db.with_set(key, |set| {
+                members.iter().filter(|m| set.remove(*m)).count() as u64
+            })
+        })
+    }
+
+    fn set_pop<'a>(&'a self, key: &'a str, count: usize) -> BoxFuture<'a, Result<Vec<String>>> {
+        self.on(key, move |db, key| {
+            db.with_set(key, |set| {
+                let popped: Vec<String> = set.iter().take(count).cloned().collect();
+                for member in &popped {
+                    set.remove(member);
+                }
+                popped
+            })
+        })
+    }
+}

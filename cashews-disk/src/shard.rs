@@ -1,0 +1,82 @@
+//! A shard's thread: it owns the shard's connection and runs the commands
+//! sent to it in order, and purges expired rows when idle for
+//! `check_interval`. It ends when the backend is dropped.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use cashews_core::{Clock, Error, Result};
+use tokio::sync::oneshot;
+
+use crate::db::Db;
+use crate::DiskConfig;
+
+type Job = Box<dyn FnOnce(&mut Db) + Send>;
+
+/// A handle on a shard's thread.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Shard {
+    /// Opens shard `n` of `config.directory` on a new thread.
+    pub(crate) fn open(n: u16, config: &DiskConfig, clock: Clock) -> Result<Shard> {
+        let path = config.directory.join(format!("shard-{n:03}.db"));
+        let mut db = Db::open(&path, config, u64::from(config.shards), clock)?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let interval = config.check_interval;
+        std::thread::Builder::new()
+            .name(format!("cashews-disk-{n}"))
+            .spawn(move || run(&mut db, &queue, interval))
+            .map_err(|e| Error::backend("disk", false, e))?;
+        Ok(Shard { jobs })
+    }
+
+    /// Runs `f` on the shard's thread; its result.
+    pub(crate) fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Db) -> Result<R> + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<R>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.jobs.send(Box::new(move |db: &mut Db| {
+            // The caller may have gone (a cancelled future); the work stands.
+            let _ = reply.send(f(db));
+        }));
+        async move {
+            sent.map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        }
+    }
+}
+
+fn stopped() -> Error {
+    Error::backend("disk", false, "the shard's thread has stopped")
+}
+
+fn run(db: &mut Db, queue: &mpsc::Receiver<Job>, interval: Option<Duration>) {
+    let mut next_purge = interval.map(|i| Instant::now() + i);
+    loop {
+        let job = match next_purge {
+            None => queue.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(at) => queue.recv_timeout(at.saturating_duration_since(Instant::now())),
+        };
+        match job {
+            // A panic in a command must not take the shard down: its caller
+            // sees the dropped reply as an error.
+            Ok(job) => {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(db)));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if let (Some(at), Some(interval)) = (next_purge, interval) {
+            if Instant::now() >= at {
+                if let Err(error) = db.purge_expired() {
+                    tracing::warn!(%error, "disk cache: purging expired rows failed");
+                }
+                next_purge = Some(Instant::now() + interval);
+            }
+        }
+    }
+}

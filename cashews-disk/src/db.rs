@@ -132,6 +132,9 @@ fn wrong_type(key: &str, expected: &'static str) -> Error {
     }
 }
 
+/// A row seen by a scan: key, kind, inline bytes, side file.
+type ScanRow = (String, i64, Option<Vec<u8>>, Option<String>);
+
 /// One shard's database.
 pub(crate) struct Db {
     conn: Connection,
@@ -621,7 +624,7 @@ impl Db {
         limit: usize,
         values: bool,
     ) -> Result<Vec<(String, Option<Vec<u8>>)>> {
-        let rows: Vec<(String, i64, Option<Vec<u8>>, Option<String>)> = self
+        let rows: Vec<ScanRow> = self
             .conn
             .prepare_cached(&format!(
                 "SELECT key, kind, CASE WHEN ?5 THEN value END, file FROM cache
@@ -702,6 +705,13 @@ impl Db {
             .map_err(sql_error)
     }
 
+    /// sqlite's verdict on the file: `ok`, or what is wrong.
+    pub(crate) fn integrity(&mut self) -> Result<String> {
+        self.conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+            .map_err(sql_error)
+    }
+
     /// Bytes stored in this shard (values and keys).
     pub(crate) fn size(&mut self) -> Result<u64> {
         self.conn
@@ -722,27 +732,38 @@ impl Db {
             return Ok(());
         }
         self.purge_expired()?;
-        while self.size()? > limit {
-            let victims = self.write(|conn, dropped| {
-                let rows: Vec<(String, Option<String>)> = conn
+        loop {
+            let excess = self.size()?.saturating_sub(limit);
+            if excess == 0 {
+                return Ok(());
+            }
+            let evicted = self.write(|conn, dropped| {
+                let rows: Vec<(String, Option<String>, i64)> = conn
                     .prepare_cached(&format!(
-                        "SELECT key, file FROM cache ORDER BY {order}, rowid LIMIT 16"
+                        "SELECT key, file, size FROM cache ORDER BY {order}, rowid LIMIT 16"
                     ))
                     .map_err(sql_error)?
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .map_err(sql_error)?
                     .collect::<rusqlite::Result<_>>()
                     .map_err(sql_error)?;
-                for (key, file) in &rows {
-                    Db::remove(conn, key)?;
-                    dropped.extend(file.clone());
+                // Only as many as it takes to get under the limit.
+                let mut freed = 0u64;
+                let mut evicted = 0;
+                for (key, file, size) in rows {
+                    if freed >= excess {
+                        break;
+                    }
+                    Db::remove(conn, &key)?;
+                    dropped.extend(file);
+                    freed += size.max(0) as u64;
+                    evicted += 1;
                 }
-                Ok(rows.len())
+                Ok(evicted)
             })?;
-            if victims == 0 {
-                break;
+            if evicted == 0 {
+                return Ok(());
             }
         }
-        Ok(())
     }
 }

@@ -31,7 +31,7 @@ mod db;
 mod shard;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -61,7 +61,8 @@ fn connect(
         )));
     }
     let config = DiskConfig::from_params(params)?;
-    Ok(Arc::new(DiskBackend::open(config, ctx.clock.clone())?))
+    // Setup does no I/O: the files are opened by the first command.
+    Ok(Arc::new(DiskBackend::lazy(config, ctx.clock.clone())))
 }
 
 /// What goes first when a shard is over its part of `size_limit`.
@@ -168,47 +169,57 @@ impl DiskConfig {
 /// Sharded sqlite files as a cache backend. See the [crate docs](crate).
 #[derive(Debug)]
 pub struct DiskBackend {
-    shards: Arc<[Shard]>,
+    config: DiskConfig,
+    clock: Clock,
+    shards: OnceLock<Arc<[Shard]>>,
+    opening: Mutex<()>,
 }
 
 impl DiskBackend {
-    /// Opens (or creates) the shard files of `config.directory`; expiry is
-    /// read from `clock`'s wall time, which every process shares.
+    /// Opens (or creates) the shard files of `config.directory` now; expiry
+    /// is read from `clock`'s wall time, which every process shares.
     pub fn open(config: DiskConfig, clock: Clock) -> Result<DiskBackend> {
-        let invalid =
-            |why: String| Error::config(format!("disk directory {:?}: {why}", config.directory));
-        std::fs::create_dir_all(&config.directory)
-            .map_err(|e| invalid(format!("cannot create it: {e}")))?;
-        // A directory written with more shards would hide their keys.
-        let existing = std::fs::read_dir(&config.directory)
-            .map_err(|e| invalid(format!("cannot read it: {e}")))?
-            .filter_map(|entry| entry.ok())
-            .filter_map(|entry| {
-                let name = entry.file_name().into_string().ok()?;
-                name.strip_prefix("shard-")?
-                    .strip_suffix(".db")?
-                    .parse::<u16>()
-                    .ok()
-            })
-            .max();
-        if let Some(last) = existing.filter(|last| *last >= config.shards) {
-            return Err(invalid(format!(
-                "it holds {} shards, the url says {}; use shards={}",
-                last + 1,
-                config.shards,
-                last + 1
-            )));
-        }
-        let shards = (0..config.shards)
-            .map(|n| Shard::open(n, &config, clock.clone()))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(DiskBackend {
-            shards: shards.into(),
-        })
+        let backend = DiskBackend::lazy(config, clock);
+        backend.shards()?;
+        Ok(backend)
     }
 
-    fn shard(&self, key: &str) -> &Shard {
-        &self.shards[shard_of(key, self.shards.len())]
+    /// A backend that opens its files with the first command (a problem with
+    /// the directory is that command's error).
+    pub fn lazy(config: DiskConfig, clock: Clock) -> DiskBackend {
+        DiskBackend {
+            config,
+            clock,
+            shards: OnceLock::new(),
+            opening: Mutex::new(()),
+        }
+    }
+
+    /// The shards, opened on first use.
+    fn shards(&self) -> Result<&Arc<[Shard]>> {
+        if let Some(shards) = self.shards.get() {
+            return Ok(shards);
+        }
+        let _opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(shards) = self.shards.get() {
+            return Ok(shards);
+        }
+        let shards = open_shards(&self.config, &self.clock)?;
+        Ok(self.shards.get_or_init(|| shards))
+    }
+
+    /// Runs sqlite's `PRAGMA integrity_check` on every shard: `Ok` if each
+    /// file is intact, otherwise an error naming what sqlite found.
+    pub async fn check_integrity(&self) -> Result<()> {
+        let reports = self.each(|db| db.integrity()).await?;
+        match reports.into_iter().find(|report| report != "ok") {
+            None => Ok(()),
+            Some(report) => Err(Error::backend(
+                "disk",
+                false,
+                format!("integrity check: {report}"),
+            )),
+        }
     }
 
     /// Runs `f` on `key`'s shard.
@@ -217,17 +228,21 @@ impl DiskBackend {
         key: &str,
         f: impl FnOnce(&mut db::Db, &str) -> Result<R> + Send + 'static,
     ) -> BoxFuture<'a, Result<R>> {
+        let shards = match self.shards() {
+            Ok(shards) => shards,
+            Err(error) => return Box::pin(std::future::ready(Err(error))),
+        };
         let owned = key.to_owned();
-        let shard = self.shard(key);
+        let shard = &shards[shard_of(key, shards.len())];
         Box::pin(shard.call(move |db| f(db, &owned)))
     }
 
-    /// Runs `f` on every shard in turn; the results in shard order.
+    /// Runs `f` on every shard at once; the results in shard order.
     async fn each<R: Send + 'static>(
         &self,
         f: impl Fn(&mut db::Db) -> Result<R> + Send + Sync + Clone + 'static,
     ) -> Result<Vec<R>> {
-        let calls = self.shards.iter().map(|shard| {
+        let calls = self.shards()?.iter().map(|shard| {
             let f = f.clone();
             shard.call(move |db| f(db))
         });
@@ -242,13 +257,13 @@ impl DiskBackend {
         batch: usize,
         values: bool,
     ) -> impl futures_util::Stream<Item = Result<(String, Option<Vec<u8>>)>> + Send + 'static {
-        let state = (
-            self.shards.clone(),
-            0usize,
-            String::new(),
-            Vec::new(),
-            false,
-        );
+        // A directory that cannot be opened reads as no keys here; every
+        // other command reports it.
+        let shards = self
+            .shards()
+            .cloned()
+            .unwrap_or_else(|_| Arc::from(Vec::new()));
+        let state = (shards, 0usize, String::new(), Vec::new(), false);
         let batch = batch.max(1);
         futures_util::stream::unfold(
             state,
@@ -282,6 +297,38 @@ impl DiskBackend {
             },
         )
     }
+}
+
+/// Opens every shard of `config.directory`.
+fn open_shards(config: &DiskConfig, clock: &Clock) -> Result<Arc<[Shard]>> {
+    let invalid =
+        |why: String| Error::config(format!("disk directory {:?}: {why}", config.directory));
+    std::fs::create_dir_all(&config.directory)
+        .map_err(|e| invalid(format!("cannot create it: {e}")))?;
+    // A directory written with more shards would hide their keys.
+    let existing = std::fs::read_dir(&config.directory)
+        .map_err(|e| invalid(format!("cannot read it: {e}")))?
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            name.strip_prefix("shard-")?
+                .strip_suffix(".db")?
+                .parse::<u16>()
+                .ok()
+        })
+        .max();
+    if let Some(last) = existing.filter(|last| *last >= config.shards) {
+        return Err(invalid(format!(
+            "it holds {} shards, the url says {}; use shards={}",
+            last + 1,
+            config.shards,
+            last + 1
+        )));
+    }
+    let shards = (0..config.shards)
+        .map(|n| Shard::open(n, config, clock.clone()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(shards.into())
 }
 
 /// The shard of `key`: FNV-1a, stable across processes and builds.

@@ -25,8 +25,6 @@ CREATE TABLE IF NOT EXISTS cache (
     used_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cache_expiry ON cache(expires_at) WHERE expires_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS cache_stored ON cache(stored_at);
-CREATE INDEX IF NOT EXISTS cache_used ON cache(used_at);
 CREATE TABLE IF NOT EXISTS meta (id INTEGER PRIMARY KEY CHECK (id = 0), size INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES (0, 0);
 CREATE TRIGGER IF NOT EXISTS cache_insert AFTER INSERT ON cache
@@ -156,6 +154,14 @@ impl Db {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql_error)?;
         conn.execute_batch(SCHEMA).map_err(sql_error)?;
+        // Only the eviction order in use is indexed: every index costs each
+        // write a page.
+        if let Some(order) = config.eviction.order() {
+            conn.execute_batch(&format!(
+                "CREATE INDEX IF NOT EXISTS cache_{order} ON cache({order});"
+            ))
+            .map_err(sql_error)?;
+        }
         // Redis glob semantics (with `\` escapes, which sqlite's GLOB lacks).
         conn.create_scalar_function(
             "redis_glob",

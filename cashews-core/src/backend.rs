@@ -249,3 +249,18 @@ fn unsupported<'a, T: Send + 'a>(
 ) -> BoxFuture<'a, Result<T>> {
     Box::pin(async move { Err(Error::Unsupported { backend, command }) })
 }
+
+/// The sliding-window step every backend shares (`slice_incr`): drops the
+/// stamps older than `start`, counts those in `[start, end]` and records
+/// `end` if that count is under `max`. Returns the count (with the new stamp)
+/// and whether it was recorded (the window's TTL is renewed then).
+pub fn slide_window(stamps: &mut Vec<u64>, start: u64, end: u64, max: u64) -> (u64, bool) {
+    stamps.retain(|t| *t >= start);
+    let count = stamps.iter().filter(|t| **t <= end).count() as u64;
+    if count < max {
+        stamps.push(end);
+        (count + 1, true)
+    } else {
+        (count, false)
+    }
+}

@@ -84,6 +84,18 @@ impl SetupUrl {
         })
     }
 
+    /// Fails unless the URL has neither hosts nor a path (schemes configured
+    /// by parameters only); `example` shows the right form.
+    pub fn parameters_only(&self, example: &str) -> Result<()> {
+        if self.hosts.is_empty() && self.path.is_empty() {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "setup url {:?}: {}:// takes no host or path, only parameters ({example})",
+            self.display, self.scheme
+        )))
+    }
+
     /// The query parameters, to be consumed with [`Params`].
     pub fn params(&self) -> Params<'_> {
         Params {

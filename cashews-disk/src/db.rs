@@ -561,11 +561,8 @@ impl Db {
             let Data::Window(stamps) = &mut record.data else {
                 return Err(wrong_type(key, "a sliding window"));
             };
-            stamps.retain(|t| *t >= start);
-            let mut count = stamps.iter().filter(|t| **t <= end).count() as u64;
-            if count < max {
-                stamps.push(end);
-                count += 1;
+            let (count, recorded) = cashews_core::backend::slide_window(stamps, start, end, max);
+            if recorded {
                 record.expires_at = deadline(now, ttl);
             }
             Ok(count)

@@ -54,12 +54,7 @@ fn connect(
     params: &mut Params<'_>,
     ctx: &DriverContext,
 ) -> Result<Arc<dyn Backend>> {
-    if !url.hosts.is_empty() || !url.path.is_empty() {
-        return Err(Error::config(format!(
-            "setup url {:?}: disk:// takes no host or path, only parameters (disk://?directory=/var/cache/app)",
-            url.display
-        )));
-    }
+    url.parameters_only("disk://?directory=/var/cache/app")?;
     let config = DiskConfig::from_params(params)?;
     // Setup does no I/O: the files are opened by the first command.
     Ok(Arc::new(DiskBackend::lazy(config, ctx.clock.clone())))

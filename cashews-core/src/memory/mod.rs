@@ -30,7 +30,7 @@ use bytes::Bytes;
 use crate::backend::{Backend, BoxFuture, BoxStream, Expiry, SetOptions};
 use crate::clock::Clock;
 use crate::driver::{Driver, DriverContext};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::stream::iter_stream;
 use crate::url::{Params, SetupUrl};
 pub use local::{Epoch, LocalCache, Ticket};
@@ -84,12 +84,7 @@ fn connect(
     params: &mut Params<'_>,
     ctx: &DriverContext,
 ) -> Result<Arc<dyn Backend>> {
-    if !url.hosts.is_empty() || !url.path.is_empty() {
-        return Err(Error::config(format!(
-            "setup url {:?}: mem:// takes no host or path, only parameters (mem://?size=1000)",
-            url.display
-        )));
-    }
+    url.parameters_only("mem://?size=1000")?;
     let config = MemoryConfig::from_params(params)?;
     Ok(Arc::new(MemoryBackend::new(config, ctx.clock.clone())))
 }

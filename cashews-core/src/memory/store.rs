@@ -449,11 +449,8 @@ impl Store {
         let Value::Window(stamps) = &mut entry.value else {
             return Err(wrong_type(key, "a sliding window"));
         };
-        stamps.retain(|t| *t >= start);
-        let mut count = stamps.iter().filter(|t| **t <= end).count() as u64;
-        if count < max {
-            stamps.push(end);
-            count += 1;
+        let (count, recorded) = crate::backend::slide_window(stamps, start, end, max);
+        if recorded {
             entry.expires_at = deadline(now, ttl);
         }
         Ok(count)

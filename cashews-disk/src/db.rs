@@ -119,6 +119,16 @@ pub(crate) fn sql_error(error: rusqlite::Error) -> Error {
     Error::backend("disk", transient, error)
 }
 
+/// The bytes a row holds: inline, or in its side file under `values`. A side
+/// file removed by another process meanwhile reads as a miss.
+fn row_bytes(values: &Path, inline: Option<Vec<u8>>, file: Option<&str>) -> Option<Vec<u8>> {
+    match (inline, file) {
+        (Some(bytes), _) => Some(bytes),
+        (None, Some(file)) => std::fs::read(values.join(file)).ok(),
+        (None, None) => Some(Vec::new()),
+    }
+}
+
 fn io_error(error: std::io::Error) -> Error {
     Error::backend("disk", false, error)
 }
@@ -208,10 +218,6 @@ impl Db {
         Ok(result)
     }
 
-    fn read_file(&self, file: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.values.join(file)).ok()
-    }
-
     /// Writes a side file atomically (temp file, then rename); its name.
     fn write_file(&self, value: &[u8]) -> Result<String> {
         std::fs::create_dir_all(&self.values).map_err(io_error)?;
@@ -249,12 +255,7 @@ impl Db {
                 .execute(params![key, now as i64])
                 .map_err(sql_error)?;
         }
-        Ok(match (value, file) {
-            (Some(value), _) => Some(value),
-            // A side file removed by another process meanwhile reads as a miss.
-            (None, Some(file)) => self.read_file(&file),
-            (None, None) => Some(Vec::<u8>::new()),
-        })
+        Ok(row_bytes(&self.values, value, file.as_deref()))
     }
 
     /// The live record of `key` inside a transaction, the side file of its
@@ -285,11 +286,7 @@ impl Db {
         if expires_at.is_some_and(|t| t <= now) {
             return Ok((None, file, true));
         }
-        let bytes = match (value, &file) {
-            (Some(value), _) => Some(value),
-            (None, Some(file)) => std::fs::read(values.join(file)).ok(),
-            (None, None) => Some(Vec::new()),
-        };
+        let bytes = row_bytes(values, value, file.as_deref());
         // Bytes that are not what the row says (a damaged file) read as missing.
         let record = bytes
             .and_then(|bytes| Data::decode(kind, bytes))
@@ -646,7 +643,7 @@ impl Db {
             .into_iter()
             .map(|(key, kind, value, file)| {
                 let bytes = match (values, kind) {
-                    (true, 0) => value.or_else(|| file.and_then(|f| self.read_file(&f))),
+                    (true, 0) => row_bytes(&self.values, value, file.as_deref()),
                     _ => None,
                 };
                 (key, bytes)

@@ -575,10 +575,11 @@ impl Db {
         self.update(key, |record, now| {
             let record = match record {
                 Some(record) => {
-                    // The TTL only grows; a set without TTL keeps none.
-                    if let (Some(at), Some(new)) = (record.expires_at, deadline(now, ttl)) {
-                        record.expires_at = Some(at.max(new));
-                    }
+                    // The TTL only grows; members without one make the set persistent.
+                    record.expires_at = match (record.expires_at, deadline(now, ttl)) {
+                        (Some(at), Some(new)) => Some(at.max(new)),
+                        _ => None,
+                    };
                     record
                 }
                 None => record.insert(Record {

@@ -50,7 +50,7 @@ return count
 });
 
 /// `set_add`: SADD, with a TTL that only grows (a new set takes it, a set
-/// without TTL keeps none).
+/// without TTL keeps none, and members added without one make it persistent).
 pub static SET_ADD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -64,6 +64,8 @@ if ms > 0 then
   elseif ttl >= 0 and ttl < ms then
     redis.call('PEXPIRE', KEYS[1], ms)
   end
+elseif existed then
+  redis.call('PERSIST', KEYS[1])
 end
 return added
 ",

@@ -423,6 +423,10 @@ pub async fn sets(h: &Harness) {
     c.set_add("st:p", &["a"], None::<u64>).await.unwrap();
     c.set_add("st:p", &["b"], "1s").await.unwrap();
     assert_eq!(c.get_expire("st:p").await.unwrap(), Expiry::NoExpiry);
+    // Members without an expiry make a set with one persistent.
+    c.set_add("st:q", &["a"], "1s").await.unwrap();
+    c.set_add("st:q", &["b"], None::<u64>).await.unwrap();
+    assert_eq!(c.get_expire("st:q").await.unwrap(), Expiry::NoExpiry);
 }
 
 pub async fn wrong_types(h: &Harness) {

@@ -466,10 +466,8 @@ impl Store {
         let mut shard = self.shard(key);
         let entry = match self.live(&mut shard, key, now) {
             Some(entry) => {
-                // The TTL only grows; a set without TTL keeps none.
-                if entry.expires_at != NEVER && ttl.is_some() {
-                    entry.expires_at = entry.expires_at.max(deadline(now, ttl));
-                }
+                // The TTL only grows; members without one make the set persistent.
+                entry.expires_at = entry.expires_at.max(deadline(now, ttl));
                 entry
             }
             None => {

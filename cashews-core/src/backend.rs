@@ -9,8 +9,9 @@
 //! - `set` without an expiry stores a value with no TTL, replacing any old TTL.
 //! - `incr` on a missing key starts from 0; the expiry is applied only when this
 //!   increment creates the key (an existing counter keeps its TTL).
-//! - `set_add` with an expiry only ever *extends* the set's TTL (a set without
-//!   TTL keeps none).
+//! - `set_add` only ever *extends* the set's TTL: a set without TTL keeps
+//!   none, and members added without an expiry make the set persistent (the
+//!   set lives as long as its longest-lived member).
 //! - `slice_incr` counts the members in the inclusive window `[start, end]`,
 //!   drops older ones, and adds one member at `end` when fewer than `max` are
 //!   present; members are unique even at the same timestamp.
@@ -18,6 +19,7 @@
 //! - Bits use Redis' `BITFIELD` layout (bit 0 is the high bit of byte 0) and
 //!   saturate at `0` and `2^size - 1`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -45,6 +47,48 @@ pub enum Exist {
     IfPresent,
     /// Write only if the key is absent (Redis `NX`).
     IfAbsent,
+}
+
+/// One write of a batch for [`Backend::apply`] (a transaction's commit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Write<'a> {
+    /// Stores `value` (with `expire`, or without TTL).
+    Set {
+        /// The key.
+        key: Cow<'a, str>,
+        /// The bytes to store.
+        value: Bytes,
+        /// The TTL, `None` for none.
+        expire: Option<Duration>,
+    },
+    /// Deletes the key.
+    Delete {
+        /// The key.
+        key: Cow<'a, str>,
+    },
+    /// Adds `by` to the counter at the key (keeping its TTL).
+    Incr {
+        /// The key.
+        key: Cow<'a, str>,
+        /// The amount.
+        by: i64,
+    },
+}
+
+impl<'a> Write<'a> {
+    /// The key written.
+    pub fn key(&self) -> &str {
+        match self {
+            Write::Set { key, .. } | Write::Delete { key } | Write::Incr { key, .. } => key,
+        }
+    }
+
+    pub(crate) fn key_mut(&mut self) -> &mut Cow<'a, str> {
+        match self {
+            Write::Set { key, .. } | Write::Delete { key } | Write::Incr { key, .. } => key,
+        }
+    }
 }
 
 /// Options of a `set`.
@@ -197,6 +241,32 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     ) -> BoxFuture<'a, Result<u64>> {
         let _ = (key, start, end, max, expire);
         unsupported(self.name(), Command::SliceIncr)
+    }
+
+    /// Applies `writes` in order, as one unit where the backend can (Redis:
+    /// one `MULTI`/`EXEC`, per hash slot on a cluster). The default runs them
+    /// one after the other, each atomic on its own.
+    fn apply<'a>(&'a self, writes: &'a [Write<'a>]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            for write in writes {
+                match write {
+                    Write::Set { key, value, expire } => {
+                        let options = SetOptions {
+                            expire: *expire,
+                            ..SetOptions::default()
+                        };
+                        self.set(key, value.clone(), options).await?;
+                    }
+                    Write::Delete { key } => {
+                        self.delete(key).await?;
+                    }
+                    Write::Incr { key, by } => {
+                        self.incr(key, *by, None).await?;
+                    }
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Adds members to the set at `key`; returns how many were new.

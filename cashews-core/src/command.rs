@@ -57,6 +57,7 @@ commands! {
     SetAdd => "set_add",
     SetRemove => "set_remove",
     SetPop => "set_pop",
+    Apply => "apply",
 }
 
 impl Command {

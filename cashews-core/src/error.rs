@@ -83,6 +83,14 @@ pub enum Error {
         key: String,
     },
 
+    /// A serializable transaction read `key`, and another writer changed it
+    /// before the transaction committed; nothing was written. Retry it.
+    #[error("transaction conflict on key {key:?}: it changed since the transaction read it")]
+    Conflict {
+        /// The key that changed.
+        key: String,
+    },
+
     /// The key holds a value of another kind (for example `incr` on a struct,
     /// or `set_add` on a plain value).
     #[error("key {key:?} holds a value of another kind: {expected} expected")]
@@ -120,7 +128,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Backend { transient, .. } => *transient,
-            Error::Timeout { .. } | Error::Locked { .. } => true,
+            Error::Timeout { .. } | Error::Locked { .. } | Error::Conflict { .. } => true,
             _ => false,
         }
     }

@@ -388,9 +388,24 @@ tokio::task_local! {
     static KEY_CONTEXT: Vec<(String, String)>;
 }
 
+/// The `key_context` values of a task, captured by [`crate::scope::Scopes`].
+#[derive(Clone, Default)]
+pub(crate) struct ContextValues(Vec<(String, String)>);
+
+impl ContextValues {
+    pub(crate) fn current() -> ContextValues {
+        ContextValues(KEY_CONTEXT.try_with(Clone::clone).unwrap_or_default())
+    }
+
+    pub(crate) async fn scope<F: Future>(self, future: F) -> F::Output {
+        KEY_CONTEXT.scope(self.0, future).await
+    }
+}
+
 /// Runs `future` with `values` available to key templates as
 /// `{@:get(name)}`. Scopes nest (inner values win) and are task-local: they
-/// cover every `.await` inside `future`, not tasks it spawns.
+/// cover every `.await` inside `future`, not tasks it spawns (see
+/// [`crate::scope`]).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {

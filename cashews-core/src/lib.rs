@@ -19,16 +19,17 @@ pub mod glob;
 pub mod key;
 pub mod memory;
 pub mod middleware;
+pub mod scope;
 pub mod strategy;
 pub mod stream;
 pub mod ttl;
 pub mod url;
 
-pub use backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions};
+pub use backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions, Write};
 pub use cache::lock::random_token;
 pub use cache::{
     Cache, CacheBuilder, CacheStats, Get, GetOrSetBuilder, IncrBuilder, LockBuilder, LockGuard,
-    SetBuilder, SetManyBuilder, TryGetOrSet,
+    SetBuilder, SetManyBuilder, Transaction, TransactionMode, TryGetOrSet, TAGS_PREFIX,
 };
 pub use clock::Clock;
 pub use codec::{CodecKind, Digest, Miss, Serializer};

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cashews_core::backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions};
-use cashews_core::{glob, Result};
+use cashews_core::backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions, Write};
+use cashews_core::{glob, Command, Error, Result};
 
 use crate::connection::{Conn, Node};
 use crate::scripts::{INCR, SET_ADD, SLICE_INCR, UNLOCK};
@@ -176,50 +176,19 @@ impl Backend for RedisBackend {
         pairs: Vec<(&'a str, Bytes)>,
         expire: Option<Duration>,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            self.shared.ensure_tracking().await;
-            let mut guards: Vec<_> = pairs
-                .iter()
-                .map(|(key, value)| (self.shared.write_guard(key), value.clone()))
-                .collect();
-            let first = pairs.first().map_or("", |(k, _)| *k);
-            let stored = self
-                .shared
-                .run(
-                    "set_many",
-                    first,
-                    || false,
-                    move |c| async move {
-                        // One MULTI per slot: a cluster refuses a transaction
-                        // across slots.
-                        let groups = c.by_slot(pairs, |(key, _)| key);
-                        let writes = groups.into_iter().map(|group| {
-                            let mut c = c.clone();
-                            async move {
-                                let mut pipe = redis::pipe();
-                                pipe.atomic();
-                                for (key, value) in &group {
-                                    let cmd = pipe.cmd("SET").arg(*key).arg(value.as_ref());
-                                    if let Some(expire) = expire {
-                                        cmd.arg("PX").arg(ms(expire));
-                                    }
-                                    cmd.ignore();
-                                }
-                                pipe.query_async::<()>(&mut c).await
-                            }
-                        });
-                        futures_util::future::try_join_all(writes).await?;
-                        Ok(true)
-                    },
-                )
-                .await?;
-            if stored {
-                for (guard, value) in &mut guards {
-                    guard.stored(value.clone(), expire);
-                }
-            }
-            Ok(())
-        })
+        let writes = pairs
+            .into_iter()
+            .map(|(key, value)| Write::Set {
+                key: key.into(),
+                value,
+                expire,
+            })
+            .collect();
+        Box::pin(self.shared.apply("set_many", writes))
+    }
+
+    fn apply<'a>(&'a self, writes: &'a [Write<'a>]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.shared.apply("apply", writes.to_vec()))
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
@@ -638,6 +607,86 @@ impl Backend for RedisBackend {
 }
 
 impl Shared {
+    /// `writes` in one `MULTI`/`EXEC` (one per slot on a cluster, which
+    /// refuses a transaction across slots), order kept within each.
+    async fn apply(&self, command: &'static str, writes: Vec<Write<'_>>) -> Result<()> {
+        let known = |w: &Write<'_>| {
+            matches!(
+                w,
+                Write::Set { .. } | Write::Delete { .. } | Write::Incr { .. }
+            )
+        };
+        if !writes.iter().all(known) {
+            return Err(Error::Unsupported {
+                backend: "redis",
+                command: Command::Apply,
+            });
+        }
+        self.ensure_tracking().await;
+        // The local copy keeps a value set by the last write to its key.
+        let mut guards: Vec<_> = writes
+            .iter()
+            .enumerate()
+            .map(|(i, write)| {
+                let last = !writes[i + 1..].iter().any(|w| w.key() == write.key());
+                let value = match write {
+                    Write::Set { value, expire, .. } if last => Some((value.clone(), *expire)),
+                    _ => None,
+                };
+                (self.write_guard(write.key()), value)
+            })
+            .collect();
+        let first = writes.first().map_or("", Write::key);
+        let writes = &writes;
+        let applied = self
+            .run(
+                command,
+                first,
+                || false,
+                |c| async move {
+                    let groups = c.by_slot(writes.iter().collect(), |w| w.key());
+                    let transactions = groups.into_iter().map(|group| {
+                        let mut c = c.clone();
+                        async move {
+                            let mut pipe = redis::pipe();
+                            pipe.atomic();
+                            for write in group {
+                                match write {
+                                    Write::Set { key, value, expire } => {
+                                        let cmd = pipe.cmd("SET").arg(&**key).arg(value.as_ref());
+                                        if let Some(expire) = expire {
+                                            cmd.arg("PX").arg(ms(*expire));
+                                        }
+                                        cmd.ignore();
+                                    }
+                                    Write::Delete { key } => {
+                                        pipe.cmd("UNLINK").arg(&**key).ignore();
+                                    }
+                                    Write::Incr { key, by } => {
+                                        pipe.cmd("INCRBY").arg(&**key).arg(*by).ignore();
+                                    }
+                                    // Refused before the connection was asked for.
+                                    _ => {}
+                                }
+                            }
+                            pipe.query_async::<()>(&mut c).await
+                        }
+                    });
+                    futures_util::future::try_join_all(transactions).await?;
+                    Ok(true)
+                },
+            )
+            .await?;
+        if applied {
+            for (guard, value) in &mut guards {
+                if let Some((value, expire)) = value.take() {
+                    guard.stored(value, expire);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One `BITFIELD` with an operation per field (`u{size}`, `#{index}`),
     /// after checking every field as the memory backend does.
     async fn bitfield(

@@ -24,6 +24,7 @@ pub struct SetBuilder<'a> {
     value: Result<Bytes>,
     command: Command,
     options: Result<SetOptions>,
+    tags: Vec<&'a str>,
 }
 
 impl<'a> SetBuilder<'a> {
@@ -39,6 +40,7 @@ impl<'a> SetBuilder<'a> {
             value,
             command,
             options: Ok(SetOptions::default()),
+            tags: Vec::new(),
         }
     }
 
@@ -62,6 +64,13 @@ impl<'a> SetBuilder<'a> {
     /// Writes only if the key already exists (Redis `XX`).
     pub fn only_if_present(self) -> Self {
         self.exist(Exist::IfPresent)
+    }
+
+    /// Records the key under `tags` once stored, for as long as the value
+    /// lives (see [`Cache::delete_tags`]).
+    pub fn tags(mut self, tags: &[&'a str]) -> Self {
+        self.tags.extend_from_slice(tags);
+        self
     }
 
     /// Sets the write condition.
@@ -92,7 +101,12 @@ impl<'a> IntoFuture for SetBuilder<'a> {
                     options,
                 },
             };
-            self.cache.run_one(request).await?.into_bool(self.command)
+            let expire = options.expire;
+            let stored = self.cache.run_one(request).await?.into_bool(self.command)?;
+            if stored && !self.tags.is_empty() {
+                self.cache.tag(self.key, &self.tags, expire).await?;
+            }
+            Ok(stored)
         })
     }
 }

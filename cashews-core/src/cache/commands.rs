@@ -7,11 +7,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::join;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::builders::{GetOrSetBuilder, IncrBuilder, SetBuilder, SetManyBuilder};
 use super::lock::LockBuilder;
+use super::tags::{is_tags_key, key_tags_key};
 use super::{Cache, State};
 use crate::backend::{BoxFuture, BoxStream, Expiry};
 use crate::codec::{parse_counter, Decoded, Miss, Serializer};
@@ -102,7 +104,12 @@ impl Cache {
         key: &str,
     ) -> Option<Result<Option<Decoded<T>>>> {
         let state = self.inner.state.load();
-        if !state.chain.is_empty() || self.is_disabled(Command::Get) {
+        // Any scope (disabling, detect, ...) takes the full path, which
+        // knows them all.
+        if !state.chain.is_empty()
+            || self.disabled().contains(Command::Get)
+            || crate::scope::any_active()
+        {
             return None;
         }
         let route = match state.route(key) {
@@ -130,6 +137,19 @@ impl Cache {
                 None
             }
         }
+    }
+
+    /// Decodes bytes read from `key` with the serializer of its backend.
+    pub(crate) async fn decode_stored<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        bytes: &[u8],
+    ) -> Option<T> {
+        let serializer = match self.inner.state.load().route(key) {
+            Ok(route) => route.serializer.clone(),
+            Err(_) => return None,
+        };
+        self.decode(&serializer, key, bytes).await
     }
 
     async fn after_miss(&self, key: &str, miss: Miss) {
@@ -279,14 +299,45 @@ impl Cache {
     }
 
     /// Deletes `key`; returns whether it existed.
+    ///
+    /// The key's tags forget it (see [`Cache::delete_tags`]).
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        self.run_one(Request::Delete { key: key.into() })
-            .await?
-            .into_bool(Command::Delete)
+        let delete = async {
+            self.run_one(Request::Delete { key: key.into() })
+                .await?
+                .into_bool(Command::Delete)
+        };
+        if is_tags_key(key) {
+            return delete.await;
+        }
+        // A `delete_many`, so middlewares watching `delete` see the caller's
+        // deletes only.
+        let tags = key_tags_key(key);
+        let tags = [tags.as_str()];
+        let forget = self.delete_many_keys(&tags);
+        let (deleted, forgotten) = join(delete, forget).await;
+        forgotten?;
+        deleted
     }
 
     /// Deletes `keys`; returns how many existed.
     pub async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        let tags: Vec<String> = keys
+            .iter()
+            .filter(|k| !is_tags_key(k))
+            .map(|k| key_tags_key(k))
+            .collect();
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let (deleted, forgotten) =
+            join(self.delete_many_keys(keys), self.delete_many_keys(&tags)).await;
+        forgotten?;
+        deleted
+    }
+
+    async fn delete_many_keys(&self, keys: &[&str]) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
         let state = self.inner.state.load_full();
         let mut deleted = 0;
         for (route_index, positions) in group_by_route(&state, keys.iter().copied())? {
@@ -304,6 +355,20 @@ impl Cache {
     /// Deletes every key matching the glob `pattern` (see [`crate::glob`]) on
     /// every backend; returns how many.
     pub async fn delete_match(&self, pattern: &str) -> Result<u64> {
+        if is_tags_key(pattern) {
+            return self.delete_match_keys(pattern).await;
+        }
+        let tags = key_tags_key(pattern);
+        let (deleted, forgotten) = join(
+            self.delete_match_keys(pattern),
+            self.delete_match_keys(&tags),
+        )
+        .await;
+        forgotten?;
+        deleted
+    }
+
+    async fn delete_match_keys(&self, pattern: &str) -> Result<u64> {
         let mut deleted = 0;
         for response in self
             .run_all(|| Request::DeleteMatch {

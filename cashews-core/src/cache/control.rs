@@ -1,33 +1,29 @@
 //! Turning commands off and on, and the counters of values not returned.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Cache;
 use crate::codec::Miss;
 use crate::command::{Command, CommandSet};
+use crate::scope;
 
 tokio::task_local! {
     /// Commands disabled for the current task, per cache id.
     static DISABLED: Vec<(u64, CommandSet)>;
 }
 
-/// How many `disabling` scopes exist in the process: while none does, the
-/// hit path skips the task-local lookup.
-static ACTIVE_SCOPES: AtomicUsize = AtomicUsize::new(0);
+/// The `disabling` scopes of a task, captured by [`crate::scope::Scopes`].
+#[derive(Clone, Default)]
+pub(crate) struct DisabledScopes(Vec<(u64, CommandSet)>);
 
-struct ScopeCount;
-
-impl ScopeCount {
-    fn enter() -> ScopeCount {
-        ACTIVE_SCOPES.fetch_add(1, Ordering::Relaxed);
-        ScopeCount
+impl DisabledScopes {
+    pub(crate) fn current() -> DisabledScopes {
+        DisabledScopes(DISABLED.try_with(Clone::clone).unwrap_or_default())
     }
-}
 
-impl Drop for ScopeCount {
-    fn drop(&mut self) {
-        ACTIVE_SCOPES.fetch_sub(1, Ordering::Relaxed);
+    pub(crate) async fn scope<F: Future>(self, future: F) -> F::Output {
+        DISABLED.scope(self.0, future).await
     }
 }
 
@@ -61,7 +57,7 @@ impl Cache {
     #[inline]
     pub fn is_disabled(&self, command: Command) -> bool {
         self.disabled().contains(command)
-            || ACTIVE_SCOPES.load(Ordering::Relaxed) > 0
+            || scope::any_active()
                 && DISABLED
                     .try_with(|scopes| {
                         scopes
@@ -75,8 +71,8 @@ impl Cache {
     ///
     /// The scope is task-local: it covers everything `future` awaits, across
     /// `.await` points, but not tasks it spawns with `tokio::spawn` (they
-    /// start outside the scope). Scopes nest; leaving one restores exactly
-    /// what was disabled before it.
+    /// start outside the scope; see [`crate::scope::Scopes`] to carry it).
+    /// Scopes nest; leaving one restores exactly what was disabled before it.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cashews_core::Result<()> {
@@ -96,7 +92,7 @@ impl Cache {
     ) -> F::Output {
         let mut scopes = DISABLED.try_with(Clone::clone).unwrap_or_default();
         scopes.push((self.inner.id, commands.into()));
-        let _count = ScopeCount::enter();
+        let _active = scope::Active::enter();
         DISABLED.scope(scopes, future).await
     }
 

@@ -5,12 +5,18 @@ mod commands;
 mod control;
 pub(crate) mod flight;
 pub(crate) mod lock;
+mod tags;
+mod transaction;
 
 pub use builders::{GetOrSetBuilder, IncrBuilder, SetBuilder, SetManyBuilder, TryGetOrSet};
 pub use commands::Get;
 pub use control::CacheStats;
+pub(crate) use control::DisabledScopes;
 pub use lock::{LockBuilder, LockGuard};
+pub use tags::TAGS_PREFIX;
+pub use transaction::{Transaction, TransactionMode};
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,9 +27,11 @@ use parking_lot::Mutex;
 use crate::backend::Backend;
 use crate::clock::Clock;
 use crate::codec::{CodecKind, Digest, Serializer};
+use crate::command::Command;
 use crate::driver::{Driver, DriverContext};
 use crate::error::{Error, Result};
 use crate::middleware::{Middleware, MiddlewareId, Next, Request, Response};
+use crate::scope::{Detected, Reads};
 use crate::url::SetupUrl;
 
 /// A cache: one or more backends, each serving the keys that start with its
@@ -277,6 +285,11 @@ impl Cache {
         });
     }
 
+    /// The name of the backend serving `key` (`"memory"`, `"redis"`, ...).
+    pub fn backend_name(&self, key: &str) -> Result<&'static str> {
+        Ok(self.inner.state.load().route(key)?.backend.name())
+    }
+
     /// Whether any backend is set up.
     pub fn is_setup(&self) -> bool {
         !self.inner.state.load().routes.is_empty()
@@ -361,8 +374,71 @@ impl Cache {
         if self.is_disabled(request.command()) {
             return Ok(request.disabled_response());
         }
+        if let Some(reads) = crate::scope::reads() {
+            if matches!(
+                request.command(),
+                Command::Get | Command::GetRaw | Command::GetMany
+            ) {
+                return self.run_scoped_read(&reads, state, route, request).await;
+            }
+        }
         Next::new(&state.chain, &*route.backend, &route.prefix)
             .run(request)
             .await
+    }
+
+    /// A read inside `detect` or `invalidate_further` (see [`crate::scope`]).
+    async fn run_scoped_read<'a>(
+        &self,
+        reads: &Reads,
+        state: &'a State,
+        route: &'a Route,
+        request: Request<'a>,
+    ) -> Result<Response> {
+        let keys: Vec<String> = match &request {
+            Request::GetMany { keys } => keys.iter().map(|k| k.to_string()).collect(),
+            other => other.key().map(str::to_owned).into_iter().collect(),
+        };
+        let next = Next::new(&state.chain, &*route.backend, &route.prefix);
+        if reads.invalidate {
+            // As `delete_many`, without going through `run_on` again: the
+            // keys on this route, their tags on theirs.
+            let delete = |keys: Vec<String>| Request::DeleteMany {
+                keys: keys.into_iter().map(Cow::Owned).collect(),
+            };
+            let tags: Vec<String> = keys
+                .iter()
+                .filter(|k| !tags::is_tags_key(k))
+                .map(|k| tags::key_tags_key(k))
+                .collect();
+            next.run(delete(keys)).await?;
+            if let Some(first) = tags.first() {
+                let tags_route = state.route(first)?;
+                Next::new(&state.chain, &*tags_route.backend, &tags_route.prefix)
+                    .run(delete(tags))
+                    .await?;
+            }
+            return Ok(request.disabled_response());
+        }
+        let response = next.run(request).await?;
+        let hits: Vec<bool> = match &response {
+            Response::Value(value) => vec![value.is_some()],
+            Response::Values(values) => values.iter().map(Option::is_some).collect(),
+            _ => Vec::new(),
+        };
+        for (key, _) in keys.into_iter().zip(hits).filter(|(_, hit)| *hit) {
+            let ttl = next
+                .run(Request::GetExpire {
+                    key: key.as_str().into(),
+                })
+                .await?
+                .into_expiry(Command::GetExpire)?;
+            reads.record(Detected {
+                key,
+                backend: route.backend.name(),
+                ttl,
+            });
+        }
+        Ok(response)
     }
 }

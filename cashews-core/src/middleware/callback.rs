@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::{Middleware, Next, Request, Response};
 use crate::backend::BoxFuture;
@@ -20,6 +21,23 @@ pub struct Event<'e> {
     pub backend: &'static str,
     /// What the command returned.
     pub result: &'e Result<Response>,
+    /// How long the rest of the chain and the backend took.
+    pub elapsed: Duration,
+}
+
+impl Event<'_> {
+    /// For reads (`get`, `get_raw`, `get_many`): how many keys were found
+    /// and how many were not. `None` for other commands and for errors.
+    pub fn hits_and_misses(&self) -> Option<(u64, u64)> {
+        match self.result {
+            Ok(Response::Value(value)) => Some(if value.is_some() { (1, 0) } else { (0, 1) }),
+            Ok(Response::Values(values)) => {
+                let hits = values.iter().filter(|v| v.is_some()).count() as u64;
+                Some((hits, values.len() as u64 - hits))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A middleware that calls a function after each of the chosen commands.
@@ -70,20 +88,32 @@ impl fmt::Debug for Callback {
 
 impl Middleware for Callback {
     fn call<'a>(&'a self, request: Request<'a>, next: Next<'a>) -> BoxFuture<'a, Result<Response>> {
-        let command = request.command();
-        if !self.commands.contains(command) {
+        if !self.commands.contains(request.command()) {
             return next.run(request);
         }
-        let key = request.key().map(str::to_owned);
-        Box::pin(async move {
-            let result = next.run(request).await;
-            (self.function)(&Event {
-                command,
-                key: key.as_deref(),
-                backend: next.backend_name(),
-                result: &result,
-            });
-            result
-        })
+        observe(request, next, |event| (self.function)(event))
     }
+}
+
+/// Runs the rest of the chain and calls `done` with what happened: the one
+/// measurement behind callbacks, tracing and metrics.
+pub(super) fn observe<'a>(
+    request: Request<'a>,
+    next: Next<'a>,
+    done: impl FnOnce(&Event<'_>) + Send + 'a,
+) -> BoxFuture<'a, Result<Response>> {
+    let command = request.command();
+    let key = request.key().map(str::to_owned);
+    Box::pin(async move {
+        let started = Instant::now();
+        let result = next.run(request).await;
+        done(&Event {
+            command,
+            key: key.as_deref(),
+            backend: next.backend_name(),
+            result: &result,
+            elapsed: started.elapsed(),
+        });
+        result
+    })
 }

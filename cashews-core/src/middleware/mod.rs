@@ -29,9 +29,13 @@
 //! With no middleware installed, a memory hit skips the chain entirely (the
 //! hit path); any middleware makes every command go through it.
 
+mod builtin;
 mod callback;
 mod request;
 
+#[cfg(feature = "metrics")]
+pub use builtin::Metrics;
+pub use builtin::{AddPrefix, MemoryLimit, Tracing};
 pub use callback::{Callback, Event};
 pub use request::{dispatch, Request, Response};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::backend::{Backend, BoxFuture, BoxStream, Expiry, SetOptions};
+use crate::backend::{Backend, BoxFuture, BoxStream, Expiry, SetOptions, Write};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::stream::iter_stream;
@@ -121,6 +121,10 @@ pub enum Request<'a> {
         key: Cow<'a, str>,
         count: usize,
     },
+    /// A transaction's writes (see [`Backend::apply`]).
+    Apply {
+        writes: Vec<Write<'a>>,
+    },
 }
 
 /// The result of a [`Request`].
@@ -148,7 +152,7 @@ pub enum Response {
     Keys(BoxStream<'static, Result<String>>),
     /// `get_match`.
     Entries(BoxStream<'static, Result<(String, Bytes)>>),
-    /// `set_many`, `ping`, `clear`.
+    /// `set_many`, `apply`, `ping`, `clear`.
     Unit,
 }
 
@@ -204,6 +208,7 @@ impl<'a> Request<'a> {
             R::SetAdd { .. } => Command::SetAdd,
             R::SetRemove { .. } => Command::SetRemove,
             R::SetPop { .. } => Command::SetPop,
+            R::Apply { .. } => Command::Apply,
         }
     }
 
@@ -214,6 +219,7 @@ impl<'a> Request<'a> {
         match self {
             R::GetMany { keys } | R::DeleteMany { keys } => keys.iter_mut().collect(),
             R::SetMany { pairs, .. } => pairs.iter_mut().map(|(k, _)| k).collect(),
+            R::Apply { writes } => writes.iter_mut().map(Write::key_mut).collect(),
             R::Ping | R::Clear | R::GetKeysCount => Vec::new(),
             R::DeleteMatch { pattern } | R::Scan { pattern, .. } | R::GetMatch { pattern, .. } => {
                 vec![pattern]
@@ -246,6 +252,7 @@ impl<'a> Request<'a> {
         match self {
             R::GetMany { keys } | R::DeleteMany { keys } => keys.first().map(|k| &**k),
             R::SetMany { pairs, .. } => pairs.first().map(|(k, _)| &**k),
+            R::Apply { writes } => writes.first().map(Write::key),
             R::Ping | R::Clear | R::GetKeysCount => None,
             R::DeleteMatch { pattern } | R::Scan { pattern, .. } | R::GetMatch { pattern, .. } => {
                 Some(pattern)
@@ -306,7 +313,7 @@ impl<'a> Request<'a> {
             R::SetPop { .. } => Response::Members(Vec::new()),
             R::Scan { .. } => Response::Keys(iter_stream(std::iter::empty())),
             R::GetMatch { .. } => Response::Entries(iter_stream(std::iter::empty())),
-            R::SetMany { .. } | R::Ping | R::Clear => Response::Unit,
+            R::SetMany { .. } | R::Apply { .. } | R::Ping | R::Clear => Response::Unit,
         }
     }
 }
@@ -404,6 +411,10 @@ pub fn dispatch<'a>(
                     S::Count(backend.set_remove(&key, &strs(&members)).await?)
                 }
                 R::SetPop { key, count } => S::Members(backend.set_pop(&key, count).await?),
+                R::Apply { writes } => {
+                    backend.apply(&writes).await?;
+                    S::Unit
+                }
                 R::Scan { .. } | R::GetMatch { .. } => unreachable!("streams are handled above"),
             })
         }),

@@ -120,8 +120,7 @@ impl<'c, R> Memo<'c, R> {
         self
     }
 
-    /// Tags the stored key (see `Cache::set_add`): each tag names a set of
-    /// keys, kept at `_tag:{tag}` as long as its longest-lived member.
+    /// Tags the stored key (see [`Cache::delete_tags`]).
     pub fn tags(mut self, tags: Vec<String>) -> Self {
         self.tags = tags;
         self
@@ -243,10 +242,10 @@ impl<'c, R> Memo<'c, R> {
             tracing::warn!(key = %self.key, %error, "cache write failed");
             return;
         }
-        for tag in &self.tags {
-            let tag_key = format!("_tag:{tag}");
-            if let Err(error) = self.cache.set_add(&tag_key, &[&self.key], self.ttl).await {
-                tracing::warn!(key = %self.key, tag, %error, "cannot record the key under its tag");
+        if !self.tags.is_empty() {
+            let tags: Vec<&str> = self.tags.iter().map(String::as_str).collect();
+            if let Err(error) = self.cache.tag(&self.key, &tags, self.ttl).await {
+                tracing::warn!(key = %self.key, ?tags, %error, "cannot record the key under its tags");
             }
         }
     }

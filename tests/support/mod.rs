@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+pub mod features;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod strategies;
@@ -191,6 +192,31 @@ macro_rules! strategy_suite {
             async fn $case() {
                 let harness = $make;
                 support::strategies::$case(&harness).await;
+            }
+        )*
+    };
+}
+
+/// Generates one `#[test]` per cross-cutting feature case for a backend.
+#[macro_export]
+macro_rules! features_suite {
+    ($backend:ident, [$attr:meta], $make:expr) => {
+        mod $backend {
+            use super::*;
+            $crate::features_suite!(@cases [$attr], $make;
+                tags_delete_tagged_keys, tag_sets_live_as_long_as_their_longest_member,
+                deleted_keys_leave_their_tags, transactions_buffer_and_commit, transactions_roll_back,
+                concurrent_transactions_and_lost_updates, serializable_commit_conflicts,
+                locked_transactions_time_out, add_prefix_middleware, memory_limit_middleware,
+                detect_lists_hits, invalidate_further_recomputes);
+        }
+    };
+    (@cases [$attr:meta], $make:expr; $($case:ident),*) => {
+        $(
+            #[$attr]
+            async fn $case() {
+                let harness = $make;
+                support::features::$case(&harness).await;
             }
         )*
     };

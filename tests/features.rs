@@ -1,0 +1,39 @@
+//! Tags, transactions, middlewares and scopes, run on every backend compiled in.
+
+mod support;
+
+use support::Harness;
+
+features_suite!(
+    memory,
+    [tokio::test(start_paused = true)],
+    Harness::memory("mem://?size=1000")
+);
+
+#[cfg(feature = "redis")]
+features_suite!(
+    redis,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::redis("")
+);
+
+#[cfg(feature = "redis")]
+features_suite!(
+    redis_client_side,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::redis("?client_side=true")
+);
+
+#[cfg(feature = "redis")]
+features_suite!(
+    redis_cluster,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::redis_cluster("")
+);
+
+#[cfg(feature = "disk")]
+features_suite!(
+    disk,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::disk("")
+);

@@ -133,7 +133,8 @@ pub fn setup_prefix(prefix: &str, url: &str) -> Result<()> {
 #[doc(hidden)]
 pub mod __private {
     pub use cashews_core::strategy::{
-        bypassed, duration_of, invalid_ttl, local_hit, uncached, Condition, Memo, OkPart, Whole,
+        bypassed, cache_info, duration_of, invalid_ttl, local_hit, uncached, Condition,
+        FunctionStats, Memo, OkPart, Whole,
     };
     pub use cashews_core::strategy::{layer_ttl, Layer};
     pub use cashews_core::{glob, key, strategy};

@@ -559,3 +559,79 @@ async fn the_default_cache_is_the_global_one() {
     let key = format!("{}::on_the_global_cache:n:1", module_path!());
     assert_eq!(cashews::cache().get::<u8>(&key).await.unwrap(), Some(2));
 }
+
+// ---- tags and cache_info -----------------------------------------------------
+
+static TAGGED: LazyLock<Cache> = LazyLock::new(memory_cache);
+static TAGGED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache(ttl = "1h", key = "item:{id}", tags = ["items", "item:{id}"], cache = TAGGED, helpers)]
+async fn item(id: u64) -> u64 {
+    TAGGED_CALLS.fetch_add(1, Ordering::SeqCst);
+    id * 10
+}
+
+#[tokio::test]
+async fn tags_of_cached_functions_delete_their_results() {
+    let calls = || TAGGED_CALLS.load(Ordering::SeqCst);
+    for id in [1, 2, 3] {
+        assert_eq!(item(id).await, id * 10);
+    }
+    assert_eq!(calls(), 3);
+    assert_eq!(TAGGED.delete_tags(&["item:2"]).await.unwrap(), 1);
+    item(1).await;
+    item(2).await;
+    assert_eq!(calls(), 4, "only item 2 was recomputed");
+    assert_eq!(TAGGED.delete_tags(&["items"]).await.unwrap(), 3);
+    item(1).await;
+    assert_eq!(calls(), 5);
+}
+
+static INFO: LazyLock<Cache> = LazyLock::new(memory_cache);
+
+#[cache(ttl = "1h", key = "sq:{n}", cache = INFO, helpers)]
+async fn square(n: u64) -> u64 {
+    n * n
+}
+
+#[cache(ttl = "1h", cache = INFO, helpers)]
+async fn cube(n: u64) -> u64 {
+    n * n * n
+}
+
+struct Shapes;
+
+impl Shapes {
+    #[cache(ttl = "1h", cache = INFO, helpers)]
+    async fn area(&self, side: u64) -> u64 {
+        side * side
+    }
+}
+
+#[tokio::test]
+async fn cache_info_counts_hits_misses_and_stored_results() {
+    for n in [1, 2, 2, 3, 3, 3] {
+        square(n).await;
+    }
+    let info = square::cache_info().await;
+    assert_eq!((info.hits, info.misses, info.size), (3, 3, Some(3)));
+    cube(2).await;
+    cube(2).await;
+    let info = cube::cache_info().await;
+    assert_eq!((info.hits, info.misses, info.size), (1, 1, Some(1)));
+    let shapes = Shapes;
+    shapes.area(4).await;
+    shapes.area(4).await;
+    shapes.area(5).await;
+    let info = shapes.area_cache_info().await;
+    assert_eq!((info.hits, info.misses, info.size), (1, 2, Some(2)));
+    // Every cached function called so far is listed.
+    let names: Vec<&str> = cashews::strategy::function_stats()
+        .iter()
+        .map(|s| s.name())
+        .collect();
+    for name in ["square", "cube", "area"] {
+        let full = format!("{}::{name}", module_path!());
+        assert!(names.contains(&full.as_str()), "{full} in {names:?}");
+    }
+}

@@ -6,7 +6,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, FnArg, Ident, ItemFn, Lit, LitStr, Pat, ReturnType, Type};
 
 use crate::attr::{Errors, Options};
-use crate::template::{render_arg, Scope, Template};
+use crate::template::{escape_glob, render_arg, Scope, Template};
 
 #[path = "../../cashews-core/src/ttl_grammar.rs"]
 mod ttl_grammar;
@@ -158,6 +158,9 @@ pub(crate) fn cache(attr: TokenStream, item: ItemFn) -> syn::Result<TokenStream>
     let helpers = errors
         .check(options.flag("helpers", false))
         .unwrap_or(false);
+    let pattern = errors
+        .check(pattern_code(&options, &function, &scope, &krate))
+        .unwrap_or_default();
     let cache = match options.value("cache") {
         Ok(Some(expr)) => quote_spanned!(expr.span()=> #krate::__private::as_cache(&#expr)),
         Ok(None) => quote!(#krate::__private::default_cache()),
@@ -180,9 +183,12 @@ pub(crate) fn cache(attr: TokenStream, item: ItemFn) -> syn::Result<TokenStream>
         let __cashews_body = async move { #typed };
     };
     let render_key = key_statements.clone();
+    let stats_name = function.name().to_string();
     let expanded = quote! {
         #(#attrs)*
         #vis #sig {
+            static __CASHEWS_STATS: #krate::__private::FunctionStats =
+                #krate::__private::FunctionStats::new(concat!(module_path!(), "::", #stats_name));
             let __cashews_cache: &#krate::__private::Cache = #cache;
             // The hit path renders the key into a reused buffer and answers
             // from the backend's memory; the key is copied out only on a miss.
@@ -198,7 +204,10 @@ pub(crate) fn cache(attr: TokenStream, item: ItemFn) -> syn::Result<TokenStream>
                 }
                 ::std::result::Result::Err(::std::string::String::from(&**__cashews_key_text))
             }) {
-                ::std::result::Result::Ok(hit) => return hit,
+                ::std::result::Result::Ok(hit) => {
+                    __CASHEWS_STATS.hit();
+                    return hit;
+                }
                 ::std::result::Result::Err(key) => key,
             };
             #body
@@ -208,12 +217,13 @@ pub(crate) fn cache(attr: TokenStream, item: ItemFn) -> syn::Result<TokenStream>
                 #krate::__private::Memo::new(__cashews_cache, __cashews_key, __cashews_ttl)
                     #modifiers
                     .tags(#tags)
+                    .stats(&__CASHEWS_STATS)
                     .run::<#krate::__private::#adapter>(__cashews_body),
             )
             .await
         }
     };
-    let companions = companions(&function, &key, &cache, &krate, helpers);
+    let companions = companions(&function, &key, &pattern, &cache, &krate, helpers);
     Ok(quote!(#expanded #companions))
 }
 
@@ -225,6 +235,7 @@ pub(crate) fn cache(attr: TokenStream, item: ItemFn) -> syn::Result<TokenStream>
 fn companions(
     function: &Function,
     key: &TokenStream,
+    pattern: &TokenStream,
     cache: &TokenStream,
     krate: &TokenStream,
     helpers: bool,
@@ -241,11 +252,23 @@ fn companions(
         "Deletes the cached result of a call of [`{name}`]; returns whether it was cached."
     );
     let doc_uncached = format!("Calls [`{name}`] without reading or writing the cache (cached calls it makes still use it).");
+    let doc_info = format!("Hits and misses of [`{name}`] in this process, and how many of its results the cache holds now (a scan of its keys).");
+    let stats_name = name.to_string();
+    let info_body = quote! {
+        let __cashews_cache: &#krate::__private::Cache = #cache;
+        let __cashews_pattern: ::std::string::String = #pattern;
+        #krate::__private::cache_info(
+            __cashews_cache,
+            concat!(module_path!(), "::", #stats_name),
+            &__cashews_pattern,
+        )
+        .await
+    };
     if !helpers {
         return TokenStream::new();
     }
     if !function.has_self {
-        let doc = format!("Cache helpers of [`{name}`]: `{name}::key(..)`, `{name}::invalidate(..)`, `{name}::uncached(..)`.");
+        let doc = format!("Cache helpers of [`{name}`]: `{name}::key(..)`, `{name}::invalidate(..)`, `{name}::uncached(..)`, `{name}::cache_info()`.");
         return quote! {
             #[doc = #doc]
             #[allow(non_camel_case_types, dead_code)]
@@ -271,12 +294,18 @@ fn companions(
                 #vis async fn uncached #impl_generics (#inputs) -> #output #where_clause {
                     #krate::__private::uncached(#name(#(#pass),*)).await
                 }
+
+                #[doc = #doc_info]
+                #vis async fn cache_info() -> #krate::strategy::CacheInfo {
+                    #info_body
+                }
             }
         };
     }
     let key_fn = format_ident!("{}_key", name);
     let invalidate_fn = format_ident!("{}_invalidate", name);
     let uncached_fn = format_ident!("{}_uncached", name);
+    let info_fn = format_ident!("{}_cache_info", name);
     quote! {
         #[doc = #doc_key]
         #[allow(dead_code)]
@@ -298,6 +327,12 @@ fn companions(
         #[allow(dead_code)]
         #vis async fn #uncached_fn #impl_generics (#inputs) -> #output #where_clause {
             #krate::__private::uncached(self.#name(#(#pass),*)).await
+        }
+
+        #[doc = #doc_info]
+        #[allow(dead_code)]
+        #vis async fn #info_fn(&self) -> #krate::strategy::CacheInfo {
+            #info_body
         }
     }
 }
@@ -384,6 +419,42 @@ pub(crate) fn key_code(
         #prefix
         #body
     })
+}
+
+/// An expression (a `String`) of the glob matching every key of the
+/// function: the template's text with `*` for each placeholder, or the
+/// default key's head followed by `:*` when it has arguments.
+fn pattern_code(
+    options: &Options,
+    function: &Function,
+    scope: &Scope<'_>,
+    krate: &TokenStream,
+) -> syn::Result<TokenStream> {
+    let prefix = match options.value("prefix")? {
+        None => String::new(),
+        Some(expr) => escape_glob(&format!("{}:", lit_str(expr, "prefix")?.value())),
+    };
+    if let Some(expr) = options.value("key")? {
+        let pattern = prefix + &Template::parse(lit_str(expr, "key")?, scope)?.pattern();
+        return Ok(quote!(::std::string::String::from(#pattern)));
+    }
+    let skip = skip_list(options, function)?;
+    let tail = if function.args.iter().any(|a| !skip.contains(&a.name)) {
+        ":*"
+    } else {
+        ""
+    };
+    let name = function.name().to_string();
+    let head = if function.has_self {
+        quote!(::std::format!("{}::{}", ::std::any::type_name::<Self>(), #name))
+    } else {
+        quote!(::std::string::String::from(
+            concat!(module_path!(), "::", #name)
+        ))
+    };
+    Ok(quote!(
+        ::std::format!("{}{}{}", #prefix, #krate::__private::glob::escape(&#head), #tail)
+    ))
 }
 
 fn skip_list(options: &Options, function: &Function) -> syn::Result<Vec<Ident>> {

@@ -178,6 +178,42 @@ impl Template {
     }
 }
 
+impl Template {
+    /// The glob matching every key the template renders: its text escaped,
+    /// each placeholder a `*` (a constant string).
+    pub fn pattern(&self) -> String {
+        let mut pattern = String::new();
+        let mut star = false;
+        for segment in &self.segments {
+            match segment {
+                Segment::Text(text) => {
+                    star = false;
+                    pattern.push_str(&escape_glob(text));
+                }
+                Segment::Value { .. } if star => {}
+                Segment::Value { .. } => {
+                    star = true;
+                    pattern.push('*');
+                }
+            }
+        }
+        pattern
+    }
+}
+
+/// `text` with glob characters escaped, as `cashews_core::glob::escape` does
+/// at run time (this crate cannot depend on core).
+pub fn escape_glob(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Statements rendering `value` into `out`, picking `KeyPart` over `Display`.
 pub fn render_arg(
     krate: &TokenStream,

@@ -22,6 +22,7 @@ mod refresh;
 pub(crate) mod simple;
 mod slot;
 mod soft;
+mod stats;
 
 pub use bloom::{BloomFilter, DualBloom};
 pub use circuit_breaker::{CircuitBreaker, CircuitOpen};
@@ -39,6 +40,7 @@ pub use soft::Soft;
 pub use bypass::{bypass_body, bypassed, uncached};
 pub use none::is_none;
 pub use simple::{Condition, Memo};
+pub use stats::{cache_info, function_stats, CacheInfo, FunctionStats};
 
 use std::time::Duration;
 

@@ -3,11 +3,12 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{bypass_body, bypassed, is_none, Adapter};
+use super::{bypass_body, bypassed, is_none, Adapter, FunctionStats};
 use crate::backend::SetOptions;
 use crate::cache::flight::Role;
 use crate::cache::Cache;
@@ -63,6 +64,9 @@ pub struct Memo<'c, R> {
     lock: bool,
     protected: bool,
     tags: Vec<String>,
+    stats: Option<&'static FunctionStats>,
+    /// Whether this call ran the body (for `stats`).
+    computed: AtomicBool,
 }
 
 impl<R> fmt::Debug for Memo<'_, R> {
@@ -75,6 +79,7 @@ impl<R> fmt::Debug for Memo<'_, R> {
             .field("lock", &self.lock)
             .field("protected", &self.protected)
             .field("tags", &self.tags)
+            .field("stats", &self.stats.map(FunctionStats::name))
             .finish()
     }
 }
@@ -91,6 +96,8 @@ impl<'c, R> Memo<'c, R> {
             lock: false,
             protected: true,
             tags: Vec::new(),
+            stats: None,
+            computed: AtomicBool::new(false),
         }
     }
 
@@ -126,6 +133,12 @@ impl<'c, R> Memo<'c, R> {
         self
     }
 
+    /// Counts the call's hit or miss in `stats`.
+    pub fn stats(mut self, stats: &'static FunctionStats) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
     /// The key this call reads and writes.
     pub fn key(&self) -> &str {
         &self.key
@@ -136,21 +149,28 @@ impl<'c, R> Memo<'c, R> {
         if bypassed() {
             return bypass_body(body).await;
         }
-        if let Some(hit) = self.read::<A>().await {
-            return hit;
+        let output = if let Some(hit) = self.read::<A>().await {
+            hit
+        } else if !self.protected {
+            self.compute::<A>(body).await.0
+        } else {
+            single_flight(
+                self.cache,
+                &self.key,
+                || self.read::<A>(),
+                || self.compute::<A>(body),
+                |bytes| self.decode::<A>(bytes),
+            )
+            .await
+        };
+        if let Some(stats) = self.stats {
+            if self.computed.load(Ordering::Relaxed) {
+                stats.miss();
+            } else {
+                stats.hit();
+            }
         }
-        if !self.protected {
-            let (output, _) = self.compute::<A>(body).await;
-            return output;
-        }
-        single_flight(
-            self.cache,
-            &self.key,
-            || self.read::<A>(),
-            || self.compute::<A>(body),
-            |bytes| self.decode::<A>(bytes),
-        )
-        .await
+        output
     }
 
     async fn read<A: Adapter<R>>(&self) -> Option<R> {
@@ -187,6 +207,7 @@ impl<'c, R> Memo<'c, R> {
                 return (hit, None);
             }
         }
+        self.computed.store(true, Ordering::Relaxed);
         let started = tokio::time::Instant::now();
         let output = body.await;
         let elapsed = started.elapsed();

@@ -506,3 +506,72 @@ mod cluster {
         cache.setup("redis://h1:1,h2:2?cluster=true").unwrap();
     }
 }
+
+/// `calls=` of `command` in `INFO commandstats`.
+fn calls(server: &RedisServer, command: &str) -> u64 {
+    let stats = server.cli(&["info", "commandstats"]);
+    stats
+        .lines()
+        .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
+        .and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_commits_in_one_multi_exec() {
+    let server = RedisServer::start();
+    let cache = Cache::new();
+    cache.setup(&server.url()).unwrap();
+    cache.set("gone", &1).await.unwrap();
+    let tx = cache.transaction(cashews::TransactionMode::Fast);
+    tx.set("a", &1, "1h").await.unwrap();
+    tx.set("b", &2, std::time::Duration::from_millis(1500))
+        .await
+        .unwrap();
+    tx.incr("n", 3).await.unwrap();
+    assert!(tx.delete("gone").await.unwrap());
+    server.cli(&["config", "resetstat"]);
+    tx.commit().await.unwrap();
+    assert_eq!(
+        (
+            calls(&server, "multi"),
+            calls(&server, "exec"),
+            calls(&server, "set"),
+            calls(&server, "incrby"),
+            calls(&server, "unlink"),
+        ),
+        // `unlink` twice: the key and its tags' record.
+        (1, 1, 2, 1, 2)
+    );
+    assert_eq!(cache.get::<i32>("a").await.unwrap(), Some(1));
+    assert_eq!(cache.get_counter("n").await.unwrap(), Some(3));
+    assert!(!cache.exists("gone").await.unwrap());
+    let pttl: i64 = server.cli(&["pttl", "b"]).trim().parse().unwrap();
+    assert!(pttl > 1000 && pttl <= 1500, "{pttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_can_live_on_a_dedicated_backend() {
+    let server = RedisServer::start();
+    // Values in database 0, tags in database 1 (kept apart from the
+    // values' eviction, for example).
+    let cache = Cache::new();
+    cache.setup(&server.url()).unwrap();
+    let tags_url = server.url().replace("/0", "/1");
+    cache.setup_tags(&tags_url).unwrap();
+    cache.set("p:1", &1).tags(&["products"]).await.unwrap();
+    cache.set("p:2", &2).tags(&["products"]).await.unwrap();
+    cache.set("q:1", &3).await.unwrap();
+    let db = |n: &str, args: &[&str]| {
+        let mut all = vec!["-n", n];
+        all.extend_from_slice(args);
+        server.cli(&all).trim().to_owned()
+    };
+    assert_eq!(db("1", &["scard", "_tags:tag:products"]), "2");
+    assert_eq!(db("1", &["dbsize"]), "3", "the tag and one record per key");
+    assert_eq!(db("0", &["dbsize"]), "3", "values only");
+    assert_eq!(cache.delete_tags(&["products"]).await.unwrap(), 2);
+    assert_eq!(db("0", &["dbsize"]), "1");
+    assert_eq!(db("1", &["dbsize"]), "0");
+    assert_eq!(cache.get::<i32>("q:1").await.unwrap(), Some(3));
+}

@@ -1,13 +1,16 @@
 //! Cross-cutting features, backend-neutral: tags, transactions, middlewares
 //! and scopes. Every backend runs these cases.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cashews::middleware::{AddPrefix, MemoryLimit};
+use cashews::middleware::{AddPrefix, MemoryLimit, Tracing};
 use cashews::scope::{detect, invalidate_further, Scopes};
 use cashews::{Error, Expiry, TransactionMode, TAGS_PREFIX};
 use tokio::sync::Barrier;
+use tracing::field::{Field, Visit};
+use tracing::{span, Metadata, Subscriber};
 
 use super::Harness;
 
@@ -374,4 +377,96 @@ pub async fn invalidate_further_recomputes(h: &Harness) {
     assert_eq!(c.get::<i32>("if:k").await.unwrap(), Some(2), "and stored");
     // Outside the scope, reads are reads.
     assert_eq!(c.get::<i32>("if:k").await.unwrap(), Some(2));
+}
+
+/// A `tracing` subscriber that keeps every event's and span's fields.
+#[derive(Clone, Default)]
+struct Capture {
+    events: Arc<Mutex<Vec<BTreeMap<String, String>>>>,
+    spans: Arc<Mutex<Vec<BTreeMap<String, String>>>>,
+}
+
+#[derive(Default)]
+struct Fields(BTreeMap<String, String>);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+impl Subscriber for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, span: &span::Attributes<'_>) -> span::Id {
+        let mut fields = Fields::default();
+        span.record(&mut fields);
+        fields
+            .0
+            .insert("span".into(), span.metadata().name().to_owned());
+        let mut spans = self.spans.lock().unwrap();
+        spans.push(fields.0);
+        span::Id::from_u64(spans.len() as u64)
+    }
+
+    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        fields
+            .0
+            .insert("target".into(), event.metadata().target().to_owned());
+        self.events.lock().unwrap().push(fields.0);
+    }
+
+    fn enter(&self, _: &span::Id) {}
+
+    fn exit(&self, _: &span::Id) {}
+}
+
+pub async fn tracing_middleware_reports_commands(h: &Harness) {
+    let c = &h.cache;
+    let capture = Capture::default();
+    let guard = tracing::subscriber::set_default(capture.clone());
+    let id = c.add_middleware(Tracing);
+    c.set("tr:k", &1).await.unwrap();
+    assert_eq!(c.get::<i32>("tr:k").await.unwrap(), Some(1));
+    assert_eq!(c.get::<i32>("tr:none").await.unwrap(), None);
+    c.remove_middleware(id);
+    drop(guard);
+
+    let backend = c.backend_name("tr:k").unwrap();
+    let events = capture.events.lock().unwrap();
+    let commands: Vec<_> = events
+        .iter()
+        .filter(|e| e.get("message").map(String::as_str) == Some("cache command"))
+        .collect();
+    let find = |command: &str, key: &str| {
+        commands
+            .iter()
+            .find(|e| e["command"] == command && e["key"] == key)
+            .unwrap_or_else(|| panic!("no {command} {key} in {commands:?}"))
+    };
+    let hit = find("get", "tr:k");
+    assert_eq!((hit["hits"].as_str(), hit["misses"].as_str()), ("1", "0"));
+    assert_eq!(hit["backend"], backend);
+    assert_eq!(hit["target"], "cashews");
+    assert!(hit["micros"].parse::<u64>().is_ok());
+    let miss = find("get", "tr:none");
+    assert_eq!((miss["hits"].as_str(), miss["misses"].as_str()), ("0", "1"));
+    assert!(!find("set", "tr:k").contains_key("hits"));
+    let spans = capture.spans.lock().unwrap();
+    let cashews: Vec<_> = spans.iter().filter(|s| s["span"] == "cashews").collect();
+    assert_eq!(cashews.len(), 3, "a span per command: {cashews:?}");
+    assert_eq!(cashews[1]["command"], "get");
+    assert_eq!(cashews[1]["key"], "tr:k");
 }

@@ -208,7 +208,7 @@ macro_rules! features_suite {
                 deleted_keys_leave_their_tags, transactions_buffer_and_commit, transactions_roll_back,
                 concurrent_transactions_and_lost_updates, serializable_commit_conflicts,
                 locked_transactions_time_out, add_prefix_middleware, memory_limit_middleware,
-                detect_lists_hits, invalidate_further_recomputes);
+                detect_lists_hits, invalidate_further_recomputes, tracing_middleware_reports_commands);
         }
     };
     (@cases [$attr:meta], $make:expr; $($case:ident),*) => {

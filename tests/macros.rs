@@ -599,6 +599,11 @@ async fn cube(n: u64) -> u64 {
     n * n * n
 }
 
+#[cache(ttl = "1h", key = "odd[{n}]*", cache = INFO, helpers)]
+async fn odd(n: u64) -> u64 {
+    n
+}
+
 struct Shapes;
 
 impl Shapes {
@@ -619,6 +624,12 @@ async fn cache_info_counts_hits_misses_and_stored_results() {
     cube(2).await;
     let info = cube::cache_info().await;
     assert_eq!((info.hits, info.misses, info.size), (1, 1, Some(1)));
+    // Glob characters of a template are literal in its pattern: `odd*x`
+    // would match `odd[*]*` but is not one of odd's keys.
+    odd(1).await;
+    odd(2).await;
+    INFO.set("odd*x", &0).await.unwrap();
+    assert_eq!(odd::cache_info().await.size, Some(2));
     let shapes = Shapes;
     shapes.area(4).await;
     shapes.area(4).await;

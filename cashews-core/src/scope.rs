@@ -30,7 +30,7 @@
 //! ```
 //!
 //! The same holds for [`Cache::disabling`](crate::Cache::disabling) and
-//! [`key_context`](crate::key::key_context), which [`Scopes`] also carries.
+//! [`key_context`], which [`Scopes`] also carries.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -6,7 +6,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, FnArg, Ident, ItemFn, Lit, LitStr, Pat, ReturnType, Type};
 
 use crate::attr::{Errors, Options};
-use crate::template::{escape_glob, render_arg, Scope, Template};
+use crate::template::{render_arg, Scope, Template};
 
 #[path = "../../cashews-core/src/ttl_grammar.rs"]
 mod ttl_grammar;
@@ -432,11 +432,12 @@ fn pattern_code(
 ) -> syn::Result<TokenStream> {
     let prefix = match options.value("prefix")? {
         None => String::new(),
-        Some(expr) => escape_glob(&format!("{}:", lit_str(expr, "prefix")?.value())),
+        Some(expr) => format!("{}:", lit_str(expr, "prefix")?.value()),
     };
+    let prefix = quote!(#krate::__private::glob::escape(#prefix));
     if let Some(expr) = options.value("key")? {
-        let pattern = prefix + &Template::parse(lit_str(expr, "key")?, scope)?.pattern();
-        return Ok(quote!(::std::string::String::from(#pattern)));
+        let pattern = Template::parse(lit_str(expr, "key")?, scope)?.pattern(krate);
+        return Ok(quote!(#prefix + &#pattern));
     }
     let skip = skip_list(options, function)?;
     let tail = if function.args.iter().any(|a| !skip.contains(&a.name)) {

@@ -8,7 +8,7 @@
 //! compile error pointing at the template.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
 use syn::{Expr, Ident, LitStr};
 
 /// A parsed template.
@@ -179,39 +179,26 @@ impl Template {
 }
 
 impl Template {
-    /// The glob matching every key the template renders: its text escaped,
-    /// each placeholder a `*` (a constant string).
-    pub fn pattern(&self) -> String {
-        let mut pattern = String::new();
+    /// An expression (a `String`) of the glob matching every key the
+    /// template renders: its text escaped, each placeholder a `*`.
+    pub fn pattern(&self, krate: &TokenStream) -> TokenStream {
+        let mut parts = Vec::new();
         let mut star = false;
         for segment in &self.segments {
             match segment {
                 Segment::Text(text) => {
                     star = false;
-                    pattern.push_str(&escape_glob(text));
+                    parts.push(quote!(&#krate::__private::glob::escape(#text)));
                 }
                 Segment::Value { .. } if star => {}
                 Segment::Value { .. } => {
                     star = true;
-                    pattern.push('*');
+                    parts.push(quote!("*"));
                 }
             }
         }
-        pattern
+        quote!([#(#parts),*].concat())
     }
-}
-
-/// `text` with glob characters escaped, as `cashews_core::glob::escape` does
-/// at run time (this crate cannot depend on core).
-pub fn escape_glob(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Statements rendering `value` into `out`, picking `KeyPart` over `Display`.

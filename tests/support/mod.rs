@@ -146,78 +146,60 @@ impl Harness {
     }
 }
 
-/// Generates one `#[test]` per conformance case for a backend.
+/// Generates one `#[test]` per case of the suite module `support::$suite`
+/// for a backend: `mod $backend { #[$attr] async fn case() {..} .. }`.
+#[macro_export]
+macro_rules! backend_suite {
+    ($suite:ident, $backend:ident, [$attr:meta], $make:expr; $($case:ident),* $(,)?) => {
+        mod $backend {
+            use super::*;
+            $(
+                #[$attr]
+                async fn $case() {
+                    let harness = $make;
+                    support::$suite::$case(&harness).await;
+                }
+            )*
+        }
+    };
+}
+
+/// The conformance suite ([`conformance`]) for a backend.
 #[macro_export]
 macro_rules! conformance_suite {
     ($backend:ident, [$attr:meta], $make:expr) => {
-        mod $backend {
-            use super::*;
-            $crate::conformance_suite!(@cases [$attr], $make;
-                round_trip_values, set_exist_matrix, set_without_expire_drops_ttl, get_expire_states,
-                values_expire, get_many_is_aligned, set_many_with_expire, incr_semantics,
-                delete_and_exists, glob_special_characters_are_literal, get_match_decodes_and_skips,
-                expire_command, ping_clear_count, get_size, lock_tokens, lock_guard_waits_and_expires,
-                bits, slice_incr_window, sets, wrong_types, returned_values_are_copies);
-        }
-    };
-    (@cases [$attr:meta], $make:expr; $($case:ident),*) => {
-        $(
-            #[$attr]
-            async fn $case() {
-                let harness = $make;
-                support::conformance::$case(&harness).await;
-            }
-        )*
+        $crate::backend_suite!(conformance, $backend, [$attr], $make;
+            round_trip_values, set_exist_matrix, set_without_expire_drops_ttl, get_expire_states,
+            values_expire, get_many_is_aligned, set_many_with_expire, incr_semantics,
+            delete_and_exists, glob_special_characters_are_literal, get_match_decodes_and_skips,
+            expire_command, ping_clear_count, get_size, lock_tokens, lock_guard_waits_and_expires,
+            bits, slice_incr_window, sets, wrong_types, returned_values_are_copies);
     };
 }
 
-/// Generates one `#[test]` per strategy case for a backend.
+/// The strategy suite ([`strategies`]) for a backend.
 #[macro_export]
 macro_rules! strategy_suite {
     ($backend:ident, [$attr:meta], $make:expr) => {
-        mod $backend {
-            use super::*;
-            $crate::strategy_suite!(@cases [$attr], $make;
-                failover_serves_the_last_success_on_failure, hit_recomputes_after_cache_hits,
-                hit_refreshes_in_the_background_at_update_after, early_refreshes_once_and_answers_at_once,
-                early_without_refresher_recomputes_in_line, soft_serves_stale_values_on_failure_until_ttl,
-                locked_runs_one_at_a_time_or_fails_without_waiting, rate_limit_fixed_window_with_ban,
-                slice_rate_limit_sliding_window, circuit_breaker_opens_half_opens_and_closes,
-                half_open_lets_a_bounded_number_of_trials_through, bloom_filters, invalidate_after_success_only);
-        }
-    };
-    (@cases [$attr:meta], $make:expr; $($case:ident),*) => {
-        $(
-            #[$attr]
-            async fn $case() {
-                let harness = $make;
-                support::strategies::$case(&harness).await;
-            }
-        )*
+        $crate::backend_suite!(strategies, $backend, [$attr], $make;
+            failover_serves_the_last_success_on_failure, hit_recomputes_after_cache_hits,
+            hit_refreshes_in_the_background_at_update_after, early_refreshes_once_and_answers_at_once,
+            early_without_refresher_recomputes_in_line, soft_serves_stale_values_on_failure_until_ttl,
+            locked_runs_one_at_a_time_or_fails_without_waiting, rate_limit_fixed_window_with_ban,
+            slice_rate_limit_sliding_window, circuit_breaker_opens_half_opens_and_closes,
+            half_open_lets_a_bounded_number_of_trials_through, bloom_filters, invalidate_after_success_only);
     };
 }
 
-/// Generates one `#[test]` per cross-cutting feature case for a backend.
+/// The cross-cutting features suite ([`features`]) for a backend.
 #[macro_export]
 macro_rules! features_suite {
     ($backend:ident, [$attr:meta], $make:expr) => {
-        mod $backend {
-            use super::*;
-            $crate::features_suite!(@cases [$attr], $make;
-                tags_delete_tagged_keys, tag_sets_live_as_long_as_their_longest_member,
-                deleted_keys_leave_their_tags, transactions_buffer_and_commit, transactions_roll_back,
-                concurrent_transactions_and_lost_updates, serializable_commit_conflicts,
-                locked_transactions_time_out, add_prefix_middleware, memory_limit_middleware,
-                detect_lists_hits, invalidate_further_recomputes, tracing_middleware_reports_commands);
-        }
-    };
-    (@cases [$attr:meta], $make:expr; $($case:ident),*) => {
-        $(
-            #[$attr]
-            async fn $case() {
-                let harness = $make;
-                support::features::$case(&harness).await;
-            }
-        )*
+        $crate::backend_suite!(features, $backend, [$attr], $make;
+            tags_delete_tagged_keys, tag_sets_live_as_long_as_their_longest_member,
+            deleted_keys_leave_their_tags, transactions_buffer_and_commit, transactions_roll_back,
+            concurrent_transactions_and_lost_updates, serializable_commit_conflicts,
+            locked_transactions_time_out, add_prefix_middleware, memory_limit_middleware,
+            detect_lists_hits, invalidate_further_recomputes, tracing_middleware_reports_commands);
     };
 }

@@ -29,7 +29,8 @@ pub enum TransactionMode {
     Fast,
     /// Take a lock (in the backend, so across processes) on every key the
     /// transaction reads or writes, when it first touches it, and hold them
-    /// until commit or rollback. A key locked by another transaction is
+    /// until commit or rollback. The lock of `key` is the key
+    /// `{key}:_tx_lock`, on the backend serving `key`. A key locked by another transaction is
     /// waited for, up to [`Transaction::lock_wait`], then
     /// [`Error::Locked`]. Transactions touching keys in different orders
     /// may time out that way instead of deadlocking.

@@ -33,6 +33,11 @@ pub use cashews_redis::{self as redis, RedisBackend};
 #[doc(inline)]
 pub use cashews_disk::{self as disk, DiskBackend};
 
+/// HTTP response caching for axum and tower (feature `axum`).
+#[cfg(feature = "axum")]
+#[doc(inline)]
+pub use cashews_axum as axum;
+
 /// A cache that can set up every backend compiled in. It dereferences to
 /// [`cashews_core::Cache`], where the commands are documented; cloning gives
 /// another handle to the same cache.

@@ -146,18 +146,20 @@ impl Harness {
     }
 }
 
-/// Generates one `#[test]` per case of the suite module `support::$suite`
-/// for a backend: `mod $backend { #[$attr] async fn case() {..} .. }`.
+/// Generates one `#[test]` per case of the suite module `$suite` (a path
+/// seen from the test file) for a backend: `mod $backend { #[$attr] async
+/// fn case() { $suite::case(&harness) } .. }`.
 #[macro_export]
 macro_rules! backend_suite {
-    ($suite:ident, $backend:ident, [$attr:meta], $make:expr; $($case:ident),* $(,)?) => {
+    ($($suite:ident)::+, $backend:ident, [$attr:meta], $make:expr; $($case:ident),* $(,)?) => {
         mod $backend {
             use super::*;
+            use $($suite)::+ as suite;
             $(
                 #[$attr]
                 async fn $case() {
                     let harness = $make;
-                    support::$suite::$case(&harness).await;
+                    suite::$case(&harness).await;
                 }
             )*
         }
@@ -168,7 +170,7 @@ macro_rules! backend_suite {
 #[macro_export]
 macro_rules! conformance_suite {
     ($backend:ident, [$attr:meta], $make:expr) => {
-        $crate::backend_suite!(conformance, $backend, [$attr], $make;
+        $crate::backend_suite!(support::conformance, $backend, [$attr], $make;
             round_trip_values, set_exist_matrix, set_without_expire_drops_ttl, get_expire_states,
             values_expire, get_many_is_aligned, set_many_with_expire, incr_semantics,
             delete_and_exists, glob_special_characters_are_literal, get_match_decodes_and_skips,
@@ -181,7 +183,7 @@ macro_rules! conformance_suite {
 #[macro_export]
 macro_rules! strategy_suite {
     ($backend:ident, [$attr:meta], $make:expr) => {
-        $crate::backend_suite!(strategies, $backend, [$attr], $make;
+        $crate::backend_suite!(support::strategies, $backend, [$attr], $make;
             failover_serves_the_last_success_on_failure, hit_recomputes_after_cache_hits,
             hit_refreshes_in_the_background_at_update_after, early_refreshes_once_and_answers_at_once,
             early_without_refresher_recomputes_in_line, soft_serves_stale_values_on_failure_until_ttl,
@@ -195,7 +197,7 @@ macro_rules! strategy_suite {
 #[macro_export]
 macro_rules! features_suite {
     ($backend:ident, [$attr:meta], $make:expr) => {
-        $crate::backend_suite!(features, $backend, [$attr], $make;
+        $crate::backend_suite!(support::features, $backend, [$attr], $make;
             tags_delete_tagged_keys, tag_sets_live_as_long_as_their_longest_member,
             deleted_keys_leave_their_tags, transactions_buffer_and_commit, transactions_roll_back,
             concurrent_transactions_and_lost_updates, serializable_commit_conflicts,

@@ -1,0 +1,149 @@
+//! What a request asks of the cache: `Cache-Control`, `Clear-Site-Data`,
+//! `If-None-Match`; and what a response allows.
+
+use std::time::Duration;
+
+use http::header::{self, HeaderMap};
+
+/// The request's `Cache-Control` directives the layer honours.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RequestDirectives {
+    /// `no-cache`: do not answer from the cache (store the fresh answer).
+    pub no_cache: bool,
+    /// `no-store`: neither read nor write the cache.
+    pub no_store: bool,
+    /// `max-age=N`: accept a stored answer at most `N` seconds old, and
+    /// store the fresh one for at most `N` seconds.
+    pub max_age: Option<Duration>,
+    /// `Clear-Site-Data: "cache"`: delete what this request would read.
+    pub clear: bool,
+}
+
+impl RequestDirectives {
+    pub(crate) fn parse(headers: &HeaderMap) -> RequestDirectives {
+        let mut out = RequestDirectives::default();
+        for directive in list(headers, header::CACHE_CONTROL) {
+            let (name, value) = match directive.split_once('=') {
+                Some((name, value)) => (name.trim(), Some(value.trim().trim_matches('"'))),
+                None => (directive, None),
+            };
+            if name.eq_ignore_ascii_case("no-cache") {
+                out.no_cache = true;
+            } else if name.eq_ignore_ascii_case("no-store") {
+                out.no_store = true;
+            } else if name.eq_ignore_ascii_case("max-age") {
+                // An unparsable max-age is ignored, as HTTP caches do.
+                if let Some(secs) = value.and_then(|v| v.parse::<u64>().ok()) {
+                    let cap = Duration::from_secs(secs);
+                    out.max_age = Some(out.max_age.map_or(cap, |m| m.min(cap)));
+                }
+            }
+        }
+        out.clear = list(headers, header::HeaderName::from_static("clear-site-data")).any(|v| {
+            let v = v.trim_matches('"');
+            v.eq_ignore_ascii_case("cache") || v == "*"
+        });
+        out
+    }
+}
+
+/// The comma-separated items of every `name` header, trimmed; values that
+/// are not text are skipped.
+fn list(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(name)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// Whether `If-None-Match` names `etag` (weak comparison, or `*`).
+pub(crate) fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+    let bare = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+    let etag = bare(etag);
+    list(headers, header::IF_NONE_MATCH).any(|tag| tag == "*" || bare(tag) == etag)
+}
+
+/// Why a response is not stored, if it is not.
+pub(crate) fn uncacheable(status: http::StatusCode, headers: &HeaderMap) -> Option<&'static str> {
+    let status_ok = (status.is_success() && status != http::StatusCode::PARTIAL_CONTENT)
+        || (status.is_redirection() && status != http::StatusCode::NOT_MODIFIED);
+    if !status_ok {
+        return Some("status");
+    }
+    if headers.contains_key(header::SET_COOKIE) {
+        // A cookie is one client's: storing it would hand it to the next.
+        return Some("set-cookie");
+    }
+    if list(headers, header::CACHE_CONTROL).any(|d| {
+        let name = d.split('=').next().unwrap_or("").trim();
+        name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("private")
+    }) {
+        return Some("cache-control");
+    }
+    if list(headers, header::VARY).any(|v| v == "*") {
+        return Some("vary: *");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    #[test]
+    fn request_directives() {
+        let d = RequestDirectives::parse(&headers(&[
+            ("cache-control", "No-Cache, max-age=30"),
+            ("cache-control", "max-age=10"),
+            ("clear-site-data", "\"cookies\", \"cache\""),
+        ]));
+        assert!(d.no_cache && !d.no_store && d.clear);
+        assert_eq!(d.max_age, Some(Duration::from_secs(10)));
+        let d = RequestDirectives::parse(&headers(&[("cache-control", "max-age=soon, no-store")]));
+        assert_eq!((d.max_age, d.no_store, d.clear), (None, true, false));
+        assert_eq!(
+            RequestDirectives::parse(&HeaderMap::new()),
+            RequestDirectives::default()
+        );
+    }
+
+    #[test]
+    fn if_none_match() {
+        let h = headers(&[("if-none-match", "\"a\", W/\"b\"")]);
+        assert!(none_match(&h, "\"b\""));
+        assert!(none_match(&h, "\"a\""));
+        assert!(!none_match(&h, "\"c\""));
+        assert!(none_match(&headers(&[("if-none-match", "*")]), "\"x\""));
+        assert!(!none_match(&HeaderMap::new(), "\"x\""));
+    }
+
+    #[test]
+    fn what_is_not_stored() {
+        use http::StatusCode as S;
+        assert_eq!(uncacheable(S::OK, &HeaderMap::new()), None);
+        assert_eq!(uncacheable(S::MOVED_PERMANENTLY, &HeaderMap::new()), None);
+        for status in [
+            S::NOT_FOUND,
+            S::INTERNAL_SERVER_ERROR,
+            S::PARTIAL_CONTENT,
+            S::NOT_MODIFIED,
+        ] {
+            assert_eq!(uncacheable(status, &HeaderMap::new()), Some("status"));
+        }
+        assert!(uncacheable(S::OK, &headers(&[("set-cookie", "id=1")])).is_some());
+        assert!(uncacheable(S::OK, &headers(&[("cache-control", "private, max-age=5")])).is_some());
+        assert!(uncacheable(S::OK, &headers(&[("vary", "*")])).is_some());
+    }
+}

@@ -1,0 +1,374 @@
+//! HTTP response caching: real requests on loopback to an axum app behind
+//! `CacheLayer`, on memory and Redis.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use cashews::axum::CacheLayer;
+use cashews::{Cache, Expiry};
+use support::Harness;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// How often each handler ran.
+#[derive(Clone, Default)]
+struct Calls {
+    slow: Arc<AtomicUsize>,
+    error: Arc<AtomicUsize>,
+    post: Arc<AtomicUsize>,
+    stream: Arc<AtomicUsize>,
+    cookie: Arc<AtomicUsize>,
+}
+
+impl Calls {
+    fn slow(&self) -> usize {
+        self.slow.load(Ordering::SeqCst)
+    }
+}
+
+async fn slow(State(calls): State<Calls>) -> String {
+    let n = calls.slow.fetch_add(1, Ordering::SeqCst) + 1;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    format!("computed {n}")
+}
+
+async fn error(State(calls): State<Calls>) -> impl IntoResponse {
+    calls.error.fetch_add(1, Ordering::SeqCst);
+    (StatusCode::SERVICE_UNAVAILABLE, "busy")
+}
+
+async fn post(State(calls): State<Calls>) -> String {
+    format!("posted {}", calls.post.fetch_add(1, Ordering::SeqCst) + 1)
+}
+
+async fn stream(State(calls): State<Calls>) -> Response {
+    calls.stream.fetch_add(1, Ordering::SeqCst);
+    let chunks = ["one ", "two ", "three"].map(|c| Ok::<_, std::io::Error>(c.to_owned()));
+    Body::from_stream(futures_util::stream::iter(chunks)).into_response()
+}
+
+async fn cookie(State(calls): State<Calls>) -> impl IntoResponse {
+    let n = calls.cookie.fetch_add(1, Ordering::SeqCst) + 1;
+    ([(header::SET_COOKIE, format!("session={n}"))], "hello")
+}
+
+/// Serves the test app behind `layer`; its address and call counters.
+async fn serve(layer: CacheLayer) -> (SocketAddr, Calls) {
+    let calls = Calls::default();
+    let app = Router::new()
+        .route("/slow", get(slow).post(post))
+        .route("/error", get(error))
+        .route("/stream", get(stream))
+        .route("/cookie", get(cookie))
+        .layer(layer)
+        .with_state(calls.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (address, calls)
+}
+
+fn layer(cache: &Cache) -> CacheLayer {
+    CacheLayer::new(cache).ttl("60s").unwrap()
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn x_cache(&self) -> Option<&str> {
+        self.header("x-cache")
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+async fn send(address: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    if method == "POST" {
+        head.push_str("Content-Length: 0\r\n");
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8(body).unwrap(),
+    }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&raw[..line]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[line + 2..line + 2 + size]);
+        raw = &raw[line + 2 + size + 2..];
+    }
+}
+
+async fn fetch(address: SocketAddr, path: &str) -> Reply {
+    send(address, "GET", path, &[]).await
+}
+
+/// The cases, run on every backend below.
+mod cases {
+    use super::*;
+
+    pub async fn miss_then_hit_with_the_same_body(h: &Harness) {
+        let (address, calls) = serve(layer(&h.cache)).await;
+        let first = fetch(address, "/slow").await;
+        assert_eq!((first.status, first.x_cache()), (200, Some("MISS")));
+        assert_eq!(first.body, "computed 1");
+        assert!(first.header("etag").is_some());
+        let second = fetch(address, "/slow").await;
+        assert_eq!((second.status, second.x_cache()), (200, Some("HIT")));
+        assert_eq!(second.body, first.body);
+        assert_eq!(second.header("etag"), first.header("etag"));
+        assert_eq!(second.header("content-type"), first.header("content-type"));
+        let age: u64 = second.header("age").unwrap().parse().unwrap();
+        assert!(age <= 1, "{age}");
+        let max_age = second.header("cache-control").unwrap();
+        let secs: u64 = max_age.strip_prefix("max-age=").unwrap().parse().unwrap();
+        assert!((58..=60).contains(&secs), "{max_age}");
+        // The query is part of the key.
+        assert_eq!(fetch(address, "/slow?page=2").await.x_cache(), Some("MISS"));
+        assert_eq!(calls.slow(), 2);
+        // HEAD is answered from the GET entry, without a body.
+        let head = send(address, "HEAD", "/slow", &[]).await;
+        assert_eq!(
+            (head.status, head.x_cache(), head.body.as_str()),
+            (200, Some("HIT"), "")
+        );
+        assert_eq!(calls.slow(), 2);
+    }
+
+    pub async fn if_none_match_answers_304_until_the_entry_goes(h: &Harness) {
+        let (address, calls) = serve(layer(&h.cache)).await;
+        let first = fetch(address, "/slow").await;
+        let etag = first.header("etag").unwrap().to_owned();
+        let not_modified = send(address, "GET", "/slow", &[("If-None-Match", &etag)]).await;
+        assert_eq!(not_modified.status, 304);
+        assert_eq!(not_modified.body, "");
+        assert_eq!(not_modified.header("etag"), Some(etag.as_str()));
+        assert_eq!(not_modified.x_cache(), Some("HIT"));
+        assert_eq!(calls.slow(), 1, "the handler did not run");
+        let other = send(address, "GET", "/slow", &[("If-None-Match", "\"other\"")]).await;
+        assert_eq!((other.status, other.body.as_str()), (200, "computed 1"));
+        // Once the entry is deleted its ETag is not recognised.
+        assert_eq!(h.cache.delete_match("http:*").await.unwrap(), 1);
+        let after = send(address, "GET", "/slow", &[("If-None-Match", &etag)]).await;
+        assert_eq!((after.status, after.body.as_str()), (200, "computed 2"));
+        assert_ne!(after.header("etag"), Some(etag.as_str()));
+        assert_eq!(calls.slow(), 2);
+    }
+
+    pub async fn request_cache_control(h: &Harness) {
+        let (address, calls) = serve(layer(&h.cache)).await;
+        fetch(address, "/slow").await;
+        // no-cache: not read, the fresh answer stored.
+        let fresh = send(address, "GET", "/slow", &[("Cache-Control", "no-cache")]).await;
+        assert_eq!(
+            (fresh.x_cache(), fresh.body.as_str()),
+            (Some("MISS"), "computed 2")
+        );
+        assert_eq!(fetch(address, "/slow").await.body, "computed 2");
+        // no-store: neither read nor written.
+        let fresh = send(address, "GET", "/slow", &[("Cache-Control", "no-store")]).await;
+        assert_eq!(
+            (fresh.x_cache(), fresh.body.as_str()),
+            (Some("MISS"), "computed 3")
+        );
+        assert_eq!(fetch(address, "/slow").await.body, "computed 2");
+        assert_eq!(calls.slow(), 3);
+        // max-age=0: the stored answer is too old, and nothing is stored.
+        let fresh = send(address, "GET", "/slow", &[("Cache-Control", "max-age=0")]).await;
+        assert_eq!(
+            (fresh.x_cache(), fresh.body.as_str()),
+            (Some("MISS"), "computed 4")
+        );
+        assert_eq!(fetch(address, "/slow").await.body, "computed 2");
+        // max-age=N caps the TTL of what is stored.
+        let capped = send(
+            address,
+            "GET",
+            "/slow?capped",
+            &[("Cache-Control", "max-age=5")],
+        )
+        .await;
+        assert_eq!(capped.x_cache(), Some("MISS"));
+        let parts = axum::http::Request::get("/slow?capped")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        let key = layer(&h.cache).key(&parts);
+        match h.cache.get_expire(&key).await.unwrap() {
+            Expiry::Remaining(d) => assert!(d <= Duration::from_secs(5), "{d:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    pub async fn clear_site_data_invalidates_the_entry(h: &Harness) {
+        let (address, calls) = serve(layer(&h.cache)).await;
+        fetch(address, "/slow").await;
+        let cleared = send(address, "GET", "/slow", &[("Clear-Site-Data", "\"cache\"")]).await;
+        assert_eq!(
+            (cleared.x_cache(), cleared.body.as_str()),
+            (Some("MISS"), "computed 2")
+        );
+        assert_eq!(fetch(address, "/slow").await.x_cache(), Some("HIT"));
+        assert_eq!(calls.slow(), 2);
+    }
+
+    pub async fn errors_posts_cookies_and_streams_are_not_cached(h: &Harness) {
+        let (address, calls) = serve(layer(&h.cache)).await;
+        for _ in 0..2 {
+            let reply = fetch(address, "/error").await;
+            assert_eq!((reply.status, reply.x_cache()), (503, Some("MISS")));
+            let reply = send(address, "POST", "/slow", &[]).await;
+            assert_eq!(reply.x_cache(), None, "other methods pass through");
+            let reply = fetch(address, "/cookie").await;
+            assert_eq!(reply.x_cache(), Some("MISS"));
+            let reply = fetch(address, "/stream").await;
+            assert_eq!(
+                (reply.body.as_str(), reply.x_cache()),
+                ("one two three", Some("MISS"))
+            );
+        }
+        assert_eq!(calls.error.load(Ordering::SeqCst), 2);
+        assert_eq!(calls.post.load(Ordering::SeqCst), 2);
+        assert_eq!(calls.cookie.load(Ordering::SeqCst), 2);
+        assert_eq!(calls.stream.load(Ordering::SeqCst), 2);
+        // Streams are stored when asked for.
+        let (address, calls) =
+            serve(layer(&h.cache).prefix("streams:").cache_streaming(true)).await;
+        assert_eq!(fetch(address, "/stream").await.x_cache(), Some("MISS"));
+        let hit = fetch(address, "/stream").await;
+        assert_eq!(
+            (hit.body.as_str(), hit.x_cache()),
+            ("one two three", Some("HIT"))
+        );
+        assert_eq!(calls.stream.load(Ordering::SeqCst), 1);
+    }
+
+    pub async fn concurrent_cold_requests_run_the_handler_once(h: &Harness) {
+        let (address, calls) = serve(layer(&h.cache)).await;
+        let requests: Vec<_> = (0..100)
+            .map(|_| tokio::spawn(async move { fetch(address, "/slow").await }))
+            .collect();
+        let mut misses = 0;
+        for request in requests {
+            let reply = request.await.unwrap();
+            assert_eq!((reply.status, reply.body.as_str()), (200, "computed 1"));
+            misses += usize::from(reply.x_cache() == Some("MISS"));
+        }
+        assert_eq!(calls.slow(), 1);
+        assert_eq!(misses, 1);
+    }
+
+    pub async fn vary_headers_and_per_request_ttl(h: &Harness) {
+        let layer = layer(&h.cache)
+            .vary([header::ACCEPT_LANGUAGE])
+            .ttl_with(|parts| {
+                (parts.uri.query() != Some("nocache")).then(|| cashews::Ttl::parse("10s").unwrap())
+            });
+        let (address, calls) = serve(layer).await;
+        let en = send(address, "GET", "/slow", &[("Accept-Language", "en")]).await;
+        let de = send(address, "GET", "/slow", &[("Accept-Language", "de")]).await;
+        assert_eq!(
+            (en.body.as_str(), de.body.as_str()),
+            ("computed 1", "computed 2")
+        );
+        let en = send(address, "GET", "/slow", &[("Accept-Language", "en")]).await;
+        assert_eq!(
+            (en.body.as_str(), en.x_cache()),
+            ("computed 1", Some("HIT"))
+        );
+        let max_age = en.header("cache-control").unwrap();
+        assert!(
+            max_age == "max-age=10" || max_age == "max-age=9",
+            "{max_age}"
+        );
+        // A request the TTL function declines passes through.
+        let uncached = fetch(address, "/slow?nocache").await;
+        assert_eq!(uncached.x_cache(), None);
+        assert_eq!(fetch(address, "/slow?nocache").await.body, "computed 4");
+        assert_eq!(calls.slow(), 4);
+    }
+}
+
+macro_rules! http_suite {
+    ($backend:ident, [$attr:meta], $make:expr) => {
+        backend_suite!(cases, $backend, [$attr], $make;
+            miss_then_hit_with_the_same_body, if_none_match_answers_304_until_the_entry_goes,
+            request_cache_control, clear_site_data_invalidates_the_entry,
+            errors_posts_cookies_and_streams_are_not_cached,
+            concurrent_cold_requests_run_the_handler_once, vary_headers_and_per_request_ttl);
+    };
+}
+
+http_suite!(
+    memory,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::memory("mem://")
+);
+
+#[cfg(feature = "redis")]
+http_suite!(
+    redis,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::redis("")
+);

@@ -29,11 +29,11 @@
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
-//! use cashews::axum::CacheLayer;
+//! use cashews_axum::CacheLayer; // `cashews::axum::CacheLayer` in the cashews crate
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let cache = cashews::Cache::new();
-//! cache.setup("redis://127.0.0.1:6379/0")?;
+//! let cache = cashews_core::Cache::new();
+//! cache.setup("mem://")?;
 //! let app: Router = Router::new()
 //!     .route("/report", get(|| async { "an expensive report" }))
 //!     .layer(CacheLayer::new(&cache).ttl("30s")?);

@@ -342,11 +342,17 @@ mod cases {
             max_age == "max-age=10" || max_age == "max-age=9",
             "{max_age}"
         );
+        // Credentials make a request private: passed through, never shared.
+        for n in [3, 4] {
+            let private = send(address, "GET", "/slow", &[("Authorization", "Bearer t")]).await;
+            assert_eq!(private.x_cache(), None);
+            assert_eq!(private.body, format!("computed {n}"));
+        }
         // A request the TTL function declines passes through.
         let uncached = fetch(address, "/slow?nocache").await;
         assert_eq!(uncached.x_cache(), None);
-        assert_eq!(fetch(address, "/slow?nocache").await.body, "computed 4");
-        assert_eq!(calls.slow(), 4);
+        assert_eq!(fetch(address, "/slow?nocache").await.body, "computed 6");
+        assert_eq!(calls.slow(), 6);
     }
 }
 

@@ -19,6 +19,8 @@
 //!   it is answered.
 //! - Concurrent requests for one cold key run the handler once (the cache's
 //!   single flight); the others get its response.
+//! - Requests with `Authorization` pass through (neither read nor stored)
+//!   unless `.vary([AUTHORIZATION])` keys entries by it.
 //! - Never stored: other methods, statuses other than 2xx/3xx (and 206,
 //!   304), responses with `Set-Cookie`, `Cache-Control: no-store` or
 //!   `private`, or `Vary: *`, and bodies larger than
@@ -26,6 +28,21 @@
 //!   through untouched unless [`CacheLayer::cache_streaming`] is on.
 //!
 //! A failing cache backend never fails a request: the handler answers.
+//!
+//! The layer can also wrap one handler:
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use cashews_axum::CacheLayer;
+//!
+//! # fn main() -> cashews_core::Result<()> {
+//! let cache = cashews_core::Cache::new();
+//! cache.setup("mem://")?;
+//! let app: Router = Router::new()
+//!     .route("/cached", get(|| async { "slow" }).layer(CacheLayer::new(&cache).ttl("1m")?))
+//!     .route("/live", get(|| async { "fast" }));
+//! # let _ = app; Ok(()) }
+//! ```
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
@@ -55,7 +72,7 @@ use std::time::Duration;
 
 use axum_core::body::Body;
 use cashews_core::{Cache, Error, IntoTtl, Result, Ttl};
-use http::header::{HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{request, Method, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -353,7 +370,11 @@ impl Config {
             Some(choose) => choose(&parts),
             None => Some(self.ttl),
         };
-        let Some(ttl) = ttl else {
+        // A response to credentials is one user's: never shared unless the
+        // key varies on them.
+        let private = parts.headers.contains_key(header::AUTHORIZATION)
+            && !self.vary.contains(&header::AUTHORIZATION);
+        let Some(ttl) = ttl.filter(|_| !private) else {
             let mut inner = inner;
             return inner.call(Request::from_parts(parts, body)).await;
         };

@@ -8,9 +8,9 @@ use std::sync::LazyLock;
 pub use cashews_core::{
     backend, bits, clock, codec, driver, glob, key, memory, middleware, scope, strategy, stream,
     ttl, url, Backend, BoxError, BoxFuture, BoxStream, CacheStats, Clock, CodecKind, Command,
-    CommandSet, Digest, Driver, Error, Exist, Expiry, IntoTtl, LockGuard, MemoryBackend,
-    MemoryConfig, Miss, Result, Serializer, SetOptions, Transaction, TransactionMode, Ttl, Write,
-    TAGS_PREFIX,
+    CommandSet, Digest, Driver, Error, Exist, Expiry, IntoTtl, LockGuard, ManualClock,
+    MemoryBackend, MemoryConfig, Miss, Result, Serializer, SetOptions, Transaction,
+    TransactionMode, Ttl, Write, TAGS_PREFIX,
 };
 
 /// The backends compiled into this build, by cargo feature. `mem://` is

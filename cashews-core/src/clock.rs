@@ -8,9 +8,11 @@
 //!
 //! [`Clock::tokio`] follows tokio's clock instead, so tests can use
 //! `tokio::time::pause()` and `advance()` and see values expire without
-//! sleeping.
+//! sleeping; [`Clock::manual`] moves only when told to, on every thread.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of monotonic and wall-clock time, in milliseconds.
@@ -24,6 +26,33 @@ enum Kind {
         base: tokio::time::Instant,
         base_unix_ms: u64,
     },
+    Manual(Arc<Manual>),
+}
+
+struct Manual {
+    elapsed_ms: AtomicU64,
+    base_unix_ms: u64,
+}
+
+/// The hand that moves a [`Clock::manual`] clock.
+#[derive(Clone)]
+pub struct ManualClock(Arc<Manual>);
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManualClock")
+            .field("elapsed_ms", &self.0.elapsed_ms.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl ManualClock {
+    /// Moves the clock forward by `duration` (whole milliseconds), for every
+    /// thread reading it.
+    pub fn advance(&self, duration: Duration) {
+        let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        self.0.elapsed_ms.fetch_add(ms, Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for Clock {
@@ -31,6 +60,7 @@ impl fmt::Debug for Clock {
         match self.0 {
             Kind::Coarse => f.write_str("Clock::system"),
             Kind::Tokio { .. } => f.write_str("Clock::tokio"),
+            Kind::Manual(_) => f.write_str("Clock::manual"),
         }
     }
 }
@@ -56,6 +86,18 @@ impl Clock {
         })
     }
 
+    /// A clock that moves only when told to ([`ManualClock::advance`]), on
+    /// every thread: for tests of expiry on backends whose work runs outside
+    /// tokio (the disk backend's shard threads). Its [`Clock::sleep`] is
+    /// tokio's.
+    pub fn manual() -> (Clock, ManualClock) {
+        let manual = Arc::new(Manual {
+            elapsed_ms: AtomicU64::new(0),
+            base_unix_ms: system_unix_ms(),
+        });
+        (Clock(Kind::Manual(manual.clone())), ManualClock(manual))
+    }
+
     /// Milliseconds on a monotonic scale with an arbitrary origin; only
     /// differences are meaningful. Used for local expiry.
     #[inline]
@@ -63,6 +105,7 @@ impl Clock {
         match &self.0 {
             Kind::Coarse => coarse_monotonic_ms(),
             Kind::Tokio { base, .. } => 1 + base.elapsed().as_millis() as u64,
+            Kind::Manual(m) => 1 + m.elapsed_ms.load(Ordering::Relaxed),
         }
     }
 
@@ -72,6 +115,7 @@ impl Clock {
         match &self.0 {
             Kind::Coarse => system_unix_ms(),
             Kind::Tokio { base, base_unix_ms } => base_unix_ms + base.elapsed().as_millis() as u64,
+            Kind::Manual(m) => m.base_unix_ms + m.elapsed_ms.load(Ordering::Relaxed),
         }
     }
 

@@ -31,7 +31,7 @@ pub use cache::{
     Cache, CacheBuilder, CacheStats, Get, GetOrSetBuilder, IncrBuilder, LockBuilder, LockGuard,
     SetBuilder, SetManyBuilder, Transaction, TransactionMode, TryGetOrSet, TAGS_PREFIX,
 };
-pub use clock::Clock;
+pub use clock::{Clock, ManualClock};
 pub use codec::{CodecKind, Digest, Miss, Serializer};
 pub use command::{Command, CommandSet};
 pub use driver::{Driver, DriverContext};

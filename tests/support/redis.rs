@@ -27,6 +27,25 @@ impl RedisServer {
         RedisServer::spawn(port, &["--port", &port.to_string()]).ready()
     }
 
+    /// Starts a server on `port` that writes every command to an
+    /// append-only file in `dir`, synced before it answers: a server killed
+    /// and started again on the same `dir` keeps every acknowledged write.
+    pub fn start_durable(port: u16, dir: &std::path::Path) -> RedisServer {
+        let dir = dir.display().to_string();
+        let port_text = port.to_string();
+        let args = [
+            "--port",
+            &port_text,
+            "--dir",
+            &dir,
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ];
+        RedisServer::spawn(port, &args).ready()
+    }
+
     /// Waits until the server answers `PING`.
     fn ready(self) -> RedisServer {
         let server = self;

@@ -1,0 +1,302 @@
+//! Soak: 64 tasks run mixed commands against each backend for a while;
+//! during the Redis run, redis-server is killed and restarted twice.
+//!
+//! `SOAK_SECONDS` sets the time per backend (10 s by default, as
+//! `scripts/test` runs it; `scripts/soak` runs 60 s in release). Prints
+//! ops/s, p50/p99 latency and errors by kind, and fails unless: no task
+//! panicked, memory stayed bounded, and no acknowledged counter increment
+//! was lost (the Redis run uses `suppress=false` and a server that syncs
+//! its append-only file before answering, so an acknowledged write survives
+//! the kill).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cashews::{Cache, Error};
+use support::redis::RedisServer;
+use support::TempDir;
+
+const TASKS: usize = 64;
+const KEYS: u64 = 2_000;
+const COUNTERS: usize = 8;
+
+/// A small fast generator (xorshift), one per task.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[derive(Default)]
+struct TaskReport {
+    latencies_us: Vec<u32>,
+    errors: BTreeMap<String, u64>,
+    acknowledged: [u64; COUNTERS],
+}
+
+/// An error's kind: its variant name (`Backend`, `Timeout`, ...).
+fn kind(error: &Error) -> String {
+    let debug = format!("{error:?}");
+    debug
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or("?")
+        .to_owned()
+}
+
+async fn one_op(cache: &Cache, rng: &mut Rng, report: &mut TaskReport) -> cashews::Result<()> {
+    let key = format!("soak:k:{}", rng.below(KEYS));
+    match rng.below(100) {
+        0..=34 => {
+            cache.get::<Vec<u8>>(&key).await?;
+        }
+        35..=54 => {
+            let value = vec![7u8; rng.below(512) as usize];
+            cache.set(&key, &value).expire("30s").await?;
+        }
+        55..=69 => {
+            let counter = rng.below(COUNTERS as u64) as usize;
+            cache.incr(&format!("soak:counter:{counter}")).await?;
+            report.acknowledged[counter] += 1;
+        }
+        70..=79 => {
+            let n = rng.below(100);
+            let value: u64 = cache
+                .get_or_set(&format!("soak:computed:{n}"), || async move { n * n })
+                .expire("5s")
+                .await?;
+            assert_eq!(value, n * n, "a computed value is never another's");
+        }
+        80..=87 => {
+            let lock = format!("soak:lock:{}", rng.below(8));
+            match cache
+                .lock(&lock, "2s")
+                .wait(Duration::from_millis(20))
+                .await
+            {
+                Ok(guard) => {
+                    guard.release().await?;
+                }
+                Err(Error::Locked { .. }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        88..=89 => {
+            let group = rng.below(20);
+            for i in 0..3 {
+                cache.set(&format!("soak:tmp:{group}:{i}"), &i).await?;
+            }
+            cache.delete_match(&format!("soak:tmp:{group}:*")).await?;
+        }
+        _ => {
+            cache.delete(&key).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn worker(cache: Cache, seed: u64, stop: Arc<AtomicBool>) -> TaskReport {
+    let mut rng = Rng(seed | 1);
+    let mut report = TaskReport::default();
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let result = one_op(&cache, &mut rng, &mut report).await;
+        report
+            .latencies_us
+            .push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+        if let Err(error) = result {
+            *report.errors.entry(kind(&error)).or_default() += 1;
+            // A backend that is down answers at once; do not spin on it.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    report
+}
+
+/// Resident memory of this process, in MiB.
+fn rss_mib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096 / (1 << 20)
+}
+
+struct Outcome {
+    failures: Vec<String>,
+}
+
+async fn soak(name: &str, cache: Cache, seconds: u64, mut faults: Option<Faults>) -> Outcome {
+    let mut failures = Vec::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..TASKS)
+        .map(|i| {
+            tokio::spawn(worker(
+                cache.clone(),
+                0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1) * 0x1000_0001,
+                stop.clone(),
+            ))
+        })
+        .collect();
+    let total = Duration::from_secs(seconds);
+    tokio::time::sleep(total / 5).await;
+    let rss_warm = rss_mib();
+    let mut restarts = 0;
+    if let Some(faults) = faults.as_mut() {
+        for fraction in [1, 2] {
+            let at = total * fraction / 3;
+            tokio::time::sleep(at.saturating_sub(started.elapsed())).await;
+            faults.server.kill();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            faults.server = RedisServer::start_durable(faults.port, &faults.dir.path);
+            restarts += 1;
+        }
+    }
+    tokio::time::sleep(total.saturating_sub(started.elapsed())).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut acknowledged = [0u64; COUNTERS];
+    let mut panicked = 0;
+    for worker in workers {
+        match worker.await {
+            Ok(report) => {
+                latencies.extend(report.latencies_us);
+                for (kind, n) in report.errors {
+                    *errors.entry(kind).or_default() += n;
+                }
+                for (total, n) in acknowledged.iter_mut().zip(report.acknowledged) {
+                    *total += n;
+                }
+            }
+            Err(_) => panicked += 1,
+        }
+    }
+    let elapsed = started.elapsed();
+    let rss_end = rss_mib();
+    latencies.sort_unstable();
+    let percentile = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    let ops = latencies.len();
+    println!(
+        "{name:6} {ops:>9} ops  {:>8.0} ops/s  p50 {:>6} µs  p99 {:>7} µs  rss {rss_warm}→{rss_end} MiB  restarts {restarts}  errors {errors:?}",
+        ops as f64 / elapsed.as_secs_f64(),
+        percentile(0.50),
+        percentile(0.99),
+    );
+    if panicked > 0 {
+        failures.push(format!("{name}: {panicked} tasks panicked"));
+    }
+    if rss_end > rss_warm + 256 {
+        failures.push(format!("{name}: memory grew {rss_warm} → {rss_end} MiB"));
+    }
+    // Every acknowledged increment is there; with faults, an increment
+    // applied but not acknowledged (the connection died) may add more.
+    let mut stored = [0u64; COUNTERS];
+    for (i, slot) in stored.iter_mut().enumerate() {
+        let key = format!("soak:counter:{i}");
+        let mut value = None;
+        for _ in 0..100 {
+            match cache.get_counter(&key).await {
+                Ok(v) => {
+                    value = Some(v.unwrap_or(0) as u64);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        *slot = value.unwrap_or(0);
+        let lost = if faults.is_some() {
+            *slot < acknowledged[i]
+        } else {
+            *slot != acknowledged[i]
+        };
+        if lost {
+            failures.push(format!(
+                "{name}: counter {i} holds {} but {} increments were acknowledged",
+                *slot, acknowledged[i]
+            ));
+        }
+    }
+    println!("{name:6} counters acknowledged {acknowledged:?} stored {stored:?}");
+    if ops == 0 {
+        failures.push(format!("{name}: no operation completed"));
+    }
+    Outcome { failures }
+}
+
+struct Faults {
+    server: RedisServer,
+    port: u16,
+    dir: TempDir,
+}
+
+fn main() {
+    let seconds: u64 = std::env::var("SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let failures = runtime.block_on(async {
+        let mut failures = Vec::new();
+        println!("soak: {TASKS} tasks, {seconds} s per backend");
+
+        let memory = Cache::new();
+        memory.setup("mem://?size=10000").unwrap();
+        failures.extend(soak("mem", memory, seconds, None).await.failures);
+
+        let dir = TempDir::new("soak-redis");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = RedisServer::start_durable(port, &dir.path);
+        let redis = Cache::new();
+        redis
+            .setup(&format!(
+                "redis://127.0.0.1:{port}/0?suppress=false&connect_timeout=500ms&response_timeout=2s"
+            ))
+            .unwrap();
+        let faults = Faults { server, port, dir };
+        failures.extend(soak("redis", redis, seconds, Some(faults)).await.failures);
+
+        let dir = TempDir::new("soak-disk");
+        let disk = Cache::new();
+        disk.setup(&format!("disk://?directory={}", dir.path.display()))
+            .unwrap();
+        failures.extend(soak("disk", disk, seconds, None).await.failures);
+        failures
+    });
+    if !failures.is_empty() {
+        for failure in &failures {
+            eprintln!("FAIL {failure}");
+        }
+        std::process::exit(1);
+    }
+    println!("soak: every invariant held");
+}

@@ -7,12 +7,10 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use criterion::Criterion;
-use support::{mean_ns, profile, Profile};
+use support::{mean_ns, print_header, print_row, profile, python_peer, Profile};
 
 const KEYS: u64 = 1000;
 
@@ -70,55 +68,23 @@ fn main() {
     c.final_summary();
     let _ = std::fs::remove_dir_all(&dir);
 
-    println!("\ndisk: cashews disk:// vs Python diskcache FanoutCache (8 shards each)");
-    let peer = match diskcache(value_len, KEYS, 20_000) {
+    let title = "disk: cashews disk:// vs Python diskcache FanoutCache (8 shards each)";
+    let args = [value_len.to_string(), KEYS.to_string(), 20_000.to_string()];
+    let peer = match python_peer("diskcache_peer.py", &["diskcache"], &args) {
         Ok(peer) => peer,
         Err(why) => {
-            println!("diskcache not measured: {why}");
+            println!("\n{title}\ndiskcache not measured: {why}");
             return;
         }
     };
-    println!(
-        "{:<10} {:>12} {:>14} {:>8}",
-        "operation", "cashews ns", "diskcache ns", "ratio"
-    );
+    print_header(title);
     for op in ["get", "set", "delete"] {
-        let ours = mean_ns(&format!("disk/{op}_cashews"));
-        let theirs = peer[op].as_f64();
-        match (ours, theirs) {
-            (Some(a), Some(b)) => println!("{op:<10} {a:>12.0} {b:>14.0} {:>7.2}x", a / b),
-            _ => println!("{op}: not measured in this run (filtered out?)"),
-        }
+        let label = format!("{op} cashews / diskcache");
+        print_row(
+            title,
+            &label,
+            mean_ns(&format!("disk/{op}_cashews")),
+            peer[op].as_f64(),
+        );
     }
-}
-
-/// Runs benches/diskcache_peer.py in the bench virtualenv; its JSON result.
-fn diskcache(value_len: usize, keys: u64, n: u64) -> Result<serde_json::Value, String> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let venv = target.join("bench-venv");
-    let python = venv.join("bin").join("python");
-    let run = |command: &mut Command| -> Result<std::process::Output, String> {
-        let output = command.output().map_err(|e| format!("{command:?}: {e}"))?;
-        if output.status.success() {
-            Ok(output)
-        } else {
-            Err(format!(
-                "{command:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
-    };
-    if !python.exists() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    }
-    if run(Command::new(&python).args(["-c", "import diskcache"])).is_err() {
-        run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "diskcache"]))?;
-    }
-    let output = run(Command::new(&python)
-        .arg(root.join("benches").join("diskcache_peer.py"))
-        .args([value_len.to_string(), keys.to_string(), n.to_string()]))?;
-    serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())
 }

@@ -13,7 +13,7 @@ mod redis_server;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use support::{print_ratios, profile, Profile};
+use support::{print_ratios, profile, record, Profile};
 
 const TASKS: usize = 100;
 
@@ -113,7 +113,7 @@ fn main() {
         b.to_async(&runtime).iter_custom(|iters| {
             let cache = cache.clone();
             async move {
-                concurrently(iters, move || {
+                concurrently(TASKS, iters, move || {
                     let cache = cache.clone();
                     async move {
                         cache.get::<Profile>("k").await.unwrap();
@@ -127,7 +127,7 @@ fn main() {
         b.to_async(&runtime).iter_custom(|iters| {
             let raw = raw.clone();
             async move {
-                concurrently(iters, move || {
+                concurrently(TASKS, iters, move || {
                     let mut c = raw.clone();
                     async move {
                         redis::cmd("GET")
@@ -161,6 +161,7 @@ fn main() {
     });
     group.finish();
     c.final_summary();
+    sweep(&runtime, &cache, &raw);
     drop(server);
     print_ratios(
         "redis on loopback: typed cashews calls vs raw redis-rs",
@@ -189,15 +190,15 @@ fn main() {
     );
 }
 
-/// `iters` calls of `op` spread over 100 tasks; the elapsed time.
-async fn concurrently<F, Fut>(iters: u64, op: F) -> Duration
+/// `iters` calls of `op` spread over `tasks` tasks; the elapsed time.
+async fn concurrently<F, Fut>(tasks: usize, iters: u64, op: F) -> Duration
 where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let started = Instant::now();
-    let per_task = iters.div_ceil(TASKS as u64);
-    let tasks: Vec<_> = (0..TASKS)
+    let per_task = iters.div_ceil(tasks as u64);
+    let tasks: Vec<_> = (0..tasks)
         .map(|_| {
             let op = op.clone();
             tokio::spawn(async move {
@@ -211,4 +212,44 @@ where
         task.await.unwrap();
     }
     started.elapsed()
+}
+
+/// Latency of a `get` as one task sees it, against how many tasks run at
+/// once, for cashews and raw redis-rs (BENCHMARKS.md charts it).
+fn sweep(
+    runtime: &tokio::runtime::Runtime,
+    cache: &cashews::Cache,
+    raw: &redis::aio::ConnectionManager,
+) {
+    const OPS: u64 = 20_000;
+    println!("\nredis get latency per task vs concurrency (µs)");
+    println!(
+        "{:>6} {:>10} {:>10} {:>8}",
+        "tasks", "cashews", "redis-rs", "ratio"
+    );
+    for tasks in [1usize, 2, 4, 8, 16, 32, 64, 128, 256] {
+        let cache = cache.clone();
+        let ours = runtime.block_on(concurrently(tasks, OPS, move || {
+            let cache = cache.clone();
+            async move {
+                cache.get::<Profile>("k").await.unwrap();
+            }
+        }));
+        let raw = raw.clone();
+        let peer = runtime.block_on(concurrently(tasks, OPS, move || {
+            let mut c = raw.clone();
+            async move {
+                redis::cmd("GET")
+                    .arg("raw")
+                    .query_async::<Option<Vec<u8>>>(&mut c)
+                    .await
+                    .unwrap();
+            }
+        }));
+        // Each task ran OPS / tasks calls one after the other.
+        let per_call = |elapsed: Duration| elapsed.as_secs_f64() * 1e6 * tasks as f64 / OPS as f64;
+        let (a, b) = (per_call(ours), per_call(peer));
+        println!("{tasks:>6} {a:>10.1} {b:>10.1} {:>7.2}x", a / b);
+        record("redis_concurrency.csv", &format!("{tasks},{a:.2},{b:.2}"));
+    }
 }

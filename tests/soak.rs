@@ -149,7 +149,7 @@ async fn soak(name: &str, cache: Cache, seconds: u64, mut faults: Option<Faults>
         .map(|i| {
             tokio::spawn(worker(
                 cache.clone(),
-                0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1) * 0x1000_0001,
+                0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 0x1000_0001),
                 stop.clone(),
             ))
         })

@@ -52,29 +52,104 @@ pub fn mean_ns(id: &str) -> Option<f64> {
     json["mean"]["point_estimate"].as_f64()
 }
 
-/// Prints `ours / theirs` for each pair, with the absolute means.
+/// Prints `ours / theirs` for each pair of criterion ids, with the
+/// absolute means (and records them, see [`record`]).
 pub fn print_ratios(title: &str, pairs: &[(&str, &str)]) {
+    print_header(title);
+    for (ours, peer) in pairs {
+        let label = format!("{ours} / {peer}");
+        print_row(title, &label, mean_ns(ours), mean_ns(peer));
+    }
+}
+
+/// The header of a ratio table.
+pub fn print_header(title: &str) {
     println!("\n{title}");
     println!(
         "{:<44} {:>10} {:>10} {:>8}",
         "ours vs peer", "ours ns", "peer ns", "ratio"
     );
-    for (ours, peer) in pairs {
-        match (mean_ns(ours), mean_ns(peer)) {
-            (Some(a), Some(b)) => {
-                let ratio = a / b;
-                // Small ratios keep three significant digits (0.00290x).
-                let ratio = if ratio < 0.01 {
-                    format!("{ratio:.5}")
-                } else {
-                    format!("{ratio:.2}")
-                };
-                println!(
-                    "{:<44} {a:>10.1} {b:>10.1} {ratio:>8}x",
-                    format!("{ours} / {peer}")
-                )
-            }
-            _ => println!("{ours} / {peer}: not measured in this run (filtered out?)"),
+}
+
+/// One row of a ratio table: `ours / peer` (nanoseconds each).
+pub fn print_row(title: &str, label: &str, ours: Option<f64>, peer: Option<f64>) {
+    match (ours, peer) {
+        (Some(a), Some(b)) => {
+            let ratio = a / b;
+            // Small ratios keep three significant digits (0.00290x).
+            let shown = if ratio < 0.01 {
+                format!("{ratio:.5}")
+            } else {
+                format!("{ratio:.2}")
+            };
+            println!("{label:<44} {a:>10.1} {b:>10.1} {shown:>8}x");
+            record(
+                "ratios.tsv",
+                &format!("{title}\t{label}\t{a:.1}\t{b:.1}\t{ratio}"),
+            );
+        }
+        _ => println!("{label}: not measured in this run (filtered out?)"),
+    }
+}
+
+/// Appends `line` to `file` in the directory named by `CASHEWS_BENCH_REPORT`
+/// (set by `scripts/bench`, which turns the files into BENCHMARKS.md).
+pub fn record(file: &str, line: &str) {
+    let Some(dir) = std::env::var_os("CASHEWS_BENCH_REPORT") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let _ = std::fs::create_dir_all(&dir);
+    use std::io::Write;
+    if let Ok(mut out) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(file))
+    {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+/// Runs the Python script `benches/{script}` in the bench virtualenv
+/// (`target/bench-venv`, made and given `packages` with pip when missing)
+/// with `args`; the JSON object it prints.
+pub fn python_peer(
+    script: &str,
+    packages: &[&str],
+    args: &[String],
+) -> Result<serde_json::Value, String> {
+    use std::process::Command;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let venv = target.join("bench-venv");
+    let python = venv.join("bin").join("python");
+    let run = |command: &mut Command| -> Result<std::process::Output, String> {
+        let output = command.output().map_err(|e| format!("{command:?}: {e}"))?;
+        if output.status.success() {
+            Ok(output)
+        } else {
+            Err(format!(
+                "{command:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    };
+    if !python.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    for package in packages {
+        let module = package
+            .split(['=', '<', '>', '['])
+            .next()
+            .unwrap_or(package);
+        if run(Command::new(&python).args(["-c", &format!("import {module}")])).is_err() {
+            run(Command::new(&python).args(["-m", "pip", "install", "--quiet", package]))?;
         }
     }
+    let output = run(Command::new(&python)
+        .arg(root.join("benches").join(script))
+        .args(args))?;
+    serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())
 }

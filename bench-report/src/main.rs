@@ -186,11 +186,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         for r in ratios.iter().filter(|r| r.section == section) {
             writeln!(
                 out,
-                "| {} | {} | {} | {:.2}× |",
+                "| {} | {} | {} | {} |",
                 r.label,
                 human(r.ours_ns),
                 human(r.peer_ns),
-                r.ratio
+                ratio(r.ratio)
             )?;
         }
         writeln!(out)?;
@@ -234,5 +234,14 @@ fn human(ns: f64) -> String {
         format!("{:.1} µs", ns / 1_000.0)
     } else {
         format!("{:.2} ms", ns / 1_000_000.0)
+    }
+}
+
+/// A ratio with two decimals, or three significant digits when small.
+fn ratio(r: f64) -> String {
+    if r < 0.01 {
+        format!("{r:.5}×")
+    } else {
+        format!("{r:.2}×")
     }
 }

@@ -17,11 +17,7 @@ const KEYS: u64 = 1000;
 fn main() {
     let dir = std::env::temp_dir().join(format!("cashews-bench-disk-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     let cache = cashews::Cache::new();
     cache
         .setup(&format!("disk://?directory={}&shards=8", dir.display()))

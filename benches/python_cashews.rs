@@ -19,11 +19,7 @@ const KEYS: u64 = 1000;
 
 fn main() {
     let server = redis_server::RedisServer::start();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     let memory = cashews::Cache::new();
     memory.setup("mem://").unwrap();
     let redis = cashews::Cache::new();

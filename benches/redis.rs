@@ -19,11 +19,7 @@ const TASKS: usize = 100;
 
 fn main() {
     let server = redis_server::RedisServer::start();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     let cache = cashews::Cache::new();
     cache.setup(&server.url()).unwrap();
     let client = redis::Client::open(server.url()).unwrap();
@@ -112,33 +108,13 @@ fn main() {
     group.bench_function("get_100_tasks_cashews", |b| {
         b.to_async(&runtime).iter_custom(|iters| {
             let cache = cache.clone();
-            async move {
-                concurrently(TASKS, iters, move || {
-                    let cache = cache.clone();
-                    async move {
-                        cache.get::<Profile>("k").await.unwrap();
-                    }
-                })
-                .await
-            }
+            async move { concurrently(TASKS, iters, move || cached_get(cache.clone())).await }
         })
     });
     group.bench_function("get_100_tasks_redis-rs", |b| {
         b.to_async(&runtime).iter_custom(|iters| {
             let raw = raw.clone();
-            async move {
-                concurrently(TASKS, iters, move || {
-                    let mut c = raw.clone();
-                    async move {
-                        redis::cmd("GET")
-                            .arg("raw")
-                            .query_async::<Option<Vec<u8>>>(&mut c)
-                            .await
-                            .unwrap();
-                    }
-                })
-                .await
-            }
+            async move { concurrently(TASKS, iters, move || raw_get(raw.clone())).await }
         })
     });
     group.bench_function("client_side_hit_cashews", |b| {
@@ -229,27 +205,27 @@ fn sweep(
     );
     for tasks in [1usize, 2, 4, 8, 16, 32, 64, 128, 256] {
         let cache = cache.clone();
-        let ours = runtime.block_on(concurrently(tasks, OPS, move || {
-            let cache = cache.clone();
-            async move {
-                cache.get::<Profile>("k").await.unwrap();
-            }
-        }));
+        let ours = runtime.block_on(concurrently(tasks, OPS, move || cached_get(cache.clone())));
         let raw = raw.clone();
-        let peer = runtime.block_on(concurrently(tasks, OPS, move || {
-            let mut c = raw.clone();
-            async move {
-                redis::cmd("GET")
-                    .arg("raw")
-                    .query_async::<Option<Vec<u8>>>(&mut c)
-                    .await
-                    .unwrap();
-            }
-        }));
+        let peer = runtime.block_on(concurrently(tasks, OPS, move || raw_get(raw.clone())));
         // Each task ran OPS / tasks calls one after the other.
         let per_call = |elapsed: Duration| elapsed.as_secs_f64() * 1e6 * tasks as f64 / OPS as f64;
         let (a, b) = (per_call(ours), per_call(peer));
         println!("{tasks:>6} {a:>10.1} {b:>10.1} {:>7.2}x", a / b);
         record("redis_concurrency.csv", &format!("{tasks},{a:.2},{b:.2}"));
     }
+}
+
+/// One typed cashews `get` of the bench's value.
+async fn cached_get(cache: cashews::Cache) {
+    cache.get::<Profile>("k").await.unwrap();
+}
+
+/// One raw redis-rs `GET` of the same bytes.
+async fn raw_get(mut c: redis::aio::ConnectionManager) {
+    redis::cmd("GET")
+        .arg("raw")
+        .query_async::<Option<Vec<u8>>>(&mut c)
+        .await
+        .unwrap();
 }

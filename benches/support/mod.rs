@@ -37,6 +37,16 @@ pub fn ready<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// The runtime of the benches that wait on I/O: two workers, as the VM's
+/// two vCPUs.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// The mean time (ns) criterion measured for `group/function` in this run.
 pub fn mean_ns(id: &str) -> Option<f64> {
     let dir = std::env::var_os("CARGO_TARGET_DIR")

@@ -1,4 +1,5 @@
-//! Soak: 64 tasks run mixed commands against each backend for a while;
+//! Soak: 64 tasks run mixed commands and strategies (get_or_set, both rate
+//! limits, locks) against each backend for a while;
 //! during the Redis run, redis-server is killed and restarted twice.
 //!
 //! `SOAK_SECONDS` sets the time per backend (10 s by default, as
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cashews::strategy::{Limit, RateLimit, SliceRateLimit};
 use cashews::{Cache, Error};
 use support::redis::RedisServer;
 use support::TempDir;
@@ -60,8 +62,24 @@ fn kind(error: &Error) -> String {
 async fn one_op(cache: &Cache, rng: &mut Rng, report: &mut TaskReport) -> cashews::Result<()> {
     let key = format!("soak:k:{}", rng.below(KEYS));
     match rng.below(100) {
-        0..=34 => {
+        0..=29 => {
             cache.get::<Vec<u8>>(&key).await?;
+        }
+        30..=34 => {
+            // Rate limits let calls through when the backend fails; a
+            // rejection is an answer, not an error.
+            let limiter = rng.below(4);
+            let period = Duration::from_secs(1);
+            let allowed = if limiter % 2 == 0 {
+                SliceRateLimit::new(cache, &format!("soak:srl:{limiter}"), 200, period)
+                    .run(async { true }, |_| false)
+                    .await
+            } else {
+                RateLimit::new(cache, &format!("soak:rl:{limiter}"), 200, period)
+                    .run(async { true }, |_| false)
+                    .await
+            };
+            let _ = allowed;
         }
         35..=54 => {
             let value = vec![7u8; rng.below(512) as usize];

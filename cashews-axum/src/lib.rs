@@ -283,7 +283,16 @@ impl Config {
             key.push_str(name.as_str());
             key.push('=');
             for value in parts.headers.get_all(name) {
-                key.push_str(&String::from_utf8_lossy(value.as_bytes()));
+                // The separators are escaped, so no value can pose as another
+                // header's part of the key.
+                for c in String::from_utf8_lossy(value.as_bytes()).chars() {
+                    match c {
+                        '%' => key.push_str("%25"),
+                        '|' => key.push_str("%7C"),
+                        ';' => key.push_str("%3B"),
+                        c => key.push(c),
+                    }
+                }
                 key.push(';');
             }
         }
@@ -493,5 +502,37 @@ impl CloneHead for request::Parts {
             .body(())
             .map(|r| r.into_parts().0)
             .unwrap_or_else(|_| Request::new(()).into_parts().0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(headers: &[(&str, &str)]) -> request::Parts {
+        let mut builder = Request::get("/items?page=2");
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn keys_name_path_query_and_varied_headers() {
+        let cache = Cache::new();
+        let layer = CacheLayer::new(&cache).vary([
+            HeaderName::from_static("accept-language"),
+            HeaderName::from_static("x-tenant"),
+        ]);
+        assert_eq!(
+            layer.key(&parts(&[("accept-language", "de"), ("x-tenant", "a")])),
+            "http:GET:/items?page=2|accept-language=de;|x-tenant=a;"
+        );
+        // A value cannot pose as another header's part.
+        let forged = layer.key(&parts(&[("accept-language", "de;|x-tenant=a")]));
+        assert_eq!(
+            forged,
+            "http:GET:/items?page=2|accept-language=de%3B%7Cx-tenant=a;|x-tenant="
+        );
     }
 }

@@ -580,3 +580,51 @@ async fn json_and_bincode_read_each_other() {
         .unwrap()
         .contains("\"name\":\"user 1\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_commits_are_seen_whole() {
+    let cache = Cache::new();
+    cache.setup("mem://?size=100000").unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Each commit writes `b` then `a`; a reader that reads `b` then `a`
+    // could see a new `b` with an old `a` only if a commit were applied in
+    // parts.
+    let writer = {
+        let (cache, done) = (cache.clone(), done.clone());
+        tokio::spawn(async move {
+            for n in 1..=3000u64 {
+                let tx = cache.transaction(cashews::TransactionMode::Fast);
+                for pair in 0..4 {
+                    tx.set(&format!("pair{pair}:b"), &n, None::<u64>)
+                        .await
+                        .unwrap();
+                    tx.set(&format!("pair{pair}:a"), &n, None::<u64>)
+                        .await
+                        .unwrap();
+                }
+                tx.commit().await.unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let mut reads = 0u64;
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        for pair in 0..4 {
+            let b = cache
+                .get::<u64>(&format!("pair{pair}:b"))
+                .await
+                .unwrap()
+                .unwrap_or(0);
+            let a = cache
+                .get::<u64>(&format!("pair{pair}:a"))
+                .await
+                .unwrap()
+                .unwrap_or(0);
+            assert!(a >= b, "pair {pair}: saw b = {b} before a = {a}");
+            reads += 1;
+        }
+        tokio::task::yield_now().await;
+    }
+    writer.await.unwrap();
+    assert!(reads > 0);
+}

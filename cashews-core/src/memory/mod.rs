@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::backend::{Backend, BoxFuture, BoxStream, Expiry, SetOptions};
+use crate::backend::{Backend, BoxFuture, BoxStream, Expiry, SetOptions, Write};
 use crate::clock::Clock;
 use crate::driver::{Driver, DriverContext};
 use crate::error::Result;
@@ -205,6 +205,11 @@ impl Backend for MemoryBackend {
         expire: Option<Duration>,
     ) -> BoxFuture<'a, Result<i64>> {
         self.ready(move |s, now| s.incr(key, by, expire, now))
+    }
+
+    /// All of `writes` at once: readers see none or all of them.
+    fn apply<'a>(&'a self, writes: &'a [Write<'a>]) -> BoxFuture<'a, Result<()>> {
+        self.ready(move |s, now| s.apply(writes, now))
     }
 
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool>> {

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use lru::LruCache;
 use parking_lot::{Mutex, MutexGuard};
 
-use crate::backend::{Exist, Expiry, SetOptions};
+use crate::backend::{Exist, Expiry, SetOptions, Write};
 use crate::bits;
 use crate::codec::parse_counter;
 use crate::error::{Error, Result};
@@ -305,9 +305,56 @@ impl Store {
     }
 
     pub(super) fn incr(&self, key: &str, by: i64, ttl: Option<Duration>, now: u64) -> Result<i64> {
-        let mut shard = self.shard(key);
-        let Some(entry) = self.live(&mut shard, key, now) else {
-            self.insert(&mut shard, key, Entry::new(counter(by), now, ttl));
+        self.incr_in(&mut self.shard(key), key, by, ttl, now)
+    }
+
+    /// Applies `writes` holding the locks of every shard they touch (taken
+    /// in index order, so two batches cannot deadlock): no reader sees part
+    /// of them. As in a Redis `MULTI`, a write that fails (an `incr` of a
+    /// value that is not a counter) does not undo the others; its error is
+    /// returned after the batch.
+    pub(super) fn apply(&self, writes: &[Write<'_>], now: u64) -> Result<()> {
+        let mut indexes: Vec<usize> = writes.iter().map(|w| self.shard_index(w.key())).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        let mut shards: Vec<MutexGuard<'_, Shard>> =
+            indexes.iter().map(|i| self.shards[*i].lock()).collect();
+        let mut first_error = None;
+        for write in writes {
+            let key = write.key();
+            let position = indexes
+                .binary_search(&self.shard_index(key))
+                .expect("every touched shard is locked");
+            let shard = &mut shards[position];
+            let result = match write {
+                Write::Set { value, expire, .. } => {
+                    let entry = Entry::new(Value::Bytes(value.clone()), now, *expire);
+                    self.insert(shard, key, entry);
+                    Ok(())
+                }
+                Write::Delete { .. } => {
+                    self.pop(shard, key);
+                    Ok(())
+                }
+                Write::Incr { by, .. } => self.incr_in(shard, key, *by, None, now).map(drop),
+            };
+            if let Err(error) = result {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn incr_in(
+        &self,
+        shard: &mut Shard,
+        key: &str,
+        by: i64,
+        ttl: Option<Duration>,
+        now: u64,
+    ) -> Result<i64> {
+        let Some(entry) = self.live(shard, key, now) else {
+            self.insert(shard, key, Entry::new(counter(by), now, ttl));
             return Ok(by);
         };
         let current = match &entry.value {

@@ -323,3 +323,57 @@ async fn a_killed_writer_loses_no_acknowledged_write() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_to_one_shard_is_seen_whole_and_keeps_side_files_right() {
+    let dir = TempDir::new("disk-commit");
+    let cache = open(&dir.path, "&shards=1&large_value=64");
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Each commit writes `b` then `a` (large values, so side files too); a
+    // reader reading `b` then `a` sees a new `b` with an old `a` only if a
+    // commit were applied in parts.
+    let writer = {
+        let (cache, done) = (cache.clone(), done.clone());
+        tokio::spawn(async move {
+            for n in 1..=600u64 {
+                let tx = cache.transaction(cashews::TransactionMode::Fast);
+                tx.set("b", &(n, "x".repeat(100)), None::<u64>)
+                    .await
+                    .unwrap();
+                tx.set("a", &(n, "x".repeat(100)), None::<u64>)
+                    .await
+                    .unwrap();
+                tx.incr("n", 1).await.unwrap();
+                tx.commit().await.unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let read = |key: &'static str| {
+        let cache = cache.clone();
+        async move {
+            cache
+                .get::<(u64, String)>(key)
+                .await
+                .unwrap()
+                .map_or(0, |(n, _)| n)
+        }
+    };
+    let mut reads = 0;
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        let b = read("b").await;
+        let a = read("a").await;
+        assert!(a >= b, "saw b = {b} before a = {a}");
+        reads += 1;
+    }
+    writer.await.unwrap();
+    assert!(reads > 10, "the reader raced the writer: {reads} reads");
+    assert_eq!(cache.get_counter("n").await.unwrap(), Some(600));
+    // Every replaced side file went with its row: two values, two files.
+    assert_eq!(
+        side_files(&dir.path).len(),
+        2,
+        "{:?}",
+        side_files(&dir.path)
+    );
+}

@@ -133,6 +133,50 @@ fn io_error(error: std::io::Error) -> Error {
     Error::backend("disk", false, error)
 }
 
+/// One write of a batch ([`Db::apply`]), owned to travel to the shard's thread.
+#[derive(Debug)]
+pub(crate) enum BatchWrite {
+    Set {
+        key: String,
+        value: Vec<u8>,
+        expire: Option<Duration>,
+    },
+    Delete {
+        key: String,
+    },
+    Incr {
+        key: String,
+        by: i64,
+    },
+}
+
+/// Adds `by` to the counter `record` (created with `ttl` when missing).
+fn incr_record(
+    record: &mut Option<Record>,
+    key: &str,
+    by: i64,
+    ttl: Option<Duration>,
+    now: u64,
+) -> Result<i64> {
+    let Some(current) = record else {
+        *record = Some(Record {
+            data: Data::Bytes(by.to_string().into_bytes()),
+            expires_at: deadline(now, ttl),
+        });
+        return Ok(by);
+    };
+    let value = match &current.data {
+        Data::Bytes(b) => parse_counter(b),
+        _ => None,
+    }
+    .ok_or_else(|| wrong_type(key, "an integer"))?;
+    let new = value.checked_add(by).ok_or_else(|| Error::Overflow {
+        key: key.to_owned(),
+    })?;
+    current.data = Data::Bytes(new.to_string().into_bytes());
+    Ok(new)
+}
+
 fn wrong_type(key: &str, expected: &'static str) -> Error {
     Error::WrongType {
         key: key.to_owned(),
@@ -470,25 +514,95 @@ impl Db {
     }
 
     pub(crate) fn incr(&mut self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
-        self.update(key, |record, now| {
-            let Some(current) = record else {
-                *record = Some(Record {
-                    data: Data::Bytes(by.to_string().into_bytes()),
-                    expires_at: deadline(now, ttl),
-                });
-                return Ok(by);
-            };
-            let value = match &current.data {
-                Data::Bytes(b) => parse_counter(b),
+        self.update(key, |record, now| incr_record(record, key, by, ttl, now))
+    }
+
+    /// Applies `writes` in one transaction, so readers see all of them or
+    /// none. As in a Redis `MULTI`, a write that fails (an `incr` of a value
+    /// that is not a counter) does not undo the others; its error is
+    /// returned after the commit.
+    pub(crate) fn apply(&mut self, writes: Vec<BatchWrite>) -> Result<()> {
+        let now = self.now();
+        // Large values go to their files before the rows that name them.
+        let mut files = Vec::with_capacity(writes.len());
+        for write in &writes {
+            let file = match write {
+                BatchWrite::Set { value, .. } if value.len() > self.large_value => {
+                    match self.write_file(value) {
+                        Ok(file) => Some(file),
+                        Err(error) => {
+                            self.remove_files(files.iter().flatten());
+                            return Err(error);
+                        }
+                    }
+                }
                 _ => None,
+            };
+            files.push(file);
+        }
+        let values = self.values.clone();
+        let applied = self.write(|conn, dropped| {
+            let mut first_error = None;
+            for (write, file) in writes.iter().zip(&files) {
+                let step = match write {
+                    BatchWrite::Set { key, value, expire } => Db::load(conn, &values, key, now)
+                        .and_then(|(_, old_file, _)| {
+                            let record = Record {
+                                data: Data::Bytes(if file.is_some() {
+                                    Vec::new()
+                                } else {
+                                    value.clone()
+                                }),
+                                expires_at: deadline(now, *expire),
+                            };
+                            let side = file.as_deref().map(|name| (name, value.len()));
+                            Db::store(conn, key, &record, side, now)?;
+                            dropped.extend(old_file);
+                            Ok(())
+                        }),
+                    BatchWrite::Delete { key } => {
+                        Db::load(conn, &values, key, now).and_then(|(_, old_file, existed)| {
+                            if existed {
+                                Db::remove(conn, key)?;
+                                dropped.extend(old_file);
+                            }
+                            Ok(())
+                        })
+                    }
+                    BatchWrite::Incr { key, by } => {
+                        Db::load(conn, &values, key, now).and_then(|(mut record, old_file, _)| {
+                            incr_record(&mut record, key, *by, None, now)?;
+                            if let Some(record) = &record {
+                                Db::store(conn, key, record, None, now)?;
+                            }
+                            dropped.extend(old_file);
+                            Ok(())
+                        })
+                    }
+                };
+                if let Err(error) = step {
+                    first_error.get_or_insert(error);
+                }
             }
-            .ok_or_else(|| wrong_type(key, "an integer"))?;
-            let new = value.checked_add(by).ok_or_else(|| Error::Overflow {
-                key: key.to_owned(),
-            })?;
-            current.data = Data::Bytes(new.to_string().into_bytes());
-            Ok(new)
-        })
+            Ok(first_error)
+        });
+        match applied {
+            Ok(first_error) => {
+                self.cull()?;
+                first_error.map_or(Ok(()), Err)
+            }
+            Err(error) => {
+                // Nothing was committed: the new files name no row.
+                self.remove_files(files.iter().flatten());
+                Err(error)
+            }
+        }
+    }
+
+    fn remove_files<'f>(&self, files: impl Iterator<Item = &'f String>) {
+        for file in files {
+            let _ = std::fs::remove_file(self.values.join(file));
+        }
     }
 
     pub(crate) fn unlock(&mut self, key: &str, token: &str) -> Result<bool> {

@@ -35,10 +35,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cashews_core::backend::{Backend, BoxFuture, BoxStream, Expiry, SetOptions};
+use cashews_core::backend::{Backend, BoxFuture, BoxStream, Expiry, SetOptions, Write};
 use cashews_core::driver::{Driver, DriverContext};
 use cashews_core::url::{parse_bytes, Params, SetupUrl};
-use cashews_core::{bits, Clock, Error, Result};
+use cashews_core::{bits, Clock, Command, Error, Result};
 
 use shard::Shard;
 
@@ -443,6 +443,44 @@ impl Backend for DiskBackend {
         expire: Option<Duration>,
     ) -> BoxFuture<'a, Result<i64>> {
         self.on(key, move |db, key| db.incr(key, by, expire))
+    }
+
+    /// One sqlite transaction per shard touched (shards commit at once, not
+    /// as one unit).
+    fn apply<'a>(&'a self, writes: &'a [Write<'a>]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let shards = self.shards()?;
+            let mut groups: Vec<Vec<db::BatchWrite>> = shards.iter().map(|_| Vec::new()).collect();
+            for write in writes {
+                let batch = match write {
+                    Write::Set { key, value, expire } => db::BatchWrite::Set {
+                        key: key.to_string(),
+                        value: value.to_vec(),
+                        expire: *expire,
+                    },
+                    Write::Delete { key } => db::BatchWrite::Delete {
+                        key: key.to_string(),
+                    },
+                    Write::Incr { key, by } => db::BatchWrite::Incr {
+                        key: key.to_string(),
+                        by: *by,
+                    },
+                    _ => {
+                        return Err(Error::Unsupported {
+                            backend: "disk",
+                            command: Command::Apply,
+                        })
+                    }
+                };
+                groups[shard_of(write.key(), shards.len())].push(batch);
+            }
+            let calls = groups
+                .into_iter()
+                .zip(shards.iter())
+                .filter(|(group, _)| !group.is_empty())
+                .map(|(group, shard)| shard.call(move |db| db.apply(group)));
+            futures_util::future::try_join_all(calls).await.map(drop)
+        })
     }
 
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool>> {

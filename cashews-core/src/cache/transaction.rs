@@ -45,8 +45,8 @@ pub enum TransactionMode {
 /// A transaction: reads see its own writes; writes are buffered until
 /// [`commit`](Transaction::commit) and applied together (on Redis in one
 /// `MULTI`/`EXEC`, per hash slot on a cluster; on memory under the locks of
-/// every shard touched, so readers see all or none; on disk in order, each
-/// write atomic). [`rollback`](Transaction::rollback), an error returned
+/// every shard touched, so readers see all or none; on disk in one sqlite
+/// transaction per shard touched). [`rollback`](Transaction::rollback), an error returned
 /// from [`run`](Transaction::run)'s body, a panic, or dropping the
 /// transaction discards the writes and releases its locks.
 ///

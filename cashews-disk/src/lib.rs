@@ -374,15 +374,17 @@ impl Backend for DiskBackend {
         pairs: Vec<(&'a str, Bytes)>,
         expire: Option<Duration>,
     ) -> BoxFuture<'a, Result<()>> {
+        // One transaction per shard, as a commit.
         Box::pin(async move {
-            let options = SetOptions {
-                expire,
-                ..SetOptions::default()
-            };
-            let sets = pairs
+            let writes: Vec<Write<'_>> = pairs
                 .into_iter()
-                .map(|(key, value)| self.set(key, value, options));
-            futures_util::future::try_join_all(sets).await.map(drop)
+                .map(|(key, value)| Write::Set {
+                    key: key.into(),
+                    value,
+                    expire,
+                })
+                .collect();
+            self.apply(&writes).await
         })
     }
 

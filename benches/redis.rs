@@ -23,8 +23,14 @@ fn main() {
     let cache = cashews::Cache::new();
     cache.setup(&server.url()).unwrap();
     let client = redis::Client::open(server.url()).unwrap();
+    // The same per-command response timeout cashews sets by default (1 s),
+    // so both sides pay for a timer per command.
     let raw = runtime
-        .block_on(redis::aio::ConnectionManager::new(client))
+        .block_on(redis::aio::ConnectionManager::new_with_config(
+            client,
+            redis::aio::ConnectionManagerConfig::new()
+                .set_response_timeout(Some(Duration::from_secs(1))),
+        ))
         .unwrap();
     let value = profile(7);
     // Raw redis-rs stores the same bytes cashews stores.

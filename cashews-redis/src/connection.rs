@@ -76,6 +76,16 @@ impl Connector {
         })
     }
 
+    /// The connection if it is made already: no future, so callers' futures
+    /// stay small (the one that makes it is large).
+    #[inline]
+    pub(crate) fn ready(&self) -> Option<Conn> {
+        match self {
+            Connector::Single { connection, .. } => connection.get().cloned().map(Conn::Single),
+            Connector::Cluster { connection, .. } => connection.get().cloned().map(Conn::Cluster),
+        }
+    }
+
     /// The connection, made on first use (inside the runtime).
     pub(crate) async fn connection(&self, config: &RedisConfig) -> Result<Conn> {
         match self {

@@ -366,7 +366,12 @@ impl RedisBackend {
 impl Shared {
     /// The connection, made on first use (inside the runtime).
     pub(crate) async fn connection(&self) -> Result<Conn> {
-        self.connector.connection(&self.config).await
+        match self.connector.ready() {
+            Some(connection) => Ok(connection),
+            // Boxed: making the connection is a large future that every
+            // command's future would otherwise carry.
+            None => Box::pin(self.connector.connection(&self.config)).await,
+        }
     }
 
     /// Runs a command; with `suppress`, a connection failure answers `fallback`.

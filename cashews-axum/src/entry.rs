@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use axum_core::body::Body;
+use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,9 @@ const NOT_STORED: &[HeaderName] = &[
 pub(crate) struct Stored {
     status: u16,
     headers: Vec<(String, Vec<u8>)>,
-    body: Vec<u8>,
+    /// Serialized as bytes (one copy), not as a sequence of numbers, and
+    /// shared by every response built from the entry.
+    body: Bytes,
     pub(crate) etag: String,
     stored_at_ms: u64,
     ttl_ms: Option<u64>,
@@ -36,7 +39,7 @@ impl Stored {
     /// response's own if it has one, else a hash of the body.
     pub(crate) fn new(
         parts: &http::response::Parts,
-        body: &[u8],
+        body: Bytes,
         now_ms: u64,
         ttl: Option<Duration>,
     ) -> Stored {
@@ -47,7 +50,7 @@ impl Stored {
         {
             Some(etag) => etag.to_owned(),
             None => {
-                let digest = Sha256::digest(body);
+                let digest = Sha256::digest(&body);
                 let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
                 format!("\"{hex}\"")
             }
@@ -60,7 +63,7 @@ impl Stored {
                 .filter(|(name, _)| !NOT_STORED.contains(name))
                 .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
                 .collect(),
-            body: body.to_vec(),
+            body,
             etag,
             stored_at_ms: now_ms,
             ttl_ms: ttl.map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64),
@@ -142,17 +145,22 @@ mod tests {
 
     #[test]
     fn etag_is_the_response_s_own_or_a_body_hash() {
-        let stored = Stored::new(&parts(&[]), b"hello", 0, None);
+        let stored = Stored::new(&parts(&[]), Bytes::from_static(b"hello"), 0, None);
         assert_eq!(stored.etag.len(), 34);
         assert_eq!(
             stored.etag,
-            Stored::new(&parts(&[]), b"hello", 9, None).etag
+            Stored::new(&parts(&[]), Bytes::from_static(b"hello"), 9, None).etag
         );
         assert_ne!(
             stored.etag,
-            Stored::new(&parts(&[]), b"hellO", 0, None).etag
+            Stored::new(&parts(&[]), Bytes::from_static(b"hellO"), 0, None).etag
         );
-        let own = Stored::new(&parts(&[("etag", "\"v1\"")]), b"hello", 0, None);
+        let own = Stored::new(
+            &parts(&[("etag", "\"v1\"")]),
+            Bytes::from_static(b"hello"),
+            0,
+            None,
+        );
         assert_eq!(own.etag, "\"v1\"");
     }
 
@@ -160,7 +168,7 @@ mod tests {
     fn hits_carry_age_and_remaining_max_age() {
         let stored = Stored::new(
             &parts(&[("content-type", "text/plain"), ("connection", "keep-alive")]),
-            b"body",
+            Bytes::from_static(b"body"),
             1_000,
             Some(Duration::from_secs(60)),
         );
@@ -179,7 +187,7 @@ mod tests {
 
     #[test]
     fn invalid_stored_headers_are_skipped() {
-        let mut stored = Stored::new(&parts(&[]), b"x", 0, None);
+        let mut stored = Stored::new(&parts(&[]), Bytes::from_static(b"x"), 0, None);
         stored.headers.push(("bad header".into(), b"v".to_vec()));
         stored.headers.push(("x-ok".into(), b"bad\nvalue".to_vec()));
         stored.status = 1000;

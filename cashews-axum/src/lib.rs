@@ -361,7 +361,7 @@ impl Config {
         if bytes.len() > self.max_body {
             return Err(Response::from_parts(parts, Body::from(bytes)));
         }
-        Ok(Stored::new(&parts, &bytes, self.now_ms(), expire))
+        Ok(Stored::new(&parts, bytes, self.now_ms(), expire))
     }
 
     async fn handle<S>(

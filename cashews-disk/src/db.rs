@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use cashews_core::backend::{Exist, Expiry, SetOptions};
 use cashews_core::codec::parse_counter;
 use cashews_core::{bits, glob, Clock, Error, Result};
@@ -138,7 +140,7 @@ fn io_error(error: std::io::Error) -> Error {
 pub(crate) enum BatchWrite {
     Set {
         key: String,
-        value: Vec<u8>,
+        value: Bytes,
         expire: Option<Duration>,
     },
     Delete {
@@ -551,7 +553,7 @@ impl Db {
                                 data: Data::Bytes(if file.is_some() {
                                     Vec::new()
                                 } else {
-                                    value.clone()
+                                    value.to_vec()
                                 }),
                                 expires_at: deadline(now, *expire),
                             };

@@ -457,7 +457,7 @@ impl Backend for DiskBackend {
                 let batch = match write {
                     Write::Set { key, value, expire } => db::BatchWrite::Set {
                         key: key.to_string(),
-                        value: value.to_vec(),
+                        value: value.clone(),
                         expire: *expire,
                     },
                     Write::Delete { key } => db::BatchWrite::Delete {

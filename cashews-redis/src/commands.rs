@@ -623,12 +623,14 @@ impl Shared {
             });
         }
         self.ensure_tracking().await;
-        // The local copy keeps a value set by the last write to its key.
+        // The local copy keeps a value set by the last write to its key
+        // (found walking back, so a large `set_many` stays linear).
+        let mut seen = HashSet::with_capacity(writes.len());
         let mut guards: Vec<_> = writes
             .iter()
-            .enumerate()
-            .map(|(i, write)| {
-                let last = !writes[i + 1..].iter().any(|w| w.key() == write.key());
+            .rev()
+            .map(|write| {
+                let last = seen.insert(write.key());
                 let value = match write {
                     Write::Set { value, expire, .. } if last => Some((value.clone(), *expire)),
                     _ => None,
@@ -636,6 +638,8 @@ impl Shared {
                 (self.write_guard(write.key()), value)
             })
             .collect();
+        // Back in write order: guards report in order, the last write last.
+        guards.reverse();
         let first = writes.first().map_or("", Write::key);
         let writes = &writes;
         let applied = self

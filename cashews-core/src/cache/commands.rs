@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::builders::{GetOrSetBuilder, IncrBuilder, SetBuilder, SetManyBuilder};
 use super::lock::LockBuilder;
-use super::tags::{is_tags_key, key_tags_key};
+use super::tags::{is_tags_key, key_tags_key, records_of};
 use super::{Cache, State};
 use crate::backend::{BoxFuture, BoxStream, Expiry};
 use crate::codec::{parse_counter, Decoded, Miss, Serializer};
@@ -307,29 +307,24 @@ impl Cache {
                 .await?
                 .into_bool(Command::Delete)
         };
-        if is_tags_key(key) {
+        let records = records_of([key]);
+        if records.is_empty() {
             return delete.await;
         }
         // A `delete_many`, so middlewares watching `delete` see the caller's
         // deletes only.
-        let tags = key_tags_key(key);
-        let tags = [tags.as_str()];
-        let forget = self.delete_many_keys(&tags);
-        let (deleted, forgotten) = join(delete, forget).await;
+        let records: Vec<&str> = records.iter().map(String::as_str).collect();
+        let (deleted, forgotten) = join(delete, self.delete_many_keys(&records)).await;
         forgotten?;
         deleted
     }
 
     /// Deletes `keys`; returns how many existed.
     pub async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
-        let tags: Vec<String> = keys
-            .iter()
-            .filter(|k| !is_tags_key(k))
-            .map(|k| key_tags_key(k))
-            .collect();
-        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let records = records_of(keys.iter().copied());
+        let records: Vec<&str> = records.iter().map(String::as_str).collect();
         let (deleted, forgotten) =
-            join(self.delete_many_keys(keys), self.delete_many_keys(&tags)).await;
+            join(self.delete_many_keys(keys), self.delete_many_keys(&records)).await;
         forgotten?;
         deleted
     }

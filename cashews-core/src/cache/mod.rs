@@ -406,11 +406,7 @@ impl Cache {
             let delete = |keys: Vec<String>| Request::DeleteMany {
                 keys: keys.into_iter().map(Cow::Owned).collect(),
             };
-            let tags: Vec<String> = keys
-                .iter()
-                .filter(|k| !tags::is_tags_key(k))
-                .map(|k| tags::key_tags_key(k))
-                .collect();
+            let tags = tags::records_of(keys.iter().map(String::as_str));
             next.run(delete(keys)).await?;
             if let Some(first) = tags.first() {
                 let tags_route = state.route(first)?;

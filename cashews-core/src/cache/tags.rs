@@ -45,6 +45,14 @@ pub(crate) fn is_tags_key(key: &str) -> bool {
     key.starts_with(TAGS_PREFIX)
 }
 
+/// The tag records to delete with `keys` (none for bookkeeping keys).
+pub(crate) fn records_of<'k>(keys: impl IntoIterator<Item = &'k str>) -> Vec<String> {
+    keys.into_iter()
+        .filter(|k| !is_tags_key(k))
+        .map(key_tags_key)
+        .collect()
+}
+
 impl Cache {
     /// Serves the tag bookkeeping (every key under [`TAGS_PREFIX`]) from the
     /// backend at `url`, e.g. a Redis shared by every process while values

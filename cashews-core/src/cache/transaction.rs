@@ -224,13 +224,17 @@ impl Transaction {
     /// The bytes at `key` as the transaction sees them.
     async fn read(&self, key: &str) -> Result<Option<Bytes>> {
         self.touch(key).await?;
-        if let Some(pending) = self.state.lock().overlay.get(key) {
-            return Ok(pending.clone());
+        {
+            let state = self.state.lock();
+            // Its own write, or (serializable) the version it read first and
+            // the commit checks against: no second round trip.
+            if let Some(seen) = state.overlay.get(key).or_else(|| state.reads.get(key)) {
+                return Ok(seen.clone());
+            }
         }
         let stored = self.cache.get_raw(key).await?;
         if self.mode == TransactionMode::Serializable {
             let mut state = self.state.lock();
-            // The first read is the version the commit checks against.
             let first = state
                 .reads
                 .entry(key.to_owned())
@@ -374,14 +378,16 @@ impl Transaction {
             }
         }
         // A deleted key leaves its tags, as `Cache::delete` does.
-        let forget: Vec<Write<'static>> = writes
-            .iter()
-            .filter(|w| matches!(w, Write::Delete { key } if !tags::is_tags_key(key)))
-            .map(|w| Write::Delete {
-                key: tags::key_tags_key(w.key()).into(),
-            })
-            .collect();
-        writes.extend(forget);
+        let deleted = writes.iter().filter_map(|w| match w {
+            Write::Delete { key } => Some(&**key),
+            _ => None,
+        });
+        let forget = tags::records_of(deleted);
+        writes.extend(
+            forget
+                .into_iter()
+                .map(|key| Write::Delete { key: key.into() }),
+        );
         if writes.is_empty() {
             return Ok(());
         }

@@ -314,16 +314,17 @@ impl Store {
     /// value that is not a counter) does not undo the others; its error is
     /// returned after the batch.
     pub(super) fn apply(&self, writes: &[Write<'_>], now: u64) -> Result<()> {
-        let mut indexes: Vec<usize> = writes.iter().map(|w| self.shard_index(w.key())).collect();
+        let of_write: Vec<usize> = writes.iter().map(|w| self.shard_index(w.key())).collect();
+        let mut indexes = of_write.clone();
         indexes.sort_unstable();
         indexes.dedup();
         let mut shards: Vec<MutexGuard<'_, Shard>> =
             indexes.iter().map(|i| self.shards[*i].lock()).collect();
         let mut first_error = None;
-        for write in writes {
+        for (write, index) in writes.iter().zip(of_write) {
             let key = write.key();
             let position = indexes
-                .binary_search(&self.shard_index(key))
+                .binary_search(&index)
                 .expect("every touched shard is locked");
             let shard = &mut shards[position];
             let result = match write {

@@ -204,7 +204,7 @@ pub struct Metrics;
 #[cfg(feature = "metrics")]
 impl Middleware for Metrics {
     fn call<'a>(&'a self, request: Request<'a>, next: Next<'a>) -> BoxFuture<'a, Result<Response>> {
-        observe(request, next, |event| {
+        Box::pin(observe(request, next, |event| {
             metrics::histogram!(
                 "cashews_operations_latency_seconds",
                 "operation" => event.command.name(),
@@ -223,6 +223,6 @@ impl Middleware for Metrics {
                     }
                 }
             }
-        })
+        }))
     }
 }

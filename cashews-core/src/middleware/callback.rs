@@ -1,6 +1,7 @@
 //! Calling a function after chosen commands.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,7 +92,7 @@ impl Middleware for Callback {
         if !self.commands.contains(request.command()) {
             return next.run(request);
         }
-        observe(request, next, |event| (self.function)(event))
+        Box::pin(observe(request, next, |event| (self.function)(event)))
     }
 }
 
@@ -101,10 +102,10 @@ pub(super) fn observe<'a>(
     request: Request<'a>,
     next: Next<'a>,
     done: impl FnOnce(&Event<'_>) + Send + 'a,
-) -> BoxFuture<'a, Result<Response>> {
+) -> impl Future<Output = Result<Response>> + Send + 'a {
     let command = request.command();
     let key = request.key().map(str::to_owned);
-    Box::pin(async move {
+    async move {
         let started = Instant::now();
         let result = next.run(request).await;
         done(&Event {
@@ -115,5 +116,5 @@ pub(super) fn observe<'a>(
             elapsed: started.elapsed(),
         });
         result
-    })
+    }
 }

@@ -145,7 +145,17 @@ pub async fn cache_info(cache: &crate::Cache, name: &str, pattern: &str) -> Cach
         .filter(|s| s.name == name)
         .fold((0, 0), |(h, m), s| (h + s.hits(), m + s.misses()));
     let size = match cache.scan(pattern).await {
-        Ok(keys) => keys.try_collect().await.ok().map(|keys| keys.len() as u64),
+        // Counted as they come, not collected.
+        Ok(mut keys) => {
+            let mut count = 0u64;
+            loop {
+                match keys.next().await {
+                    Some(Ok(_)) => count += 1,
+                    Some(Err(_)) => break None,
+                    None => break Some(count),
+                }
+            }
+        }
         Err(_) => None,
     };
     CacheInfo { hits, misses, size }

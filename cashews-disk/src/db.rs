@@ -1,8 +1,8 @@
 //! One shard: a sqlite file and the side files of its large values. Every
 //! method is synchronous and runs on the shard's own thread.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +13,7 @@ use cashews_core::{bits, glob, Clock, Error, Result};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::files::{self, SideFiles};
 use crate::{DiskConfig, Eviction};
 
 const SCHEMA: &str = "
@@ -37,8 +38,18 @@ CREATE TRIGGER IF NOT EXISTS cache_update AFTER UPDATE OF size ON cache
     BEGIN UPDATE meta SET size = size - OLD.size + NEW.size WHERE id = 0; END;
 ";
 
-/// `expires_at` of a live row, given `?now`.
-const LIVE: &str = "(expires_at IS NULL OR expires_at > ?2)";
+/// A row of the types this backend writes. A row of other SQL types was
+/// written by something else (a damaged file, a writer of the directory): it
+/// reads as missing, is replaced by a write and goes with a delete or purge.
+const WELL_TYPED: &str = "(typeof(key) = 'text' AND typeof(kind) = 'integer' \
+    AND typeof(value) IN ('blob', 'null') AND typeof(file) IN ('text', 'null') \
+    AND typeof(size) = 'integer' AND typeof(expires_at) IN ('integer', 'null'))";
+
+/// A well-typed row that has not expired, given `?2` = now.
+const LIVE: &str = "((expires_at IS NULL OR expires_at > ?2) AND (typeof(key) = 'text' \
+    AND typeof(kind) = 'integer' AND typeof(value) IN ('blob', 'null') \
+    AND typeof(file) IN ('text', 'null') AND typeof(size) = 'integer' \
+    AND typeof(expires_at) IN ('integer', 'null')))";
 
 /// What a key holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,18 +132,30 @@ pub(crate) fn sql_error(error: rusqlite::Error) -> Error {
     Error::backend("disk", transient, error)
 }
 
-/// The bytes a row holds: inline, or in its side file under `values`. A side
-/// file removed by another process meanwhile reads as a miss.
-fn row_bytes(values: &Path, inline: Option<Vec<u8>>, file: Option<&str>) -> Option<Vec<u8>> {
+/// The bytes a row of `key` holds: inline, or in its side file, whose size
+/// is the row's `size` less the key's length. A side file that is not what
+/// the row says (removed by another process meanwhile, or tampered with)
+/// reads as a miss.
+fn row_bytes(
+    files: &SideFiles,
+    key: &str,
+    inline: Option<Vec<u8>>,
+    file: Option<&str>,
+    size: i64,
+) -> Option<Vec<u8>> {
     match (inline, file) {
         (Some(bytes), _) => Some(bytes),
-        (None, Some(file)) => std::fs::read(values.join(file)).ok(),
+        (None, Some(file)) => {
+            let len = u64::try_from(size).ok()?.checked_sub(key.len() as u64)?;
+            files.read(file, len)
+        }
         (None, None) => Some(Vec::new()),
     }
 }
 
-fn io_error(error: std::io::Error) -> Error {
-    Error::backend("disk", false, error)
+/// A text column as a string; `None` for anything else.
+fn text(value: rusqlite::types::ValueRef<'_>) -> Option<String> {
+    value.as_str().ok().map(str::to_owned)
 }
 
 /// One write of a batch ([`Db::apply`]), owned to travel to the shard's thread.
@@ -186,14 +209,14 @@ fn wrong_type(key: &str, expected: &'static str) -> Error {
     }
 }
 
-/// A row seen by a scan: key, kind, inline bytes, side file.
-type ScanRow = (String, i64, Option<Vec<u8>>, Option<String>);
+/// A row seen by a scan: key, kind, inline bytes, side file, size.
+type ScanRow = (String, i64, Option<Vec<u8>>, Option<String>, i64);
 
 /// One shard's database.
 pub(crate) struct Db {
     conn: Connection,
     /// Where values above `large_value` are kept, one file each.
-    values: PathBuf,
+    files: SideFiles,
     large_value: usize,
     /// This shard's part of `size_limit`.
     size_limit: Option<u64>,
@@ -202,7 +225,10 @@ pub(crate) struct Db {
 }
 
 impl Db {
-    pub(crate) fn open(path: &Path, config: &DiskConfig, shards: u64, clock: Clock) -> Result<Db> {
+    /// Opens shard `n` of `config.directory`, at `path`.
+    pub(crate) fn open(n: u16, path: &Path, config: &DiskConfig, clock: Clock) -> Result<Db> {
+        // Private to the user: sqlite gives the -wal and -shm files the same mode.
+        files::create_private_file(path).map_err(|e| Error::backend("disk", false, e))?;
         let conn = Connection::open(path).map_err(sql_error)?;
         conn.busy_timeout(config.timeout).map_err(sql_error)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -232,9 +258,11 @@ impl Db {
         .map_err(sql_error)?;
         Ok(Db {
             conn,
-            values: config.directory.join("values"),
+            files: SideFiles::new(&config.directory, n),
             large_value: config.large_value,
-            size_limit: config.size_limit.map(|limit| (limit / shards).max(1)),
+            size_limit: config
+                .size_limit
+                .map(|limit| (limit / u64::from(config.shards)).max(1)),
             eviction: config.eviction,
             clock,
         })
@@ -249,29 +277,17 @@ impl Db {
     /// side files it dropped, after the commit.
     fn write<R>(
         &mut self,
-        f: impl FnOnce(&Connection, &mut Vec<String>) -> Result<R>,
+        f: impl FnOnce(&Connection, &SideFiles, &mut Vec<String>) -> Result<R>,
     ) -> Result<R> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_error)?;
         let mut dropped = Vec::new();
-        let result = f(&tx, &mut dropped)?;
+        let result = f(&tx, &self.files, &mut dropped)?;
         tx.commit().map_err(sql_error)?;
-        for file in dropped {
-            let _ = std::fs::remove_file(self.values.join(file));
-        }
+        self.remove_files(dropped.iter());
         Ok(result)
-    }
-
-    /// Writes a side file atomically (temp file, then rename); its name.
-    fn write_file(&self, value: &[u8]) -> Result<String> {
-        std::fs::create_dir_all(&self.values).map_err(io_error)?;
-        let name = format!("{}.val", cashews_core::random_token());
-        let temp = self.values.join(format!(".{name}.tmp"));
-        std::fs::write(&temp, value).map_err(io_error)?;
-        std::fs::rename(&temp, self.values.join(&name)).map_err(io_error)?;
-        Ok(name)
     }
 
     pub(crate) fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -279,7 +295,7 @@ impl Db {
         let row = self
             .conn
             .prepare_cached(&format!(
-                "SELECT kind, value, file FROM cache WHERE key = ?1 AND {LIVE}"
+                "SELECT kind, value, file, size FROM cache WHERE key = ?1 AND {LIVE}"
             ))
             .map_err(sql_error)?
             .query_row(params![key, now as i64], |r| {
@@ -287,11 +303,12 @@ impl Db {
                     r.get::<_, i64>(0)?,
                     r.get::<_, Option<Vec<u8>>>(1)?,
                     r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
                 ))
             })
             .optional()
             .map_err(sql_error)?;
-        let Some((0, value, file)) = row else {
+        let Some((0, value, file, size)) = row else {
             return Ok(None);
         };
         if self.eviction == Eviction::LeastRecentlyUsed {
@@ -301,38 +318,46 @@ impl Db {
                 .execute(params![key, now as i64])
                 .map_err(sql_error)?;
         }
-        Ok(row_bytes(&self.values, value, file.as_deref()))
+        Ok(row_bytes(&self.files, key, value, file.as_deref(), size))
     }
 
     /// The live record of `key` inside a transaction, the side file of its
-    /// row (live or not), and whether a row exists.
+    /// row (live or not), and whether a row exists. A row of the wrong SQL
+    /// types exists but holds no record.
     fn load(
         conn: &Connection,
-        values: &Path,
+        files: &SideFiles,
         key: &str,
         now: u64,
     ) -> Result<(Option<Record>, Option<String>, bool)> {
+        type Typed = (i64, Option<Vec<u8>>, i64, Option<i64>);
         let row = conn
-            .prepare_cached("SELECT kind, value, file, expires_at FROM cache WHERE key = ?1")
+            .prepare_cached(&format!(
+                "SELECT {WELL_TYPED}, file, kind, value, size, expires_at FROM cache WHERE key = ?1"
+            ))
             .map_err(sql_error)?
             .query_row(params![key], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Option<Vec<u8>>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                ))
+                let file = text(r.get_ref(1)?);
+                let typed: Option<Typed> = if r.get::<_, bool>(0)? {
+                    Some((r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                } else {
+                    None
+                };
+                Ok((file, typed))
             })
             .optional()
             .map_err(sql_error)?;
-        let Some((kind, value, file, expires_at)) = row else {
+        let Some((file, typed)) = row else {
             return Ok((None, None, false));
+        };
+        let Some((kind, value, size, expires_at)) = typed else {
+            return Ok((None, file, true));
         };
         let expires_at = expires_at.map(|t| t as u64);
         if expires_at.is_some_and(|t| t <= now) {
             return Ok((None, file, true));
         }
-        let bytes = row_bytes(values, value, file.as_deref());
+        let bytes = row_bytes(files, key, value, file.as_deref(), size);
         // Bytes that are not what the row says (a damaged file) read as missing.
         let record = bytes
             .and_then(|bytes| Data::decode(kind, bytes))
@@ -390,7 +415,7 @@ impl Db {
         let now = self.now();
         // A large value goes to its file before the row that names it.
         let file = if value.len() > self.large_value {
-            Some(self.write_file(value)?)
+            Some(self.files.write(value)?)
         } else {
             None
         };
@@ -402,9 +427,8 @@ impl Db {
             }),
             expires_at: deadline(now, options.expire),
         };
-        let values = self.values.clone();
-        let written = self.write(|conn, dropped| {
-            let (current, old_file, _) = Db::load(conn, &values, key, now)?;
+        let written = self.write(|conn, files, dropped| {
+            let (current, old_file, _) = Db::load(conn, files, key, now)?;
             let allowed = match options.exist {
                 Exist::Always => true,
                 Exist::IfPresent => current.is_some(),
@@ -420,7 +444,7 @@ impl Db {
         if let Some(file) = &file {
             // The row was not written: its file goes too.
             if !matches!(written, Ok(true)) {
-                let _ = std::fs::remove_file(self.values.join(file));
+                self.files.remove(file);
             }
         }
         if matches!(written, Ok(true)) {
@@ -438,9 +462,8 @@ impl Db {
         f: impl FnOnce(&mut Option<Record>, u64) -> Result<R>,
     ) -> Result<R> {
         let now = self.now();
-        let values = self.values.clone();
-        let result = self.write(|conn, dropped| {
-            let (mut record, old_file, existed) = Db::load(conn, &values, key, now)?;
+        let result = self.write(|conn, files, dropped| {
+            let (mut record, old_file, existed) = Db::load(conn, files, key, now)?;
             let before = record.clone();
             let result = f(&mut record, now)?;
             if record != before || (existed && before.is_none()) {
@@ -530,7 +553,7 @@ impl Db {
         for write in &writes {
             let file = match write {
                 BatchWrite::Set { value, .. } if value.len() > self.large_value => {
-                    match self.write_file(value) {
+                    match self.files.write(value) {
                         Ok(file) => Some(file),
                         Err(error) => {
                             self.remove_files(files.iter().flatten());
@@ -542,12 +565,11 @@ impl Db {
             };
             files.push(file);
         }
-        let values = self.values.clone();
-        let applied = self.write(|conn, dropped| {
+        let applied = self.write(|conn, values, dropped| {
             let mut first_error = None;
             for (write, file) in writes.iter().zip(&files) {
                 let step = match write {
-                    BatchWrite::Set { key, value, expire } => Db::load(conn, &values, key, now)
+                    BatchWrite::Set { key, value, expire } => Db::load(conn, values, key, now)
                         .and_then(|(_, old_file, _)| {
                             let record = Record {
                                 data: Data::Bytes(if file.is_some() {
@@ -563,7 +585,7 @@ impl Db {
                             Ok(())
                         }),
                     BatchWrite::Delete { key } => {
-                        Db::load(conn, &values, key, now).and_then(|(_, old_file, existed)| {
+                        Db::load(conn, values, key, now).and_then(|(_, old_file, existed)| {
                             if existed {
                                 Db::remove(conn, key)?;
                                 dropped.extend(old_file);
@@ -572,7 +594,7 @@ impl Db {
                         })
                     }
                     BatchWrite::Incr { key, by } => {
-                        Db::load(conn, &values, key, now).and_then(|(mut record, old_file, _)| {
+                        Db::load(conn, values, key, now).and_then(|(mut record, old_file, _)| {
                             incr_record(&mut record, key, *by, None, now)?;
                             if let Some(record) = &record {
                                 Db::store(conn, key, record, None, now)?;
@@ -603,7 +625,7 @@ impl Db {
 
     fn remove_files<'f>(&self, files: impl Iterator<Item = &'f String>) {
         for file in files {
-            let _ = std::fs::remove_file(self.values.join(file));
+            self.files.remove(file);
         }
     }
 
@@ -744,23 +766,23 @@ impl Db {
         let rows: Vec<ScanRow> = self
             .conn
             .prepare_cached(&format!(
-                "SELECT key, kind, CASE WHEN ?5 THEN value END, file FROM cache
+                "SELECT key, kind, CASE WHEN ?5 THEN value END, file, size FROM cache
                  WHERE key > ?1 AND {LIVE} AND redis_glob(?3, key)
                  ORDER BY key LIMIT ?4"
             ))
             .map_err(sql_error)?
             .query_map(
                 params![after, self.now() as i64, pattern, limit as i64, values],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .map_err(sql_error)?
             .collect::<rusqlite::Result<_>>()
             .map_err(sql_error)?;
         Ok(rows
             .into_iter()
-            .map(|(key, kind, value, file)| {
+            .map(|(key, kind, value, file, size)| {
                 let bytes = match (values, kind) {
-                    (true, 0) => row_bytes(&self.values, value, file.as_deref()),
+                    (true, 0) => row_bytes(&self.files, &key, value, file.as_deref(), size),
                     _ => None,
                 };
                 (key, bytes)
@@ -772,10 +794,10 @@ impl Db {
     /// their files; returns how many live ones there were.
     fn delete_where(&mut self, condition: &str, arg: &str) -> Result<u64> {
         let now = self.now() as i64;
-        self.write(|conn, dropped| {
+        self.write(|conn, _, dropped| {
             let files: Vec<String> = conn
                 .prepare(&format!(
-                    "SELECT file FROM cache WHERE file IS NOT NULL AND {condition} AND ?2 = ?2"
+                    "SELECT file FROM cache WHERE typeof(file) = 'text' AND {condition} AND ?2 = ?2"
                 ))
                 .map_err(sql_error)?
                 .query_map(params![arg, now], |r| r.get(0))
@@ -806,13 +828,32 @@ impl Db {
         self.delete_where("?1 = ?1", "").map(drop)
     }
 
-    /// Removes expired rows and their files; returns how many.
+    /// Removes expired rows (and rows of the wrong SQL types) and their
+    /// files; returns how many live ones there were.
     pub(crate) fn purge_expired(&mut self) -> Result<u64> {
         let now = self.now().to_string();
         self.delete_where(
-            "expires_at IS NOT NULL AND expires_at <= CAST(?1 AS INTEGER)",
+            &format!(
+                "((expires_at IS NOT NULL AND expires_at <= CAST(?1 AS INTEGER)) \
+                 OR NOT {WELL_TYPED})"
+            ),
             &now,
         )
+    }
+
+    /// Removes this shard's side files and temp files older than `grace`
+    /// that no row names; returns how many.
+    pub(crate) fn sweep_orphans(&mut self, grace: std::time::Duration) -> Result<usize> {
+        let conn = &self.conn;
+        self.files.sweep(grace, || {
+            conn.prepare("SELECT file FROM cache WHERE typeof(file) = 'text'")
+                .map_err(sql_error)?
+                .query_map([], |r| Ok(text(r.get_ref(0)?)))
+                .map_err(sql_error)?
+                .filter_map(|file| file.transpose())
+                .collect::<rusqlite::Result<HashSet<String>>>()
+                .map_err(sql_error)
+        })
     }
 
     pub(crate) fn count(&mut self) -> Result<u64> {
@@ -854,24 +895,34 @@ impl Db {
             if excess == 0 {
                 return Ok(());
             }
-            let evicted = self.write(|conn, dropped| {
-                let rows: Vec<(String, Option<String>, i64)> = conn
+            let evicted = self.write(|conn, _, dropped| {
+                let rows: Vec<(i64, Option<String>, i64)> = conn
                     .prepare_cached(&format!(
-                        "SELECT key, file, size FROM cache ORDER BY {order}, rowid LIMIT 16"
+                        "SELECT rowid, file, CASE WHEN typeof(size) = 'integer' THEN size END
+                         FROM cache ORDER BY {order}, rowid LIMIT 16"
                     ))
                     .map_err(sql_error)?
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .query_map([], |r| {
+                        Ok((
+                            r.get(0)?,
+                            text(r.get_ref(1)?),
+                            r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                        ))
+                    })
                     .map_err(sql_error)?
                     .collect::<rusqlite::Result<_>>()
                     .map_err(sql_error)?;
                 // Only as many as it takes to get under the limit.
                 let mut freed = 0u64;
                 let mut evicted = 0;
-                for (key, file, size) in rows {
+                for (rowid, file, size) in rows {
                     if freed >= excess {
                         break;
                     }
-                    Db::remove(conn, &key)?;
+                    conn.prepare_cached("DELETE FROM cache WHERE rowid = ?1")
+                        .map_err(sql_error)?
+                        .execute(params![rowid])
+                        .map_err(sql_error)?;
                     dropped.extend(file);
                     freed += size.max(0) as u64;
                     evicted += 1;

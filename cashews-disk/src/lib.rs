@@ -3,13 +3,14 @@
 //!
 //! | parameter | default | meaning |
 //! |---|---|---|
-//! | `directory` | `$TMPDIR/cashews` | where the shard files live (created if missing) |
+//! | `directory` | [`default_directory()`] | where the shard files live (created 0700 if missing; refused if another user owns it or others may write to it) |
 //! | `shards` | `8` | how many sqlite files keys are spread over (fixed for a directory) |
 //! | `size_limit` | none | the most bytes of keys and values kept (`1GiB`, `500MB`, `4096`); each shard keeps its share |
 //! | `eviction` | `least-recently-stored` | what goes first beyond `size_limit`: `least-recently-stored`, `least-recently-used` (a read updates the row) or `none` |
 //! | `timeout` | `10s` | how long a command waits for another process's write lock |
 //! | `large_value` | `32KiB` | values above this live in their own file beside the database |
-//! | `check_interval` | `60s` | how often expired rows are purged (`0` disables) |
+//! | `check_interval` | `60s` | how often expired rows and orphaned side files are purged (`0` disables) |
+//! | `orphan_grace` | `10min` | how old a side file that no row names must be before the purge removes it (a write in another process may not have committed its row yet) |
 //!
 //! Each shard is a sqlite file in WAL mode with `synchronous=NORMAL`: a
 //! committed write survives the process being killed. Keys go to a shard by a
@@ -19,7 +20,16 @@
 //!
 //! Large values are written to a temporary file that is renamed into place
 //! before the row naming it is committed, and removed after the row is
-//! deleted or replaced. Pattern commands (`scan`, `get_match`,
+//! deleted or replaced. A failed write removes its temporary file; a file
+//! left by a process killed before its row was committed is removed by the
+//! purge once `orphan_grace` has passed.
+//!
+//! Everything read from a row is treated as hostile input (SECURITY.md): a
+//! side file is only ever a name this backend makes in `values/`, opened
+//! without following links, a regular file of exactly the recorded size; a
+//! row of the wrong SQL types reads as missing and is replaced or deleted
+//! like any other. The directory and its files are private to the user
+//! (0700 and 0600). Pattern commands (`scan`, `get_match`,
 //! `delete_match`) visit every shard and match with Redis' glob rules
 //! (sqlite's `GLOB` has no `\` escape).
 //!
@@ -28,7 +38,10 @@
 #![warn(missing_docs)]
 
 mod db;
+mod files;
 mod shard;
+
+pub use files::default_directory;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -101,6 +114,8 @@ pub struct DiskConfig {
     pub large_value: usize,
     /// How often expired rows are purged; `None` disables it.
     pub check_interval: Option<Duration>,
+    /// How old a side file that no row names must be before it is removed.
+    pub orphan_grace: Duration,
 }
 
 impl DiskConfig {
@@ -114,6 +129,7 @@ impl DiskConfig {
             timeout: Duration::from_secs(10),
             large_value: 32 * 1024,
             check_interval: Some(Duration::from_secs(60)),
+            orphan_grace: Duration::from_secs(600),
         }
     }
 
@@ -122,7 +138,7 @@ impl DiskConfig {
         let directory = params
             .take("directory")
             .map(PathBuf::from)
-            .unwrap_or_else(|| std::env::temp_dir().join("cashews"));
+            .unwrap_or_else(default_directory);
         let mut config = DiskConfig::new(directory);
         if let Some(shards) = params.take_with("shards", "an integer from 1 to 256", |s| {
             s.trim()
@@ -156,6 +172,9 @@ impl DiskConfig {
         }
         if let Some(interval) = params.duration("check_interval")? {
             config.check_interval = (!interval.is_zero()).then_some(interval);
+        }
+        if let Some(grace) = params.duration("orphan_grace")? {
+            config.orphan_grace = grace;
         }
         Ok(config)
     }
@@ -298,8 +317,7 @@ impl DiskBackend {
 fn open_shards(config: &DiskConfig, clock: &Clock) -> Result<Arc<[Shard]>> {
     let invalid =
         |why: String| Error::config(format!("disk directory {:?}: {why}", config.directory));
-    std::fs::create_dir_all(&config.directory)
-        .map_err(|e| invalid(format!("cannot create it: {e}")))?;
+    files::prepare_directory(&config.directory)?;
     // A directory written with more shards would hide their keys.
     let existing = std::fs::read_dir(&config.directory)
         .map_err(|e| invalid(format!("cannot read it: {e}")))?

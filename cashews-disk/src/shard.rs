@@ -1,6 +1,6 @@
 //! A shard's thread: it owns the shard's connection and runs the commands
-//! sent to it in order, and purges expired rows when idle for
-//! `check_interval`. It ends when the backend is dropped.
+//! sent to it in order, and purges expired rows (and side files no row
+//! names) when idle for `check_interval`. It ends when the backend is dropped.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -23,12 +23,12 @@ impl Shard {
     /// Opens shard `n` of `config.directory` on a new thread.
     pub(crate) fn open(n: u16, config: &DiskConfig, clock: Clock) -> Result<Shard> {
         let path = config.directory.join(format!("shard-{n:03}.db"));
-        let mut db = Db::open(&path, config, u64::from(config.shards), clock)?;
+        let mut db = Db::open(n, &path, config, clock)?;
         let (jobs, queue) = mpsc::channel::<Job>();
-        let interval = config.check_interval;
+        let (interval, grace) = (config.check_interval, config.orphan_grace);
         std::thread::Builder::new()
             .name(format!("cashews-disk-{n}"))
-            .spawn(move || run(&mut db, &queue, interval))
+            .spawn(move || run(&mut db, &queue, interval, grace))
             .map_err(|e| Error::backend("disk", false, e))?;
         Ok(Shard { jobs })
     }
@@ -54,7 +54,7 @@ fn stopped() -> Error {
     Error::backend("disk", false, "the shard's thread has stopped")
 }
 
-fn run(db: &mut Db, queue: &mpsc::Receiver<Job>, interval: Option<Duration>) {
+fn run(db: &mut Db, queue: &mpsc::Receiver<Job>, interval: Option<Duration>, grace: Duration) {
     let mut next_purge = interval.map(|i| Instant::now() + i);
     loop {
         let job = match next_purge {
@@ -74,6 +74,11 @@ fn run(db: &mut Db, queue: &mpsc::Receiver<Job>, interval: Option<Duration>) {
             if Instant::now() >= at {
                 if let Err(error) = db.purge_expired() {
                     tracing::warn!(%error, "disk cache: purging expired rows failed");
+                }
+                match db.sweep_orphans(grace) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(n, "disk cache: removed orphaned side files"),
+                    Err(error) => tracing::warn!(%error, "disk cache: sweeping side files failed"),
                 }
                 next_purge = Some(Instant::now() + interval);
             }

@@ -202,11 +202,11 @@ async fn documented_keys_render_exactly() {
     let cases: Vec<(String, String)> = vec![
         (
             default_key::key(1, "ann", true, vec!["a".into(), "b".into()], None),
-            format!("{module}::default_key:id:1:name:ann:active:true:tags:a:b:missing:"),
+            format!("{module}::default_key:id:1:name:ann:active:true:tags:a%3Ab:missing:"),
         ),
         (
             rendering::key(false, None, Some(3), [1, 2, 3], [("b".into(), 2), ("a".into(), 1)].into()),
-            "f:false::3:1:2:3:a:1:b:2".into(),
+            "f:false::3:1%3A2%3A3:a%3A1%3Ab%3A2".into(),
         ),
         (nested::key(&ann()), "u:oslo:ANN:3".into()),
         (
@@ -505,7 +505,7 @@ async fn trait_impls_generics_and_owned_arguments() {
         keys,
         vec![
             format!("{module}::Postgres::find:id:3"),
-            format!("{module}::generic:item:1.5:owned:o:borrowed:97:98"),
+            format!("{module}::generic:item:1.5:owned:o:borrowed:97%3A98"),
         ]
     );
 }
@@ -645,4 +645,89 @@ async fn cache_info_counts_hits_misses_and_stored_results() {
         let full = format!("{}::{name}", module_path!());
         assert!(names.contains(&full.as_str()), "{full} in {names:?}");
     }
+}
+
+// ---- keys are injective over argument values --------------------------------
+
+static INJECTIVE: LazyLock<Cache> = LazyLock::new(memory_cache);
+
+#[cache(ttl = "1h", cache = INJECTIVE, helpers)]
+async fn document(user: &str, doc: &str) -> String {
+    format!("{user}/{doc}")
+}
+
+#[cache(ttl = "1h", cache = INJECTIVE, helpers)]
+async fn optional(name: Option<&str>) -> String {
+    format!("{name:?}")
+}
+
+#[cache(ttl = "1h", cache = INJECTIVE, helpers)]
+async fn listed(items: Vec<String>) -> String {
+    format!("{items:?}")
+}
+
+#[cache(ttl = "1h", cache = INJECTIVE, helpers)]
+async fn nested_lists(items: Vec<Vec<&'static str>>, more: Vec<&'static str>) -> String {
+    format!("{items:?} {more:?}")
+}
+
+#[tokio::test]
+async fn default_keys_never_share_a_key_between_different_arguments() {
+    // The separator inside a value cannot pose as the next argument's label.
+    assert_eq!(document("alice", "x:doc:y").await, "alice/x:doc:y");
+    assert_eq!(document("alice:doc:x", "y").await, "alice:doc:x/y");
+    assert_ne!(
+        document::key("alice", "x:doc:y"),
+        document::key("alice:doc:x", "y")
+    );
+    // None and Some("") are different arguments.
+    assert_eq!(optional(None).await, "None");
+    assert_eq!(optional(Some("")).await, "Some(\"\")");
+    assert_eq!(optional(Some("%")).await, "Some(\"%\")");
+    // A sequence of one value with the separator is not two values.
+    assert_eq!(listed(vec!["a:b".into()]).await, "[\"a:b\"]");
+    assert_eq!(listed(vec!["a".into(), "b".into()]).await, "[\"a\", \"b\"]");
+    assert_eq!(listed(vec!["a%3Ab".into()]).await, "[\"a%3Ab\"]");
+    // Nested sequences keep their shape, also across arguments.
+    assert_eq!(nested_lists(vec![vec!["a", "b"]], vec![]).await, "[[\"a\", \"b\"]] []");
+    assert_eq!(nested_lists(vec![vec!["a"], vec!["b"]], vec![]).await, "[[\"a\"], [\"b\"]] []");
+    assert_eq!(
+        nested_lists(vec![vec!["x"], vec!["more", "y"]], vec![]).await,
+        "[[\"x\"], [\"more\", \"y\"]] []"
+    );
+    assert_eq!(nested_lists(vec![vec!["x"]], vec!["y"]).await, "[[\"x\"]] [\"y\"]");
+    // Plain values keep their readable form.
+    assert_eq!(
+        document::key("alice", "report"),
+        concat!(module_path!(), "::document:user:alice:doc:report")
+    );
+    assert_eq!(
+        optional::key(None),
+        concat!(module_path!(), "::optional:name:")
+    );
+}
+
+static TENANTS: LazyLock<Cache> = LazyLock::new(memory_cache);
+
+#[cache(ttl = "1h", key = "tenant:{tenant}:report:{id}", cache = TENANTS)]
+async fn tenant_report(tenant: &str, id: u32) -> String {
+    format!("{tenant}/{id}")
+}
+
+#[cache::invalidate("tenant:{tenant}:*", cache = TENANTS)]
+async fn reset_tenant(tenant: &str) {
+    let _ = tenant;
+}
+
+#[tokio::test]
+async fn a_template_value_cannot_reach_into_another_values_keys() {
+    tenant_report("acme", 1).await;
+    tenant_report("acme:report", 1).await;
+    assert_eq!(TENANTS.get_keys_count().await.unwrap(), 2, "two keys");
+    // Invalidating tenant "acme:report" leaves tenant "acme" alone.
+    reset_tenant("acme:report").await;
+    assert!(TENANTS.exists("tenant:acme:report:1").await.unwrap());
+    assert_eq!(TENANTS.get_keys_count().await.unwrap(), 1);
+    reset_tenant("acme").await;
+    assert_eq!(TENANTS.get_keys_count().await.unwrap(), 0);
 }

@@ -4,12 +4,23 @@
 //! One rule for every backend and every call path:
 //! - integers, floats, `char` and strings render as themselves; `bool` as
 //!   `true` / `false`;
-//! - `None` renders as nothing (the empty string), `Some(x)` as `x`;
-//! - sequences (`Vec`, slices, arrays, sets kept sorted) join their items with `:`;
-//! - maps render `key:value` pairs sorted by key, joined with `:`;
+//! - `None` renders as nothing (the empty string), `Some(x)` as `x` — but
+//!   `%x` when `x` renders empty or begins with `%`, so `Some("")` is not `None`;
+//! - sequences (`Vec`, slices, arrays, sets kept sorted) join their items with
+//!   `:`, each item [escaped](escape_from) first;
+//! - maps render `key:value` pairs sorted by key, joined with `:`, keys and
+//!   values escaped;
 //! - references, `Box`, `Arc`, `Rc` and `Cow` render what they point to;
 //! - any other type opts in by implementing [`KeyPart`], or through
 //!   [`Display`] (the `#[cache]` macro picks `KeyPart` first).
+//!
+//! In a key, every rendered value (an argument of a default key, a
+//! placeholder of a template) is escaped once more: `%` becomes `%25` and `:`
+//! becomes `%3A`. A value therefore never contains the separator, so two
+//! different argument lists never render the same key (`f("a:b", "c")` and
+//! `f("a", "b:c")`, `["a:b"]` and `["a", "b"]`), and an invalidation pattern
+//! built from one value (`tenant:{tenant}:*`) never matches the keys of
+//! another. Values without `%` or `:` render unchanged.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -143,9 +154,45 @@ impl<T: KeyPart + ToOwned + ?Sized> KeyPart for Cow<'_, T> {
 impl<T: KeyPart> KeyPart for Option<T> {
     fn write_key(&self, out: &mut String) {
         if let Some(value) = self {
+            let start = out.len();
             value.write_key(out);
+            // `None` is the only empty rendering; a `%` prefix marks the rest
+            // (an escaped value never begins with a lone `%`).
+            if out.len() == start || out.as_bytes()[start] == b'%' {
+                out.insert(start, '%');
+            }
         }
     }
+}
+
+/// Escapes what `out` holds from byte `start` on so that it contains no `:`
+/// (the separator of key parts): `%` becomes `%25` and `:` becomes `%3A`.
+/// Text without either is left as it is. A [`KeyPart`] of a type made of
+/// several values writes each one and escapes it before writing the next
+/// separator, as sequences do.
+#[inline]
+pub fn escape_from(out: &mut String, start: usize) {
+    let Some(first) = out.as_bytes()[start..]
+        .iter()
+        .position(|b| matches!(b, b':' | b'%'))
+    else {
+        return;
+    };
+    let tail = out.split_off(start + first);
+    for c in tail.chars() {
+        match c {
+            ':' => out.push_str("%3A"),
+            '%' => out.push_str("%25"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Writes `part` escaped (see [`escape_from`]).
+fn write_escaped<T: KeyPart + ?Sized>(part: &T, out: &mut String) {
+    let start = out.len();
+    part.write_key(out);
+    escape_from(out, start);
 }
 
 fn join<'a, T: KeyPart + 'a>(items: impl IntoIterator<Item = &'a T>, out: &mut String) {
@@ -153,7 +200,7 @@ fn join<'a, T: KeyPart + 'a>(items: impl IntoIterator<Item = &'a T>, out: &mut S
         if i > 0 {
             out.push(':');
         }
-        item.write_key(out);
+        write_escaped(item, out);
     }
 }
 
@@ -197,9 +244,9 @@ fn join_pairs<'a, K: KeyPart + 'a, V: KeyPart + 'a>(
         if i > 0 {
             out.push(':');
         }
-        k.write_key(out);
+        write_escaped(k, out);
         out.push(':');
-        v.write_key(out);
+        write_escaped(v, out);
     }
 }
 
@@ -454,6 +501,28 @@ mod tests {
         assert_eq!(render(&set), "1:2:3");
         assert_eq!(render(&Cow::Borrowed("x")), "x");
         assert_eq!(render(&Arc::new(-1.5)), "-1.5");
+    }
+
+    #[test]
+    fn renderings_are_injective() {
+        // Items holding the separator or the escape character are escaped.
+        assert_eq!(render(&vec!["a:b"]), "a%3Ab");
+        assert_eq!(render(&vec!["50%"]), "50%25");
+        assert_ne!(render(&vec!["a:b"]), render(&vec!["a", "b"]));
+        assert_ne!(render(&vec![vec!["a", "b"]]), render(&vec![vec!["a"], vec!["b"]]));
+        let map: BTreeMap<&str, &str> = [("a:b", "c")].into();
+        let other: BTreeMap<&str, &str> = [("a", "b:c")].into();
+        assert_ne!(render(&map), render(&other));
+        // None, Some("") and Some of a value beginning with `%` differ.
+        let options = [None, Some(""), Some("%"), Some("%%"), Some("x")];
+        let rendered: HashSet<String> = options.iter().map(render).collect();
+        assert_eq!(rendered.len(), options.len(), "{rendered:?}");
+        let mut escaped = String::from("k:");
+        escape_from(&mut escaped, 2);
+        assert_eq!(escaped, "k:");
+        let mut escaped = String::from("k:a:%b");
+        escape_from(&mut escaped, 2);
+        assert_eq!(escaped, "k:a%3A%25b");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, FnArg, Ident, ItemFn, Lit, LitStr, Pat, ReturnType, Type};
 
 use crate::attr::{Errors, Options};
-use crate::template::{render_arg, Scope, Template};
+use crate::template::{render_arg, render_escaped, Scope, Template};
 
 #[path = "../../cashews-core/src/ttl_grammar.rs"]
 mod ttl_grammar;
@@ -409,7 +409,9 @@ pub(crate) fn key_code(
                 .map(|a| {
                     let label = format!(":{}:", a.name);
                     let name = &a.name;
-                    let render = render_arg(krate, &out, &quote_spanned!(a.span=> #name), a.span);
+                    let part = format_ident!("__cashews_value", span = a.span);
+                    let write = render_arg(krate, &part, &quote_spanned!(a.span=> #name), a.span);
+                    let render = render_escaped(krate, &out, &part, &write, false, a.span);
                     quote!(#out.push_str(#label); #render)
                 });
             quote!(#head #(#parts)*)

@@ -116,29 +116,34 @@ impl Template {
     }
 
     /// Statements appending the rendered template to `out` (a `&mut String`).
+    /// Every value is key-escaped (`%` and `:` percent-encoded, see
+    /// `cashews::key`), so no value can pose as the template's own text.
     pub fn render(&self, krate: &TokenStream, out: &Ident) -> TokenStream {
         let span = self.span;
         let mut code = TokenStream::new();
         for segment in &self.segments {
-            code.extend(match segment {
-                Segment::Text(text) => quote_spanned!(span=> #out.push_str(#text);),
-                Segment::Value {
-                    root: Root::Context,
-                    format,
-                    ..
-                } => {
+            let Segment::Value {
+                root,
+                members,
+                format,
+            } = segment
+            else {
+                if let Segment::Text(text) = segment {
+                    code.extend(quote_spanned!(span=> #out.push_str(#text);));
+                }
+                continue;
+            };
+            let part = format_ident!("__cashews_value", span = span);
+            let write = match root {
+                Root::Context => {
                     let name = format
                         .as_ref()
                         .and_then(|f| f.args.first())
                         .cloned()
                         .unwrap_or_default();
-                    quote_spanned!(span=> #krate::__private::key::fmt::context(&mut *#out, #name);)
+                    quote_spanned!(span=> #krate::__private::key::fmt::context(&mut *#part, #name);)
                 }
-                Segment::Value {
-                    root: Root::Arg(root),
-                    members,
-                    format,
-                } => {
+                Root::Arg(root) => {
                     let root = if root == "self" {
                         quote_spanned!(span=> self)
                     } else {
@@ -156,25 +161,48 @@ impl Template {
                         }
                     });
                     let value = quote_spanned!(span=> (#root #(#members)*));
-                    if self.escape {
-                        let part = format_ident!("__cashews_value", span = span);
-                        let part_text = format_ident!("__cashews_value_text", span = span);
-                        let render = render_value(krate, &part, &value, format.as_ref(), span);
-                        quote_spanned! {span=> {
-                            let mut #part_text = ::std::string::String::new();
-                            {
-                                let #part = &mut #part_text;
-                                #render
-                            }
-                            #out.push_str(&#krate::__private::glob::escape(&#part_text));
-                        }}
-                    } else {
-                        render_value(krate, out, &value, format.as_ref(), span)
-                    }
+                    render_value(krate, &part, &value, format.as_ref(), span)
                 }
-            });
+            };
+            code.extend(render_escaped(krate, out, &part, &write, self.escape, span));
         }
         code
+    }
+}
+
+/// Statements running `write` (which appends a value to `part`, a
+/// `&mut String`) and appending the value to `out` key-escaped, and also
+/// glob-escaped when `glob` (a pattern).
+pub fn render_escaped(
+    krate: &TokenStream,
+    out: &Ident,
+    part: &Ident,
+    write: &TokenStream,
+    glob: bool,
+    span: Span,
+) -> TokenStream {
+    let key = quote_spanned!(span=> #krate::__private::key);
+    if glob {
+        let text = format_ident!("__cashews_value_text", span = span);
+        quote_spanned! {span=> {
+            let mut #text = ::std::string::String::new();
+            {
+                let #part = &mut #text;
+                #write
+            }
+            #key::escape_from(&mut #text, 0);
+            #out.push_str(&#krate::__private::glob::escape(&#text));
+        }}
+    } else {
+        let start = format_ident!("__cashews_value_start", span = span);
+        quote_spanned! {span=> {
+            let #start = #out.len();
+            {
+                let #part: &mut ::std::string::String = &mut *#out;
+                #write
+            }
+            #key::escape_from(&mut *#out, #start);
+        }}
     }
 }
 

@@ -10,7 +10,7 @@ pub use cashews_core::{
     ttl, url, Backend, BoxError, BoxFuture, BoxStream, CacheStats, Clock, CodecKind, Command,
     CommandSet, Digest, Driver, Error, Exist, Expiry, IntoTtl, LockGuard, ManualClock,
     MemoryBackend, MemoryConfig, Miss, Result, Serializer, SetOptions, Transaction,
-    TransactionMode, Ttl, Write, TAGS_PREFIX,
+    TransactionMode, Ttl, Write, DEFAULT_LOCK_WAIT, MAX_FLIGHT_WAIT, TAGS_PREFIX,
 };
 
 /// The backends compiled into this build, by cargo feature. `mem://` is
@@ -112,7 +112,7 @@ pub mod cache {
 }
 
 pub use cashews_core::key::{key_context, KeyPart};
-pub use cashews_core::strategy::{uncached, CircuitOpen, RateLimited};
+pub use cashews_core::strategy::{uncached, CircuitOpen, OnBackendError, RateLimited};
 
 static GLOBAL: LazyLock<Cache> = LazyLock::new(Cache::new);
 

@@ -138,8 +138,9 @@ static PAUSED: LazyLock<Cache> = LazyLock::new(paused_cache);
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static MOST_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
-/// `locked` caches nothing: it runs one call at a time per key.
-#[cache::locked(ttl = "1h", cache = PAUSED, key = "with_locked")]
+/// `locked` caches nothing: it runs one call at a time per key (each caller
+/// waits up to an hour here; the default wait is `DEFAULT_LOCK_WAIT`).
+#[cache::locked(ttl = "1h", wait = "1h", cache = PAUSED, key = "with_locked")]
 async fn with_locked() -> Result<u32, ApiError> {
     LOCKED_CALLS.fetch_add(1, Ordering::SeqCst);
     let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;

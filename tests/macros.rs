@@ -689,13 +689,22 @@ async fn default_keys_never_share_a_key_between_different_arguments() {
     assert_eq!(listed(vec!["a".into(), "b".into()]).await, "[\"a\", \"b\"]");
     assert_eq!(listed(vec!["a%3Ab".into()]).await, "[\"a%3Ab\"]");
     // Nested sequences keep their shape, also across arguments.
-    assert_eq!(nested_lists(vec![vec!["a", "b"]], vec![]).await, "[[\"a\", \"b\"]] []");
-    assert_eq!(nested_lists(vec![vec!["a"], vec!["b"]], vec![]).await, "[[\"a\"], [\"b\"]] []");
+    assert_eq!(
+        nested_lists(vec![vec!["a", "b"]], vec![]).await,
+        "[[\"a\", \"b\"]] []"
+    );
+    assert_eq!(
+        nested_lists(vec![vec!["a"], vec!["b"]], vec![]).await,
+        "[[\"a\"], [\"b\"]] []"
+    );
     assert_eq!(
         nested_lists(vec![vec!["x"], vec!["more", "y"]], vec![]).await,
         "[[\"x\"], [\"more\", \"y\"]] []"
     );
-    assert_eq!(nested_lists(vec![vec!["x"]], vec!["y"]).await, "[[\"x\"]] [\"y\"]");
+    assert_eq!(
+        nested_lists(vec![vec!["x"]], vec!["y"]).await,
+        "[[\"x\"]] [\"y\"]"
+    );
     // Plain values keep their readable form.
     assert_eq!(
         document::key("alice", "report"),
@@ -730,4 +739,61 @@ async fn a_template_value_cannot_reach_into_another_values_keys() {
     assert_eq!(TENANTS.get_keys_count().await.unwrap(), 1);
     reset_tenant("acme").await;
     assert_eq!(TENANTS.get_keys_count().await.unwrap(), 0);
+}
+
+// ---- single flight when the leader fails or hangs ------------------------------
+
+static FAILING: LazyLock<Cache> = LazyLock::new(memory_cache);
+static FAILING_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache(ttl = "1m", cache = FAILING, key = "failing")]
+async fn failing() -> Result<u32, ApiError> {
+    FAILING_CALLS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Err(ApiError("upstream"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiters_of_a_failed_leader_never_run_one_after_another() {
+    let started = tokio::time::Instant::now();
+    let callers: Vec<_> = (0..50).map(|_| tokio::spawn(failing())).collect();
+    let mut slowest = Duration::ZERO;
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), Err(ApiError("upstream")));
+        slowest = slowest.max(started.elapsed());
+    }
+    // The leader's 100 ms, then every waiter at once: 200 ms, not 50 × 100 ms.
+    assert!(slowest <= Duration::from_millis(250), "{slowest:?}");
+    assert_eq!(FAILING_CALLS.load(Ordering::SeqCst), 50);
+}
+
+static HANGING: LazyLock<Cache> = LazyLock::new(memory_cache);
+static HANGING_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache(ttl = "1m", cache = HANGING, key = "hanging")]
+async fn hanging() -> u32 {
+    if HANGING_CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
+        // The first call never finishes.
+        std::future::pending::<()>().await;
+    }
+    7
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_that_never_finishes_holds_its_waiters_no_longer_than_the_bound() {
+    let leader = tokio::spawn(hanging());
+    tokio::task::yield_now().await;
+    let started = tokio::time::Instant::now();
+    let waiters: Vec<_> = (0..5).map(|_| tokio::spawn(hanging())).collect();
+    for waiter in waiters {
+        assert_eq!(waiter.await.unwrap(), 7);
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= cashews::MAX_FLIGHT_WAIT
+            && waited <= cashews::MAX_FLIGHT_WAIT + Duration::from_secs(1),
+        "{waited:?}"
+    );
+    assert!(!leader.is_finished());
+    leader.abort();
 }

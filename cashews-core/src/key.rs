@@ -509,7 +509,10 @@ mod tests {
         assert_eq!(render(&vec!["a:b"]), "a%3Ab");
         assert_eq!(render(&vec!["50%"]), "50%25");
         assert_ne!(render(&vec!["a:b"]), render(&vec!["a", "b"]));
-        assert_ne!(render(&vec![vec!["a", "b"]]), render(&vec![vec!["a"], vec!["b"]]));
+        assert_ne!(
+            render(&vec![vec!["a", "b"]]),
+            render(&vec![vec!["a"], vec!["b"]])
+        );
         let map: BTreeMap<&str, &str> = [("a:b", "c")].into();
         let other: BTreeMap<&str, &str> = [("a", "b:c")].into();
         assert_ne!(render(&map), render(&other));

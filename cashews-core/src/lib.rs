@@ -29,7 +29,8 @@ pub use backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions, Writ
 pub use cache::lock::random_token;
 pub use cache::{
     Cache, CacheBuilder, CacheStats, Get, GetOrSetBuilder, IncrBuilder, LockBuilder, LockGuard,
-    SetBuilder, SetManyBuilder, Transaction, TransactionMode, TryGetOrSet, TAGS_PREFIX,
+    SetBuilder, SetManyBuilder, Transaction, TransactionMode, TryGetOrSet, DEFAULT_LOCK_WAIT,
+    MAX_FLIGHT_WAIT, TAGS_PREFIX,
 };
 pub use clock::{Clock, ManualClock};
 pub use codec::{CodecKind, Digest, Miss, Serializer};

@@ -160,6 +160,14 @@ impl<'u> Params<'u> {
         })
     }
 
+    /// A duration parameter that must be more than zero (a timeout: zero
+    /// would fail every command).
+    pub fn positive_duration(&mut self, name: &'static str) -> Result<Option<Duration>> {
+        self.take_with(name, "a duration above zero such as 500ms or 2s", |s| {
+            crate::ttl::parse_duration(s).ok().filter(|d| !d.is_zero())
+        })
+    }
+
     /// Fails if a parameter was given that nobody took.
     pub fn finish(self) -> Result<()> {
         let unknown: Vec<&str> = self

@@ -63,8 +63,8 @@ impl Kind {
             Kind::Early => &["ttl", "early_ttl", "background"],
             Kind::Soft => &["ttl", "soft_ttl", "on"],
             Kind::Locked => &["ttl", "wait", "step"],
-            Kind::RateLimit => &["limit", "period", "ttl", "action"],
-            Kind::SliceRateLimit => &["limit", "period", "action"],
+            Kind::RateLimit => &["limit", "period", "ttl", "action", "on_backend_error"],
+            Kind::SliceRateLimit => &["limit", "period", "action", "on_backend_error"],
             Kind::CircuitBreaker => &[
                 "errors_rate",
                 "period",
@@ -73,6 +73,7 @@ impl Kind {
                 "min_calls",
                 "half_open_calls",
                 "on",
+                "on_backend_error",
             ],
             Kind::Bloom | Kind::DualBloom => &["capacity", "false_positives"],
             Kind::Invalidate => &[],
@@ -462,14 +463,15 @@ impl Layer<'_> {
                     }
                     None => reject,
                 };
+                let on_backend_error = self.on_backend_error()?;
                 let runner = if self.kind == Kind::RateLimit {
                     let ban = self
                         .duration("ttl")?
                         .map(|d| quote!(.ban(#d)))
                         .unwrap_or_default();
-                    quote!(#p::strategy::RateLimit::new(#cache, &#key, #limit, #period) #ban)
+                    quote!(#p::strategy::RateLimit::new(#cache, &#key, #limit, #period) #ban #on_backend_error)
                 } else {
-                    quote!(#p::strategy::SliceRateLimit::new(#cache, &#key, #limit, #period))
+                    quote!(#p::strategy::SliceRateLimit::new(#cache, &#key, #limit, #period) #on_backend_error)
                 };
                 quote!(#p::strategy::Limit::run(#runner, #inner, #reject))
             }
@@ -493,6 +495,7 @@ impl Layer<'_> {
                 if let Some(n) = self.integer("half_open_calls")? {
                     runner.extend(quote!(.half_open_calls(#n)));
                 }
+                runner.extend(self.on_backend_error()?);
                 let failed = match o.value("on")? {
                     Some(on) => {
                         quote_spanned!(on.span()=> |__r: &#output| ::std::result::Result::as_ref(__r).err().is_some_and(#on))
@@ -614,6 +617,25 @@ impl Layer<'_> {
 
     fn number(&self, option: &str) -> syn::Result<Option<TokenStream>> {
         Ok(self.options.value(option)?.map(|e| quote!((#e))))
+    }
+
+    /// `.on_backend_error(...)` from `on_backend_error = allow | deny`.
+    fn on_backend_error(&self) -> syn::Result<TokenStream> {
+        let Some(expr) = self.options.value("on_backend_error")? else {
+            return Ok(TokenStream::new());
+        };
+        let krate = self.krate;
+        let variant = match expr {
+            Expr::Path(path) if path.path.is_ident("allow") => quote!(Allow),
+            Expr::Path(path) if path.path.is_ident("deny") => quote!(Deny),
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    "`on_backend_error` is `allow` (run the call) or `deny` (reject it)",
+                ))
+            }
+        };
+        Ok(quote!(.on_backend_error(#krate::__private::strategy::OnBackendError::#variant)))
     }
 
     /// `.on(...)` for failover and soft: a predicate over the error.

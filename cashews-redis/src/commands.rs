@@ -28,8 +28,9 @@ impl Backend for RedisBackend {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
         Box::pin(async move {
             let shared = &self.shared;
+            let deadline = shared.deadline();
             if let Some(tracking) = shared.tracked(key) {
-                shared.ensure_tracking().await;
+                shared.ensure_tracking(deadline).await;
                 if let Some(value) = tracking.cache.get(key) {
                     return Ok(Some(value));
                 }
@@ -37,7 +38,8 @@ impl Backend for RedisBackend {
             let got = match shared.ticket(key) {
                 // Kept locally: the reply carries the TTL the copy may live.
                 Some(ticket) => shared
-                    .run(
+                    .run_by(
+                        deadline,
                         "get",
                         key,
                         || None,
@@ -60,7 +62,8 @@ impl Backend for RedisBackend {
                         })
                     }),
                 None => shared
-                    .run(
+                    .run_by(
+                        deadline,
                         "get",
                         key,
                         || None,
@@ -136,12 +139,14 @@ impl Backend for RedisBackend {
         options: SetOptions,
     ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
-            self.shared.ensure_tracking().await;
+            let deadline = self.shared.deadline();
+            self.shared.ensure_tracking(deadline).await;
             let mut guard = self.shared.write_guard(key);
             let local = value.clone();
             let stored = self
                 .shared
-                .run(
+                .run_by(
+                    deadline,
                     "set",
                     key,
                     || false,
@@ -309,21 +314,19 @@ impl Backend for RedisBackend {
         by: i64,
         expire: Option<Duration>,
     ) -> BoxFuture<'a, Result<i64>> {
-        Box::pin(self.shared.guarded(
-            key,
-            self.shared.run(
-                "incr",
+        Box::pin(
+            self.shared.guarded(
                 key,
-                move || by,
-                move |mut c| async move {
-                    INCR.key(key)
-                        .arg(by)
-                        .arg(expire.map_or(0, ms))
-                        .invoke_async::<i64>(&mut c)
-                        .await
-                },
+                self.shared
+                    .run_strict("incr", key, move |mut c| async move {
+                        INCR.key(key)
+                            .arg(by)
+                            .arg(expire.map_or(0, ms))
+                            .invoke_async::<i64>(&mut c)
+                            .await
+                    }),
             ),
-        ))
+        )
     }
 
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool>> {
@@ -428,44 +431,40 @@ impl Backend for RedisBackend {
         token: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(self.shared.guarded(
-            key,
-            self.shared.run(
-                "set_lock",
+        Box::pin(
+            self.shared.guarded(
                 key,
-                || false,
-                move |mut c| async move {
-                    let taken = redis::cmd("SET")
-                        .arg(key)
-                        .arg(token)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(ms(ttl))
-                        .query_async::<Option<String>>(&mut c)
-                        .await?;
-                    Ok(taken.is_some())
-                },
+                self.shared
+                    .run_strict("set_lock", key, move |mut c| async move {
+                        let taken = redis::cmd("SET")
+                            .arg(key)
+                            .arg(token)
+                            .arg("NX")
+                            .arg("PX")
+                            .arg(ms(ttl))
+                            .query_async::<Option<String>>(&mut c)
+                            .await?;
+                        Ok(taken.is_some())
+                    }),
             ),
-        ))
+        )
     }
 
     fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(self.shared.guarded(
-            key,
-            self.shared.run(
-                "unlock",
+        Box::pin(
+            self.shared.guarded(
                 key,
-                || false,
-                move |mut c| async move {
-                    Ok(UNLOCK
-                        .key(key)
-                        .arg(token)
-                        .invoke_async::<u64>(&mut c)
-                        .await?
-                        == 1)
-                },
+                self.shared
+                    .run_strict("unlock", key, move |mut c| async move {
+                        Ok(UNLOCK
+                            .key(key)
+                            .arg(token)
+                            .invoke_async::<u64>(&mut c)
+                            .await?
+                            == 1)
+                    }),
             ),
-        ))
+        )
     }
 
     fn get_bits<'a>(
@@ -514,25 +513,23 @@ impl Backend for RedisBackend {
     ) -> BoxFuture<'a, Result<u64>> {
         // A unique member per call, so calls at the same millisecond all count.
         let member = format!("{end}:{}", unique());
-        Box::pin(self.shared.guarded(
-            key,
-            self.shared.run(
-                "slice_incr",
+        Box::pin(
+            self.shared.guarded(
                 key,
-                || 0,
-                move |mut c| async move {
-                    SLICE_INCR
-                        .key(key)
-                        .arg(start)
-                        .arg(end)
-                        .arg(max.min(i64::MAX as u64))
-                        .arg(expire.map_or(0, ms))
-                        .arg(member)
-                        .invoke_async::<u64>(&mut c)
-                        .await
-                },
+                self.shared
+                    .run_strict("slice_incr", key, move |mut c| async move {
+                        SLICE_INCR
+                            .key(key)
+                            .arg(start)
+                            .arg(end)
+                            .arg(max.min(i64::MAX as u64))
+                            .arg(expire.map_or(0, ms))
+                            .arg(member)
+                            .invoke_async::<u64>(&mut c)
+                            .await
+                    }),
             ),
-        ))
+        )
     }
 
     fn set_add<'a>(
@@ -622,7 +619,8 @@ impl Shared {
                 command: Command::Apply,
             });
         }
-        self.ensure_tracking().await;
+        let deadline = self.deadline();
+        self.ensure_tracking(deadline).await;
         // The local copy keeps a value set by the last write to its key
         // (found walking back, so a large `set_many` stays linear).
         let mut seen = HashSet::with_capacity(writes.len());
@@ -643,7 +641,8 @@ impl Shared {
         let first = writes.first().map_or("", Write::key);
         let writes = &writes;
         let applied = self
-            .run(
+            .run_by(
+                deadline,
                 command,
                 first,
                 || false,
@@ -713,12 +712,9 @@ impl Shared {
         for index in indexes {
             op(&mut cmd, (format!("u{size}"), format!("#{index}")));
         }
-        self.run(
-            command,
-            key,
-            || vec![0; indexes.len()],
-            move |mut c| async move { cmd.query_async::<Vec<u64>>(&mut c).await },
-        )
+        self.run_strict(command, key, move |mut c| async move {
+            cmd.query_async::<Vec<u64>>(&mut c).await
+        })
         .await
     }
 }

@@ -4,9 +4,9 @@
 //!
 //! | parameter | default | meaning |
 //! |---|---|---|
-//! | `suppress` | `true` | a connection failure or timeout reads as a miss / `false` (logged, counted) instead of an error; data errors (a wrong type, an overflow) always surface, and so does `ping` |
-//! | `connect_timeout` | `1s` | how long a connection attempt may take |
-//! | `response_timeout` | `1s` | how long a command may take |
+//! | `suppress` | `true` | a connection failure or timeout of a command with a neutral answer reads as a miss / `false` (logged, counted) instead of an error; commands with no neutral answer (`incr`, `slice_incr`, locks, bits) return the error, data errors (a wrong type, an overflow) always surface, and so does `ping` |
+//! | `connect_timeout` | `1s` | how long a connection attempt may take (above zero) |
+//! | `response_timeout` | `1s` | the deadline of every command, connecting, redis-rs' retry and enabling client tracking included (above zero) |
 //! | `client_name` | `cashews` | `CLIENT SETNAME` of the connection (single server) |
 //! | `ssl_ca_certs` | system roots | `rediss://` only: a PEM file of the CA(s) to trust |
 //! | `ssl_certfile`, `ssl_keyfile` | none | `rediss://` only: a client certificate and key (PEM) for mutual TLS |
@@ -64,6 +64,8 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use cashews_core::driver::{Driver, DriverContext};
 use cashews_core::url::{Params, SetupUrl};
@@ -235,10 +237,10 @@ impl RedisConfig {
             client_side,
             suppress: params.bool("suppress")?.unwrap_or(true),
             connect_timeout: params
-                .duration("connect_timeout")?
+                .positive_duration("connect_timeout")?
                 .unwrap_or(Duration::from_secs(1)),
             response_timeout: params
-                .duration("response_timeout")?
+                .positive_duration("response_timeout")?
                 .unwrap_or(Duration::from_secs(1)),
             client_name: params.take("client_name").unwrap_or("cashews").to_owned(),
         })
@@ -302,6 +304,11 @@ pub(crate) struct Shared {
     connector: Connector,
     pub(crate) config: RedisConfig,
     suppressed: AtomicU64,
+    /// When the backend was made: the origin of `down_until`.
+    started: Instant,
+    /// Milliseconds after `started` until which commands fail at once
+    /// (after one missed its deadline); 0 when up.
+    down_until: AtomicU64,
     /// Client-side caching, when enabled.
     pub(crate) tracking: Option<Arc<Tracking>>,
 }
@@ -337,6 +344,8 @@ impl RedisBackend {
                 connector,
                 config,
                 suppressed: AtomicU64::new(0),
+                started: Instant::now(),
+                down_until: AtomicU64::new(0),
                 tracking,
             }),
         })
@@ -374,7 +383,26 @@ impl Shared {
         }
     }
 
-    /// Runs a command; with `suppress`, a connection failure answers `fallback`.
+    /// Fails commands at once for the next response_timeout.
+    fn mark_down(&self) {
+        let until = self.millis(Instant::now() + self.config.response_timeout);
+        self.down_until.store(until.max(1), Ordering::Relaxed);
+    }
+
+    /// `at` as milliseconds since the backend was made.
+    fn millis(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    /// When a command starting now must have ended: `response_timeout` from
+    /// now, covering connecting, redis-rs' retry and enabling tracking.
+    #[inline]
+    pub(crate) fn deadline(&self) -> Instant {
+        Instant::now() + self.config.response_timeout
+    }
+
+    /// Runs a command within its deadline; with `suppress`, a connection
+    /// failure or timeout answers `fallback` (a miss, "not stored").
     pub(crate) async fn run<T, F, Fut>(
         &self,
         command: &'static str,
@@ -386,17 +414,100 @@ impl Shared {
         F: FnOnce(Conn) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
     {
-        let result = match self.connection().await {
-            Ok(connection) => call(connection).await.map_err(|e| map_error(e, key)),
-            Err(error) => Err(error),
-        };
-        match result {
+        self.run_by(self.deadline(), command, key, fallback, call)
+            .await
+    }
+
+    /// [`Shared::run`] with a deadline taken earlier (a command that also
+    /// enables tracking spends one deadline on both).
+    pub(crate) async fn run_by<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        command: &'static str,
+        key: &str,
+        fallback: impl FnOnce() -> T,
+        call: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
+    {
+        match self.run_strict_by(deadline, command, key, call).await {
             Err(error) if self.config.suppress && error.is_transient() && command != "ping" => {
                 self.suppressed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(command, %error, "redis unavailable; treated as a miss");
                 Ok(fallback())
             }
             other => other,
+        }
+    }
+
+    /// Runs a command that has no neutral answer (a counter, a window, a
+    /// lock, bits): a failure is its error even with `suppress`, since any
+    /// answer would be made up.
+    pub(crate) async fn run_strict<T, F, Fut>(
+        &self,
+        command: &'static str,
+        key: &str,
+        call: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
+    {
+        self.run_strict_by(self.deadline(), command, key, call)
+            .await
+    }
+
+    async fn run_strict_by<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        command: &'static str,
+        key: &str,
+        call: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
+    {
+        // After a command missed its deadline or the server refused the
+        // connection, the server is taken to be down (hung or killed) for one
+        // response_timeout: commands fail at once instead of each waiting
+        // for it again. `ping` always asks.
+        let now = Instant::now();
+        let down_until = self.down_until.load(Ordering::Relaxed);
+        if down_until != 0 && command != "ping" && self.millis(now) < down_until {
+            return Err(Error::backend(
+                "redis",
+                true,
+                format!(
+                    "{command} not sent: redis was unreachable within the last response_timeout ({:?}); retrying after it",
+                    self.config.response_timeout
+                ),
+            ));
+        }
+        let attempt = async {
+            let connection = self.connection().await?;
+            call(connection).await.map_err(|e| {
+                if e.is_connection_refusal() {
+                    self.mark_down();
+                }
+                map_error(e, key)
+            })
+        };
+        match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.mark_down();
+                Err(Error::backend(
+                    "redis",
+                    true,
+                    format!(
+                        "{command} got no answer within response_timeout ({:?})",
+                        self.config.response_timeout
+                    ),
+                ))
+            }
         }
     }
 }

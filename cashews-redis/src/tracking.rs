@@ -122,6 +122,15 @@ impl Tracking {
 
 struct DisableOnDrop(Arc<Tracking>);
 
+/// Clears a flag when dropped.
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 impl Drop for DisableOnDrop {
     fn drop(&mut self) {
         self.0.cache.disable();
@@ -136,8 +145,9 @@ impl Shared {
     }
 
     /// Turns tracking on for the current connection(s) if it is off (first
-    /// use, or after a reconnect). Reads are served from Redis meanwhile.
-    pub(crate) async fn ensure_tracking(&self) {
+    /// use, or after a reconnect), giving up at `deadline` (the command's
+    /// own). Reads are served from Redis meanwhile.
+    pub(crate) async fn ensure_tracking(&self, deadline: tokio::time::Instant) {
         let Some(tracking) = self.tracking.as_deref() else {
             return;
         };
@@ -147,6 +157,8 @@ impl Shared {
         if tracking.enabling.swap(true, Ordering::AcqRel) {
             return;
         }
+        // Cleared however this ends, a cancelled or timed-out attempt included.
+        let _enabling = ClearOnDrop(&tracking.enabling);
         let pipe = tracking.enable_pipeline();
         let result = async {
             let mut conn = self.connection().await?;
@@ -157,19 +169,20 @@ impl Shared {
                     .map_err(crate::backend_error)?;
             }
             Ok::<_, cashews_core::Error>(nodes.len())
-        }
-        .await;
-        match result {
-            Ok(nodes) => {
+        };
+        match tokio::time::timeout_at(deadline, result).await {
+            Ok(Ok(nodes)) => {
                 if tracking.cache.enable(epoch) {
                     tracing::debug!(nodes, "redis client tracking on");
                 }
             }
-            Err(error) => {
+            Ok(Err(error)) => {
                 tracing::debug!(%error, "redis client tracking not enabled; reads go to redis")
             }
+            Err(_) => {
+                tracing::debug!("redis client tracking not enabled in time; reads go to redis")
+            }
         }
-        tracking.enabling.store(false, Ordering::Release);
     }
 
     /// Guards a write of `key`: when the write ends, completed or cancelled,

@@ -89,8 +89,27 @@ impl RedisServer {
         redis_cli(self.port, args)
     }
 
+    /// Stops the server (SIGSTOP): connections stay open, nothing answers —
+    /// a hung server.
+    pub fn pause(&self) {
+        assert!(self.signal(libc::SIGSTOP), "SIGSTOP to redis-server");
+    }
+
+    /// Resumes a paused server (SIGCONT).
+    pub fn resume(&self) {
+        assert!(self.signal(libc::SIGCONT), "SIGCONT to redis-server");
+    }
+
+    /// Sends `signal` to the server; whether it was delivered.
+    fn signal(&self, signal: libc::c_int) -> bool {
+        // SAFETY: kill(2) on our own child's pid with a valid signal number.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) == 0 }
+    }
+
     /// Kills the server now (an outage).
     pub fn kill(&mut self) {
+        // A paused server would keep its port until it runs again.
+        self.signal(libc::SIGCONT);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

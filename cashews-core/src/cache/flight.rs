@@ -1,14 +1,21 @@
 //! In-process single-flight: concurrent misses on one key run one computation.
 //!
 //! The first caller of a key becomes the leader; later callers wait for it and
-//! receive the encoded value (so the value type needs no `Clone`). If the
-//! leader fails, is cancelled or panics, the waiters are released with
-//! nothing and retry — one of them becomes the next leader — so there is
-//! still at most one computation at a time per key.
+//! receive the encoded value (so the value type needs no `Clone`).
+//!
+//! Waiters never run one after another:
+//! - if the leader's call produced nothing to share (an `Err` that is not
+//!   cached, a value that cannot be encoded), every waiter computes on its
+//!   own, at once;
+//! - if the leader is cancelled or panics, the waiters retry: one of them
+//!   leads the next flight;
+//! - a leader that has not finished after [`MAX_FLIGHT_WAIT`] no longer holds
+//!   its waiters: each computes on its own.
 
 use std::collections::HashMap;
 use std::pin::pin;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -19,10 +26,25 @@ pub(crate) struct Flights {
     map: Mutex<HashMap<Box<str>, Arc<Flight>>>,
 }
 
+/// The longest a caller waits for another caller's computation of the same
+/// key before computing on its own.
+pub const MAX_FLIGHT_WAIT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Default)]
 pub(crate) struct Flight {
-    result: OnceLock<Option<Bytes>>,
+    result: OnceLock<Outcome>,
     done: Notify,
+}
+
+/// How a flight ended, as its waiters see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The leader's encoded value.
+    Value(Bytes),
+    /// The leader finished with nothing to share: compute alone.
+    Failed,
+    /// The leader was cancelled or panicked: retry.
+    Abandoned,
 }
 
 pub(crate) enum Role<'f> {
@@ -59,16 +81,19 @@ impl Flights {
 }
 
 impl Leader<'_> {
-    /// Hands the encoded value (or `None`: "retry") to the waiters.
+    /// Hands the encoded value (or `None`: nothing to share) to the waiters.
     pub(crate) fn finish(self, value: Option<Bytes>) {
-        let _ = self.flight.result.set(value);
+        let _ = self
+            .flight
+            .result
+            .set(value.map_or(Outcome::Failed, Outcome::Value));
         // Drop does the rest.
     }
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        let _ = self.flight.result.set(None);
+        let _ = self.flight.result.set(Outcome::Abandoned);
         {
             let mut map = self.flights.map.lock();
             if map
@@ -83,8 +108,8 @@ impl Drop for Leader<'_> {
 }
 
 impl Flight {
-    /// Waits for the leader; `None` means it produced nothing to share.
-    pub(crate) async fn wait(&self) -> Option<Bytes> {
+    /// Waits for the leader's outcome.
+    pub(crate) async fn wait(&self) -> Outcome {
         loop {
             let mut notified = pin!(self.done.notified());
             notified.as_mut().enable();
@@ -112,23 +137,39 @@ mod tests {
         let waiting = tokio::spawn(async move { waiter.wait().await });
         tokio::task::yield_now().await;
         leader.finish(Some(Bytes::from_static(b"v")));
-        assert_eq!(waiting.await.unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(
+            waiting.await.unwrap(),
+            Outcome::Value(Bytes::from_static(b"v"))
+        );
         assert_eq!(flights.in_flight(), 0);
     }
 
     #[tokio::test]
-    async fn a_dropped_leader_releases_waiters_with_nothing() {
+    async fn a_dropped_leader_releases_waiters_to_retry() {
         let flights = Flights::default();
         let leader = flights.join("k");
         let Role::Waiter(waiter) = flights.join("k") else {
             panic!("second caller waits")
         };
         drop(leader);
-        assert_eq!(waiter.wait().await, None);
+        assert_eq!(waiter.wait().await, Outcome::Abandoned);
         assert_eq!(flights.in_flight(), 0);
         assert!(
             matches!(flights.join("k"), Role::Leader(_)),
             "the next caller leads"
         );
+    }
+
+    #[tokio::test]
+    async fn a_leader_with_nothing_to_share_says_so() {
+        let flights = Flights::default();
+        let Role::Leader(leader) = flights.join("k") else {
+            panic!("first caller leads")
+        };
+        let Role::Waiter(waiter) = flights.join("k") else {
+            panic!("second caller waits")
+        };
+        leader.finish(None);
+        assert_eq!(waiter.wait().await, Outcome::Failed);
     }
 }

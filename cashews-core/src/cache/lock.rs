@@ -12,15 +12,22 @@ use crate::ttl::{IntoTtl, Ttl};
 const FIRST_BACKOFF: Duration = Duration::from_millis(2);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
-/// A lock request; `.await` it. By default it waits as long as the lock's TTL.
+/// How long a lock request waits for a held lock unless told otherwise
+/// ([`LockBuilder::wait`]). Not the lock's TTL: a long TTL would hold the
+/// caller as long.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// A lock request; `.await` it. It waits for a held lock at most
+/// [`DEFAULT_LOCK_WAIT`] (or [`LockBuilder::wait`]), then fails with
+/// [`Error::Locked`]. A backend that fails is not a held lock: the request
+/// returns the backend's error at once, without waiting.
 #[must_use = "a lock request does nothing until awaited"]
 #[derive(Debug)]
 pub struct LockBuilder<'c> {
     cache: &'c Cache,
     key: String,
     ttl: Result<Ttl>,
-    wait: Option<Duration>,
-    wait_set: bool,
+    wait: Duration,
     first_backoff: Duration,
 }
 
@@ -30,16 +37,14 @@ impl<'c> LockBuilder<'c> {
             cache,
             key: key.to_owned(),
             ttl: ttl.into_ttl(),
-            wait: None,
-            wait_set: false,
+            wait: DEFAULT_LOCK_WAIT,
             first_backoff: FIRST_BACKOFF,
         }
     }
 
     /// Waits at most `limit` for a held lock, then fails with [`Error::Locked`].
     pub fn wait(mut self, limit: Duration) -> Self {
-        self.wait = Some(limit);
-        self.wait_set = true;
+        self.wait = limit;
         self
     }
 
@@ -66,11 +71,7 @@ impl<'c> IntoFuture for LockBuilder<'c> {
                 input: "forever".into(),
                 reason: "a lock needs a finite ttl, so a crashed holder cannot keep it forever",
             })?;
-            let wait = if self.wait_set {
-                self.wait.unwrap_or_default()
-            } else {
-                ttl
-            };
+            let wait = self.wait;
             let token = random_token();
             let started = tokio::time::Instant::now();
             let mut backoff = self.first_backoff;

@@ -12,7 +12,8 @@ pub use builders::{GetOrSetBuilder, IncrBuilder, SetBuilder, SetManyBuilder, Try
 pub use commands::Get;
 pub use control::CacheStats;
 pub(crate) use control::DisabledScopes;
-pub use lock::{LockBuilder, LockGuard};
+pub use flight::MAX_FLIGHT_WAIT;
+pub use lock::{LockBuilder, LockGuard, DEFAULT_LOCK_WAIT};
 pub use tags::TAGS_PREFIX;
 pub use transaction::{Transaction, TransactionMode};
 

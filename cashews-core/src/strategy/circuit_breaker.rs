@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+use super::OnBackendError;
 use crate::cache::Cache;
 
 /// A call rejected because the circuit is open; convert it into the
@@ -24,6 +25,9 @@ pub struct CircuitOpen {
 /// - Then, with a `half_open_ttl`, half-open for that long: up to
 ///   `half_open_calls` trial calls run (the others are rejected); a success
 ///   closes the circuit, a failure opens it again. Deterministic — no coin flip.
+///
+/// A call whose state cannot be read or counted (the backend fails) is
+/// decided by [`OnBackendError`]: run (the default) or rejected as if open.
 pub struct CircuitBreaker<'c> {
     cache: &'c Cache,
     key: String,
@@ -33,6 +37,7 @@ pub struct CircuitBreaker<'c> {
     half_open_ttl: Option<Duration>,
     min_calls: u64,
     half_open_calls: u64,
+    on_backend_error: OnBackendError,
 }
 
 impl fmt::Debug for CircuitBreaker<'_> {
@@ -44,6 +49,7 @@ impl fmt::Debug for CircuitBreaker<'_> {
             .field("ttl", &self.ttl)
             .field("half_open_ttl", &self.half_open_ttl)
             .field("min_calls", &self.min_calls)
+            .field("on_backend_error", &self.on_backend_error)
             .finish_non_exhaustive()
     }
 }
@@ -67,7 +73,15 @@ impl<'c> CircuitBreaker<'c> {
             half_open_ttl: None,
             min_calls: 1,
             half_open_calls: 1,
+            on_backend_error: OnBackendError::default(),
         }
+    }
+
+    /// What a call gets when the circuit's state cannot be read or counted
+    /// (default: it runs).
+    pub fn on_backend_error(mut self, on_backend_error: OnBackendError) -> Self {
+        self.on_backend_error = on_backend_error;
+        self
     }
 
     /// After `ttl`, lets trial calls through for `half_open_ttl`.
@@ -104,11 +118,23 @@ impl<'c> CircuitBreaker<'c> {
             key: self.key.clone(),
         };
         let c = self.cache;
-        if c.is_locked(&self.part("open")).await.unwrap_or(false) {
-            return reject(rejected());
+        // Whether a call the backend cannot account for may run.
+        let unknown = |error: &crate::Error| {
+            self.on_backend_error
+                .allows("circuit breaker", &self.key, error)
+        };
+        match c.is_locked(&self.part("open")).await {
+            Ok(true) => return reject(rejected()),
+            Ok(false) => {}
+            Err(error) if unknown(&error) => return inner.await,
+            Err(_) => return reject(rejected()),
         }
         if c.exists(&self.part("half_open")).await.unwrap_or(false) {
-            let trial = c.incr(&self.part("trials")).await.unwrap_or(i64::MAX);
+            let trial = match c.incr(&self.part("trials")).await {
+                Ok(trial) => trial,
+                Err(error) if unknown(&error) => return inner.await,
+                Err(_) => return reject(rejected()),
+            };
             if trial > self.half_open_calls as i64 {
                 return reject(rejected());
             }
@@ -122,10 +148,14 @@ impl<'c> CircuitBreaker<'c> {
         }
         let now = c.clock().unix_ms();
         let start = now.saturating_sub((self.period.as_millis() as u64).saturating_sub(1));
-        let total = c
+        let total = match c
             .slice_incr(&self.part("total"), start, now, u64::MAX, self.period)
             .await
-            .unwrap_or(0);
+        {
+            Ok(total) => total,
+            Err(error) if unknown(&error) => return inner.await,
+            Err(_) => return reject(rejected()),
+        };
         let output = inner.await;
         if failed(&output) {
             let fails = c

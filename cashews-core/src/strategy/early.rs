@@ -75,7 +75,7 @@ impl<'c, R: Send + 'static> Early<'c, R> {
             cache,
             &key,
             || async { read().await.map(|(_, output)| output) },
-            || async {
+            |_| async {
                 let output = inner.await;
                 let shared = match A::stored(&output) {
                     Some(value) => {

@@ -19,13 +19,14 @@ pub struct Locked<'c> {
 
 impl<'c> Locked<'c> {
     /// Locks `key` for at most `ttl` (a crashed holder frees it then);
-    /// waits up to `ttl` for a held lock.
+    /// waits for a held lock as long as a lock request does by default
+    /// ([`crate::cache::DEFAULT_LOCK_WAIT`]), or [`Locked::wait`].
     pub fn new(cache: &'c Cache, key: &str, ttl: Ttl) -> Self {
         Locked {
             cache,
             key: format!("locked:{key}"),
             ttl,
-            wait: ttl.duration(),
+            wait: None,
             step: None,
         }
     }

@@ -33,7 +33,7 @@ pub use invalidate::invalidate;
 pub use iterator::CachedStream;
 pub use layer::{invalid_ttl, layer_ttl, Layer};
 pub use locked::Locked;
-pub use rate_limit::{Limit, RateLimit, RateLimited, SliceRateLimit};
+pub use rate_limit::{Limit, OnBackendError, RateLimit, RateLimited, SliceRateLimit};
 pub use refresh::Refresh;
 pub use soft::Soft;
 

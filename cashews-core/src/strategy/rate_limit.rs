@@ -29,6 +29,40 @@ pub trait Limit {
     }
 }
 
+/// What a rate limit or circuit breaker does with a call when its backend
+/// fails (it cannot count the call, so it cannot know the answer).
+///
+/// The default is [`OnBackendError::Allow`]: a cache that is down must not
+/// take the service down with it, the same rule as for every other cached
+/// call ("a failing cache never fails a call"). Choose
+/// [`OnBackendError::Deny`] where letting calls through unlimited is worse
+/// than refusing them: login attempts, a paid upstream API, a dependency a
+/// circuit breaker must protect. Either way the decision is logged at warn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnBackendError {
+    /// Run the call as if it were within the limit (or the circuit closed).
+    #[default]
+    Allow,
+    /// Reject the call as over the limit (or the circuit open).
+    Deny,
+}
+
+impl OnBackendError {
+    /// Logs the decision for `key` after `error`; whether the call may run.
+    pub(crate) fn allows(self, what: &str, key: &str, error: &crate::Error) -> bool {
+        match self {
+            OnBackendError::Allow => {
+                tracing::warn!(key, %error, "{what} unavailable; call allowed (on_backend_error = allow)");
+                true
+            }
+            OnBackendError::Deny => {
+                tracing::warn!(key, %error, "{what} unavailable; call denied (on_backend_error = deny)");
+                false
+            }
+        }
+    }
+}
+
 /// A call rejected by a rate limit; convert it into the function's error
 /// with `From<RateLimited>`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,13 +75,15 @@ pub struct RateLimited {
 /// At most `limit` calls per fixed window of `period`, counted at
 /// `rate_limit:{key}`. The first call over the limit extends the window to
 /// `ban` (default: `period`), so a client that exceeds it waits that long.
-/// Every call counts, rejected ones included.
+/// Every call counts, rejected ones included. A call that cannot be counted
+/// (the backend fails) is decided by [`OnBackendError`].
 pub struct RateLimit<'c> {
     cache: &'c Cache,
     key: String,
     limit: u64,
     period: Duration,
     ban: Duration,
+    on_backend_error: OnBackendError,
 }
 
 impl fmt::Debug for RateLimit<'_> {
@@ -57,6 +93,7 @@ impl fmt::Debug for RateLimit<'_> {
             .field("limit", &self.limit)
             .field("period", &self.period)
             .field("ban", &self.ban)
+            .field("on_backend_error", &self.on_backend_error)
             .finish()
     }
 }
@@ -70,6 +107,7 @@ impl<'c> RateLimit<'c> {
             limit,
             period,
             ban: period,
+            on_backend_error: OnBackendError::default(),
         }
     }
 
@@ -78,17 +116,31 @@ impl<'c> RateLimit<'c> {
         self.ban = ban;
         self
     }
+
+    /// What a call that cannot be counted gets (default: allowed).
+    pub fn on_backend_error(mut self, on_backend_error: OnBackendError) -> Self {
+        self.on_backend_error = on_backend_error;
+        self
+    }
 }
 
 impl Limit for RateLimit<'_> {
     /// Counts this call: `Err` if it is over the limit. A failing backend
-    /// lets the call through (logged).
+    /// decides by [`OnBackendError`].
     async fn check(&self) -> Result<(), RateLimited> {
         let count = match self.cache.incr(&self.key).expire(self.period).await {
             Ok(count) => count,
-            Err(error) => {
-                tracing::warn!(key = self.key, %error, "rate limit unavailable; call allowed");
+            Err(error)
+                if self
+                    .on_backend_error
+                    .allows("rate limit", &self.key, &error) =>
+            {
                 return Ok(());
+            }
+            Err(_) => {
+                return Err(RateLimited {
+                    key: self.key.clone(),
+                })
             }
         };
         if count <= self.limit as i64 {
@@ -114,6 +166,7 @@ pub struct SliceRateLimit<'c> {
     key: String,
     limit: u64,
     period: Duration,
+    on_backend_error: OnBackendError,
 }
 
 impl fmt::Debug for SliceRateLimit<'_> {
@@ -122,6 +175,7 @@ impl fmt::Debug for SliceRateLimit<'_> {
             .field("key", &self.key)
             .field("limit", &self.limit)
             .field("period", &self.period)
+            .field("on_backend_error", &self.on_backend_error)
             .finish()
     }
 }
@@ -134,7 +188,14 @@ impl<'c> SliceRateLimit<'c> {
             key: format!("srl:{key}"),
             limit,
             period,
+            on_backend_error: OnBackendError::default(),
         }
+    }
+
+    /// What a call that cannot be counted gets (default: allowed).
+    pub fn on_backend_error(mut self, on_backend_error: OnBackendError) -> Self {
+        self.on_backend_error = on_backend_error;
+        self
     }
 }
 
@@ -153,10 +214,16 @@ impl Limit for SliceRateLimit<'_> {
                 key: self.key.clone(),
             }),
             Ok(_) => Ok(()),
-            Err(error) => {
-                tracing::warn!(key = self.key, %error, "rate limit unavailable; call allowed");
+            Err(error)
+                if self
+                    .on_backend_error
+                    .allows("rate limit", &self.key, &error) =>
+            {
                 Ok(())
             }
+            Err(_) => Err(RateLimited {
+                key: self.key.clone(),
+            }),
         }
     }
 }

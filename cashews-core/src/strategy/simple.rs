@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::{bypass_body, bypassed, is_none, Adapter, FunctionStats};
 use crate::backend::SetOptions;
-use crate::cache::flight::Role;
+use crate::cache::flight::{Outcome, Role, MAX_FLIGHT_WAIT};
 use crate::cache::Cache;
 use crate::codec::Decoded;
 use crate::middleware::Request;
@@ -152,13 +152,13 @@ impl<'c, R> Memo<'c, R> {
         let output = if let Some(hit) = self.read::<A>().await {
             hit
         } else if !self.protected {
-            self.compute::<A>(body).await.0
+            self.compute::<A>(body, true).await.0
         } else {
             single_flight(
                 self.cache,
                 &self.key,
                 || self.read::<A>(),
-                || self.compute::<A>(body),
+                |lead| self.compute::<A>(body, lead == Lead::Flight),
                 |bytes| self.decode::<A>(bytes),
             )
             .await
@@ -192,10 +192,15 @@ impl<'c, R> Memo<'c, R> {
         }
     }
 
-    /// Computes (under the backend lock if asked), stores if the conditions
-    /// hold, and returns the output with its encoding for waiting callers.
-    async fn compute<A: Adapter<R>>(&self, body: impl Future<Output = R>) -> (R, Option<Bytes>) {
-        let guard = if self.lock {
+    /// Computes (under the backend lock if asked and `may_lock`), stores if
+    /// the conditions hold, and returns the output with its encoding for
+    /// waiting callers.
+    async fn compute<A: Adapter<R>>(
+        &self,
+        body: impl Future<Output = R>,
+        may_lock: bool,
+    ) -> (R, Option<Bytes>) {
+        let guard = if self.lock && may_lock {
             self.take_lock().await
         } else {
             None
@@ -286,15 +291,29 @@ impl<'c, R> Memo<'c, R> {
     }
 }
 
+/// Who computes in [`single_flight`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lead {
+    /// The flight's leader: the only caller computing in this process, which
+    /// may also take a cross-process lock.
+    Flight,
+    /// A caller computing on its own after the leader shared nothing or took
+    /// too long: others compute at the same time, so it takes no lock that
+    /// would make them queue.
+    Alone,
+}
+
 /// In-process single-flight around a computation: the first caller of `key`
 /// leads (reads again, then computes); the others wait and `decode` the
-/// leader's shared bytes, or read again and lead the next flight if the
-/// leader shared nothing (a failure, a cancellation).
+/// leader's shared bytes. When the leader shares nothing (its call failed)
+/// or has not finished within [`MAX_FLIGHT_WAIT`], the waiters compute on
+/// their own, all at once — never one after another. When the leader is
+/// cancelled, they read again and one leads the next flight.
 pub(crate) async fn single_flight<R, ReadFut, ComputeFut>(
     cache: &Cache,
     key: &str,
     read: impl Fn() -> ReadFut,
-    compute: impl FnOnce() -> ComputeFut,
+    compute: impl FnOnce(Lead) -> ComputeFut,
     decode: impl Fn(&[u8]) -> Option<R>,
 ) -> R
 where
@@ -310,13 +329,22 @@ where
                     return hit;
                 }
                 let compute = compute.take().expect("a call leads at most once");
-                let (output, shared) = compute().await;
+                let (output, shared) = compute(Lead::Flight).await;
                 leader.finish(shared);
                 return output;
             }
             Role::Waiter(flight) => {
-                if let Some(output) = flight.wait().await.as_deref().and_then(&decode) {
-                    return output;
+                match tokio::time::timeout(MAX_FLIGHT_WAIT, flight.wait()).await {
+                    Ok(Outcome::Value(bytes)) => {
+                        if let Some(output) = decode(&bytes) {
+                            return output;
+                        }
+                    }
+                    Ok(Outcome::Failed) | Err(_) => {
+                        let compute = compute.take().expect("a call computes at most once");
+                        return compute(Lead::Alone).await.0;
+                    }
+                    Ok(Outcome::Abandoned) => {}
                 }
                 if let Some(hit) = read().await {
                     return hit;

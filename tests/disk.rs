@@ -377,3 +377,19 @@ async fn a_commit_to_one_shard_is_seen_whole_and_keeps_side_files_right() {
         side_files(&dir.path)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_tagged_key_never_outlives_its_tag_records() {
+    let dir = TempDir::new("disk-tags");
+    let (cache, _backend) = limited(&dir.path, "lru");
+    cache.set("hot", &1u32).tags(&["t"]).await.unwrap();
+    for n in 0..40u32 {
+        cache
+            .set_raw(&format!("filler{n}"), vec![7u8; 1000])
+            .await
+            .unwrap();
+        assert_eq!(cache.get::<u32>("hot").await.unwrap(), Some(1), "{n}");
+    }
+    assert_eq!(cache.delete_tags(&["t"]).await.unwrap(), 1);
+    assert_eq!(cache.get::<u32>("hot").await.unwrap(), None);
+}

@@ -175,3 +175,68 @@ async fn a_new_entry_is_kept_when_every_older_entry_was_read() {
     assert!(c.exists("window").await.unwrap());
     assert_eq!(c.get_keys_count().await.unwrap(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hot_tagged_key_never_outlives_its_tag_records() {
+    let cache = Cache::with_clock(Clock::tokio());
+    cache.setup("mem://?size=1000").unwrap();
+    cache.set("hot", &1u32).tags(&["t"]).await.unwrap();
+    for round in 0..50u32 {
+        // Fillers push everything unread out; the hot key is read all along.
+        for n in 0..200u32 {
+            let key = format!("filler:{round}:{n}");
+            cache.set(&key, &n).tags(&["fillers"]).await.unwrap();
+        }
+        assert_eq!(
+            cache.get::<u32>("hot").await.unwrap(),
+            Some(1),
+            "round {round}"
+        );
+    }
+    assert_eq!(cache.delete_tags(&["t"]).await.unwrap(), 1);
+    assert_eq!(
+        cache.get::<u32>("hot").await.unwrap(),
+        None,
+        "deleted with its tag"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn tag_records_of_evicted_keys_are_swept() {
+    let cache = Cache::with_clock(Clock::tokio());
+    cache.setup("mem://?size=100&check_interval=1s").unwrap();
+    for n in 0..1000u32 {
+        cache
+            .set(&format!("k{n}"), &n)
+            .tags(&[&format!("own:{n}"), "all"])
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let records: Vec<String> = cache
+        .scan("_tags:key:*")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let live = cache.get_keys_count().await.unwrap() as usize;
+    // At most one record per live key remains; every evicted key's went.
+    assert!(records.len() <= 100, "{} key records", records.len());
+    let tag_sets: Vec<String> = cache
+        .scan("_tags:tag:own:*")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(
+        tag_sets.len() <= 100,
+        "{} tag sets of {live} keys",
+        tag_sets.len()
+    );
+    // The live ones still delete with their tags.
+    let before = cache.get_keys_count().await.unwrap();
+    assert!(cache.delete_tags(&["all"]).await.unwrap() > 0);
+    assert!(cache.get_keys_count().await.unwrap() < before);
+}

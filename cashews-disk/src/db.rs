@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use cashews_core::backend::{Exist, Expiry, SetOptions};
 use cashews_core::codec::parse_counter;
-use cashews_core::{bits, glob, Clock, Error, Result};
+use cashews_core::{bits, glob, Clock, Error, Result, TAGS_PREFIX};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -881,7 +881,9 @@ impl Db {
     }
 
     /// Keeps the shard under its part of `size_limit`: expired rows first,
-    /// then in eviction order.
+    /// then in eviction order. Tag records (under `TAGS_PREFIX`) are never
+    /// evicted: a key read often must not outlive the records naming it, or
+    /// `delete_tags` would miss it; they go with their TTL and with deletes.
     fn cull(&mut self) -> Result<()> {
         let (Some(limit), Some(order)) = (self.size_limit, self.eviction.order()) else {
             return Ok(());
@@ -899,7 +901,8 @@ impl Db {
                 let rows: Vec<(i64, Option<String>, i64)> = conn
                     .prepare_cached(&format!(
                         "SELECT rowid, file, CASE WHEN typeof(size) = 'integer' THEN size END
-                         FROM cache ORDER BY {order}, rowid LIMIT 16"
+                         FROM cache WHERE key NOT GLOB '{TAGS_PREFIX}*'
+                         ORDER BY {order}, rowid LIMIT 16"
                     ))
                     .map_err(sql_error)?
                     .query_map([], |r| {

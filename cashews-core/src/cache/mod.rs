@@ -5,7 +5,7 @@ mod commands;
 mod control;
 pub(crate) mod flight;
 pub(crate) mod lock;
-mod tags;
+pub(crate) mod tags;
 mod transaction;
 
 pub use builders::{GetOrSetBuilder, IncrBuilder, SetBuilder, SetManyBuilder, TryGetOrSet};

@@ -15,6 +15,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use crate::backend::{Exist, Expiry, SetOptions, Write};
 use crate::bits;
+use crate::cache::tags::{is_tags_key, key_tags_key, tag_key};
 use crate::codec::parse_counter;
 use crate::error::{Error, Result};
 use crate::glob;
@@ -91,12 +92,32 @@ pub(super) enum Change {
 /// with its mark cleared) before evicting the first unreferenced one — the
 /// CLOCK approximation of LRU, which evicts what LRU would whenever entries
 /// are read at most once between evictions, and keeps reads cheap.
+///
+/// Tag records (keys under [`TAGS_PREFIX`]) are *pinned*: outside the bound
+/// and never evicted, so a key that hits keep alive never outlives the
+/// records that name it (which would make `delete_tags` miss it). They go
+/// with their TTL, with `delete`/`delete_tags`, and — for keys that were
+/// evicted — with the sweep ([`Store::forget_evicted_tags`]).
 pub(super) struct Store {
     shards: Box<[Mutex<Shard>]>,
     hasher: lru::DefaultHasher,
     mask: usize,
     len: AtomicUsize,
+    /// How many pinned entries there are (not counted in `len`).
+    pinned: AtomicUsize,
+    /// Keys evicted while tag records existed, for the sweep to clean up.
+    evicted: Mutex<Vec<Box<str>>>,
     capacity: usize,
+}
+
+/// The most evicted keys remembered for the sweep; past it their tag
+/// records are left to expire with their TTL.
+const MAX_EVICTED: usize = 1 << 16;
+
+/// Whether `key` is a tag record (pinned: see [`Store`]).
+#[inline]
+fn is_pinned(key: &str) -> bool {
+    is_tags_key(key)
 }
 
 impl Store {
@@ -116,6 +137,8 @@ impl Store {
             hasher: lru::DefaultHasher::default(),
             mask: count - 1,
             len: AtomicUsize::new(0),
+            pinned: AtomicUsize::new(0),
+            evicted: Mutex::new(Vec::new()),
             capacity: size,
         }
     }
@@ -168,9 +191,19 @@ impl Store {
     fn pop(&self, shard: &mut Shard, key: &str) -> Option<Entry> {
         let entry = shard.pop(key);
         if entry.is_some() {
-            self.len.fetch_sub(1, Ordering::Relaxed);
+            self.count_of(key).fetch_sub(1, Ordering::Relaxed);
         }
         entry
+    }
+
+    /// The counter `key` counts in.
+    #[inline]
+    fn count_of(&self, key: &str) -> &AtomicUsize {
+        if is_pinned(key) {
+            &self.pinned
+        } else {
+            &self.len
+        }
     }
 
     /// Stores `entry` as the most recent, evicting first to keep the global
@@ -180,6 +213,11 @@ impl Store {
             *slot = entry;
             return;
         }
+        if is_pinned(key) {
+            self.pinned.fetch_add(1, Ordering::Relaxed);
+            shard.push(key.into(), entry);
+            return;
+        }
         // Reserve the slot first, so concurrent inserts in other shards
         // cannot all pass the bound.
         if self.len.fetch_add(1, Ordering::Relaxed) >= self.capacity {
@@ -187,16 +225,20 @@ impl Store {
             // empty. `try_lock` skips this shard (held) and never waits, so no
             // lock order is needed; if every other shard is busy the cache is
             // over by one until the next insert.
-            let evicted = if !shard.is_empty() {
-                evict_one(shard)
-            } else {
+            let evicted = evict_one(shard).or_else(|| {
                 self.shards
                     .iter()
                     .filter_map(|other| other.try_lock())
-                    .any(|mut other| evict_one(&mut other))
-            };
-            if evicted {
+                    .find_map(|mut other| evict_one(&mut other))
+            });
+            if let Some(evicted) = evicted {
                 self.len.fetch_sub(1, Ordering::Relaxed);
+                if self.pinned.load(Ordering::Relaxed) > 0 {
+                    let mut list = self.evicted.lock();
+                    if list.len() < MAX_EVICTED {
+                        list.push(evicted);
+                    }
+                }
             }
         }
         shard.push(key.into(), entry);
@@ -394,13 +436,44 @@ impl Store {
     pub(super) fn clear(&self) {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
-            self.len.fetch_sub(shard.len(), Ordering::Relaxed);
+            let pinned = shard.iter().filter(|(k, _)| is_pinned(k)).count();
+            self.pinned.fetch_sub(pinned, Ordering::Relaxed);
+            self.len.fetch_sub(shard.len() - pinned, Ordering::Relaxed);
             shard.clear();
         }
+        self.evicted.lock().clear();
     }
 
+    /// Every entry, tag records included.
     pub(super) fn len(&self) -> u64 {
-        self.len.load(Ordering::Relaxed) as u64
+        (self.len.load(Ordering::Relaxed) + self.pinned.load(Ordering::Relaxed)) as u64
+    }
+
+    /// Removes the tag records of keys evicted since the last call (unless
+    /// the key is back): the key's set of tags, and the key from each tag's
+    /// set. Returns how many keys were cleaned up.
+    pub(super) fn forget_evicted_tags(&self, now: u64) -> usize {
+        let evicted = std::mem::take(&mut *self.evicted.lock());
+        let mut cleaned = 0;
+        for key in evicted {
+            if self.exists(&key, now) {
+                continue;
+            }
+            let record = key_tags_key(&key);
+            let tags = {
+                let mut shard = self.shard(&record);
+                match self.pop(&mut shard, &record).map(|e| e.value) {
+                    Some(Value::Set(tags)) => tags,
+                    _ => continue,
+                }
+            };
+            for tag in &tags {
+                // Not a set (overwritten by hand): nothing to clean there.
+                let _ = self.set_remove(&tag_key(tag), &[&key], now);
+            }
+            cleaned += 1;
+        }
+        cleaned
     }
 
     pub(super) fn size_of(&self, key: &str, now: u64) -> Option<u64> {
@@ -594,19 +667,18 @@ impl Store {
 }
 
 /// Evicts the least recent unreferenced entry of `shard`, giving referenced
-/// ones a second chance; returns whether an entry was evicted.
-fn evict_one(shard: &mut Shard) -> bool {
-    // Each pass clears one mark, so this ends within `len + 1` steps.
-    for _ in 0..=shard.len() {
-        let Some((key, mut entry)) = shard.pop_lru() else {
-            return false;
-        };
-        if !std::mem::take(&mut entry.referenced) {
-            return true;
+/// ones a second chance and passing over pinned ones; the evicted key.
+fn evict_one(shard: &mut Shard) -> Option<Box<str>> {
+    // Each pass clears one mark or moves one pinned entry to the front, so
+    // after two rounds every unpinned entry has been offered unmarked.
+    for _ in 0..=2 * shard.len() {
+        let (key, mut entry) = shard.pop_lru()?;
+        if !is_pinned(&key) && !std::mem::take(&mut entry.referenced) {
+            return Some(key);
         }
         shard.push(key, entry);
     }
-    shard.pop_lru().is_some()
+    None
 }
 
 fn counter(n: i64) -> Value {

@@ -1,4 +1,5 @@
-//! The background task that purges expired entries.
+//! The background task that purges expired entries and the tag records of
+//! evicted keys.
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
@@ -88,9 +89,17 @@ async fn sweep(
         let Some(store) = store.upgrade().filter(|_| !stopped) else {
             return;
         };
-        let purged = store.purge_expired(clock.now_ms());
+        let now = clock.now_ms();
+        let purged = store.purge_expired(now);
         if purged > 0 {
             tracing::trace!(purged, "memory backend purged expired entries");
+        }
+        let cleaned = store.forget_evicted_tags(now);
+        if cleaned > 0 {
+            tracing::trace!(
+                cleaned,
+                "memory backend dropped tag records of evicted keys"
+            );
         }
     }
 }

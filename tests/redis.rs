@@ -365,6 +365,66 @@ mod client_side {
         .await;
     }
 
+    /// Once a reply has been returned, no local read serves a value whose
+    /// invalidation arrived before that reply: a writer sets `t:k` then `f`;
+    /// a reader that sees `f = i` must then see `t:k >= i`, although `t:k`
+    /// is served locally and `f` comes from Redis. Across `CLIENT KILL` and a
+    /// server restart too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_invalidation_is_applied_before_any_later_reply_is_returned() {
+        let mut server = RedisServer::start();
+        let port = server.port;
+        let reader = Arc::new(side(&format!(
+            "{}?client_side=true&client_side_prefix=t:",
+            server.url()
+        )));
+        let writer = Arc::new(side(&server.url()));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writing = {
+            let (writer, done) = (writer.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    i += 1;
+                    // Each write is retried until stored, so the order holds
+                    // across the outage.
+                    for key in ["t:k", "f"] {
+                        while !writer.cache.set(key, &i).await.unwrap() {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    }
+                }
+            })
+        };
+        let (mut compared, mut violations, mut reads) = (0u64, 0u64, 0u64);
+        let mut killed = false;
+        let mut restarted = None;
+        while compared < 50_000 {
+            let f = reader.cache.get::<u64>("f").await.unwrap();
+            let k = reader.cache.get::<u64>("t:k").await.unwrap();
+            reads += 1;
+            if let (Some(f), Some(k)) = (f, k) {
+                compared += 1;
+                if k < f {
+                    violations += 1;
+                }
+            }
+            if compared == 15_000 && !killed {
+                killed = true;
+                server.cli(&["client", "kill", "type", "normal"]);
+            }
+            if compared == 30_000 && restarted.is_none() {
+                server.kill();
+                restarted = Some(RedisServer::start_on(port));
+            }
+            assert!(reads < 2_000_000, "too few comparable reads: {compared}");
+        }
+        done.store(true, Ordering::Relaxed);
+        writing.await.unwrap();
+        assert!(killed && restarted.is_some());
+        assert_eq!(violations, 0, "{violations} stale reads of {compared}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn racing_writers_converge_on_the_servers_value() {
         let server = RedisServer::start();

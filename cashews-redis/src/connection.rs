@@ -1,15 +1,30 @@
-//! The connection: one server through redis-rs' connection manager, or a
-//! cluster through its cluster connection, behind one type.
+//! The connection: one server through redis-rs' connection manager, one
+//! server with client-side caching through a multiplexed connection this
+//! module re-makes when it breaks, or a cluster through its cluster
+//! connection, behind one type.
+//!
+//! Client-side caching does not use the connection manager: it hands the
+//! server's pushes to a channel read by another task, so a reply could reach
+//! its caller before an invalidation that arrived ahead of it was applied. A
+//! multiplexed connection calls the push sender on its read loop, in the
+//! order the server sent pushes and replies.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
+
 use cashews_core::{Error, Result};
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
-use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{
+    AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisFuture, RedisResult, Value,
+};
 use tokio::sync::OnceCell;
 
 use crate::tracking::Tracking;
@@ -19,8 +34,16 @@ use crate::{backend_error, RedisConfig};
 pub(crate) enum Connector {
     Single {
         client: Box<redis::Client>,
-        tracking: Option<Arc<Tracking>>,
         connection: OnceCell<ConnectionManager>,
+    },
+    /// One server with client-side caching.
+    Tracked {
+        client: Box<redis::Client>,
+        tracking: Arc<Tracking>,
+        /// The current connection, until it breaks.
+        current: ArcSwapOption<Current>,
+        /// Held while a connection is made, so only one is.
+        connecting: tokio::sync::Mutex<()>,
     },
     Cluster {
         client: Box<ClusterClient>,
@@ -28,10 +51,18 @@ pub(crate) enum Connector {
     },
 }
 
+/// A connection of [`Connector::Tracked`] and whether it broke (its push
+/// sender saw the disconnection, or was dropped with it).
+pub(crate) struct Current {
+    connection: MultiplexedConnection,
+    broken: Arc<AtomicBool>,
+}
+
 /// A handle on the connection (cheap to clone).
 #[derive(Clone)]
 pub(crate) enum Conn {
     Single(ConnectionManager),
+    Tracked(MultiplexedConnection),
     Cluster(ClusterConnection),
 }
 
@@ -58,7 +89,7 @@ impl Connector {
             if let Some(tracking) = tracking {
                 builder = builder
                     .use_protocol(redis::ProtocolVersion::RESP3)
-                    .push_sender(tracking.push_sender());
+                    .push_sender(tracking.push_sender(None));
             }
             #[cfg(feature = "tls")]
             if let Some(certificates) = certificates(config) {
@@ -69,10 +100,18 @@ impl Connector {
                 connection: OnceCell::new(),
             });
         }
-        Ok(Connector::Single {
-            client: Box::new(client(config)?),
-            tracking,
-            connection: OnceCell::new(),
+        let client = Box::new(client(config)?);
+        Ok(match tracking {
+            Some(tracking) => Connector::Tracked {
+                client,
+                tracking,
+                current: ArcSwapOption::empty(),
+                connecting: tokio::sync::Mutex::new(()),
+            },
+            None => Connector::Single {
+                client,
+                connection: OnceCell::new(),
+            },
         })
     }
 
@@ -82,6 +121,11 @@ impl Connector {
     pub(crate) fn ready(&self) -> Option<Conn> {
         match self {
             Connector::Single { connection, .. } => connection.get().cloned().map(Conn::Single),
+            Connector::Tracked { current, .. } => current
+                .load()
+                .as_deref()
+                .filter(|c| !c.broken.load(Ordering::Acquire))
+                .map(|c| Conn::Tracked(c.connection.clone())),
             Connector::Cluster { connection, .. } => connection.get().cloned().map(Conn::Cluster),
         }
     }
@@ -89,21 +133,47 @@ impl Connector {
     /// The connection, made on first use (inside the runtime).
     pub(crate) async fn connection(&self, config: &RedisConfig) -> Result<Conn> {
         match self {
-            Connector::Single {
+            Connector::Tracked {
                 client,
                 tracking,
-                connection,
+                current,
+                connecting,
             } => {
+                let _connecting = connecting.lock().await;
+                if let Some(connection) = self.ready() {
+                    return Ok(connection);
+                }
+                // A new connection: tracking is off on it until turned on.
+                tracking.cache.disable();
+                let broken = Arc::new(AtomicBool::new(false));
+                let options = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(config.connect_timeout))
+                    .set_response_timeout(Some(config.response_timeout))
+                    .set_push_sender(tracking.push_sender(Some(broken.clone())));
+                let mut connection = client
+                    .get_multiplexed_async_connection_with_config(&options)
+                    .await
+                    .map_err(backend_error)?;
+                // Naming the connection is best effort.
+                let _ = redis::cmd("CLIENT")
+                    .arg("SETNAME")
+                    .arg(&config.client_name)
+                    .query_async::<()>(&mut connection)
+                    .await;
+                current.store(Some(Arc::new(Current {
+                    connection: connection.clone(),
+                    broken,
+                })));
+                Ok(Conn::Tracked(connection))
+            }
+            Connector::Single { client, connection } => {
                 let manager = connection
                     .get_or_try_init(|| async {
-                        let mut options = ConnectionManagerConfig::new()
+                        let options = ConnectionManagerConfig::new()
                             .set_connection_timeout(Some(config.connect_timeout))
                             .set_response_timeout(Some(config.response_timeout))
                             .set_number_of_retries(1)
                             .set_max_delay(Duration::from_millis(100));
-                        if let Some(tracking) = tracking {
-                            options = options.set_push_sender(tracking.push_sender());
-                        }
                         let mut manager =
                             ConnectionManager::new_lazy_with_config((**client).clone(), options)
                                 .map_err(backend_error)?;
@@ -232,6 +302,7 @@ impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Tracked(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -244,6 +315,7 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Tracked(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -251,6 +323,7 @@ impl ConnectionLike for Conn {
     fn get_db(&self) -> i64 {
         match self {
             Conn::Single(c) => c.get_db(),
+            Conn::Tracked(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
         }
     }

@@ -46,6 +46,11 @@
 //! - A report that arrives while a `get` reply is in flight wins: the reply
 //!   is not stored (a generation per local shard, read before the request and
 //!   checked under the shard's lock when storing).
+//! - Reports are applied on the connection's read loop, before any reply read
+//!   after them is returned: once a reply is returned, no local read serves a
+//!   value whose report arrived ahead of it (single server: its connection is
+//!   a multiplexed connection re-made by this crate when it breaks, not
+//!   redis-rs' connection manager, which hands reports to another task).
 //! - The whole local copy is dropped when the connection is lost, on a
 //!   `FLUSHDB` report, and when the report channel closes; it stays unused
 //!   until tracking is on again for the new connection (redis-rs reconnects,

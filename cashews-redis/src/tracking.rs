@@ -63,11 +63,20 @@ impl Tracking {
         expire.map_or(self.max_ttl, |e| e.min(self.max_ttl))
     }
 
-    /// Where redis-rs delivers the server's reports. When redis-rs drops it
-    /// (its connection task ended), the local copy is dropped and disabled.
-    pub(crate) fn push_sender(self: &Arc<Self>) -> impl AsyncPushSender {
-        let guard = DisableOnDrop(self.clone());
+    /// Where redis-rs delivers the server's reports, on the connection's
+    /// read loop (so a report is applied before any reply read after it is
+    /// returned). When redis-rs drops it (its connection task ended), or
+    /// reports the disconnection, the local copy is dropped and disabled and
+    /// `broken` (the connection's flag, if any) is set.
+    pub(crate) fn push_sender(
+        self: &Arc<Self>,
+        broken: Option<Arc<AtomicBool>>,
+    ) -> impl AsyncPushSender {
+        let guard = DisableOnDrop(self.clone(), broken);
         move |push: PushInfo| -> Result<(), std::convert::Infallible> {
+            if push.kind == PushKind::Disconnection {
+                guard.mark_broken();
+            }
             guard.0.on_push(push);
             Ok(())
         }
@@ -120,7 +129,15 @@ impl Tracking {
     }
 }
 
-struct DisableOnDrop(Arc<Tracking>);
+struct DisableOnDrop(Arc<Tracking>, Option<Arc<AtomicBool>>);
+
+impl DisableOnDrop {
+    fn mark_broken(&self) {
+        if let Some(broken) = &self.1 {
+            broken.store(true, Ordering::Release);
+        }
+    }
+}
 
 /// Clears a flag when dropped.
 struct ClearOnDrop<'a>(&'a AtomicBool);
@@ -133,6 +150,7 @@ impl Drop for ClearOnDrop<'_> {
 
 impl Drop for DisableOnDrop {
     fn drop(&mut self) {
+        self.mark_broken();
         self.0.cache.disable();
     }
 }

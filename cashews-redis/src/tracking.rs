@@ -333,7 +333,8 @@ mod tests {
         for key in ["p:1", "p:2", "p:3"] {
             hold(&t, key);
         }
-        let sender = t.push_sender();
+        let broken = Arc::new(AtomicBool::new(false));
+        let sender = t.push_sender(Some(broken.clone()));
         let key = |k: &str| Value::BulkString(k.as_bytes().to_vec());
         sender
             .send(push(
@@ -350,18 +351,22 @@ mod tests {
         assert!(t.cache.is_empty());
         assert!(t.cache.is_enabled());
         hold(&t, "p:2");
+        assert!(!broken.load(Ordering::Acquire));
         sender.send(push(PushKind::Disconnection, vec![])).unwrap();
         assert!(t.cache.is_empty());
         assert!(!t.cache.is_enabled(), "off until tracking is on again");
+        assert!(broken.load(Ordering::Acquire), "the connection is re-made");
     }
 
     #[test]
     fn dropping_the_report_channel_disables_the_local_copy() {
         let t = tracking("");
         hold(&t, "k");
-        drop(t.push_sender());
+        let broken = Arc::new(AtomicBool::new(false));
+        drop(t.push_sender(Some(broken.clone())));
         assert!(t.cache.is_empty());
         assert!(!t.cache.is_enabled());
+        assert!(broken.load(Ordering::Acquire));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Soak: 64 tasks run mixed commands and strategies (get_or_set, both rate
-//! limits, locks) against each backend for a while;
-//! during the Redis run, redis-server is killed and restarted twice.
+//! limits, locks, `#[cache(lock)]` and `#[cache::locked]` calls) against
+//! each backend for a while; during the Redis run, redis-server is killed
+//! and restarted twice, and no call may take longer than [`LATENCY_BOUND`].
 //!
 //! `SOAK_SECONDS` sets the time per backend (10 s by default, as
 //! `scripts/test` runs it; `scripts/soak` runs 60 s in release). Prints
@@ -18,13 +19,39 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cashews::strategy::{Limit, RateLimit, SliceRateLimit};
-use cashews::{Cache, Error};
+use cashews::{cache, Cache, Error};
 use support::redis::RedisServer;
 use support::TempDir;
 
 const TASKS: usize = 64;
 const KEYS: u64 = 2_000;
 const COUNTERS: usize = 8;
+
+/// The Redis run's `response_timeout`.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The longest any one call may take, outages included: a decorated call
+/// with a lock meets the backend four times (read, lock, write, unlock),
+/// each within one `response_timeout` at most.
+const LATENCY_BOUND: Duration = Duration::from_secs(8);
+
+async fn decorated(cache: &Cache, n: u64) -> u64 {
+    #[cache(ttl = "5s", lock, key = "soak:decorated:{n}", cache = cache)]
+    async fn call(cache: &Cache, n: u64) -> u64 {
+        let _ = cache;
+        n * 3
+    }
+    call(cache, n).await
+}
+
+async fn exclusive(cache: &Cache, n: u64) -> cashews::Result<u64> {
+    #[cache::locked(ttl = "2s", wait = "20ms", key = "soak:locked:{n}", cache = cache)]
+    async fn call(cache: &Cache, n: u64) -> cashews::Result<u64> {
+        let _ = cache;
+        Ok(n)
+    }
+    call(cache, n).await
+}
 
 /// A small fast generator (xorshift), one per task.
 struct Rng(u64);
@@ -119,8 +146,22 @@ async fn one_op(cache: &Cache, rng: &mut Rng, report: &mut TaskReport) -> cashew
             }
             cache.delete_match(&format!("soak:tmp:{group}:*")).await?;
         }
-        _ => {
+        90..=94 => {
             cache.delete(&key).await?;
+        }
+        95..=97 => {
+            // A decorated call always answers, whatever the backend does.
+            let n = rng.below(50);
+            assert_eq!(decorated(cache, n).await, n * 3);
+        }
+        _ => {
+            // Held elsewhere: Locked; a failing backend runs the body.
+            let n = rng.below(4);
+            match exclusive(cache, n).await {
+                Ok(value) => assert_eq!(value, n),
+                Err(Error::Locked { .. }) => {}
+                Err(other) => return Err(other),
+            }
         }
     }
     Ok(())
@@ -140,6 +181,10 @@ async fn worker(cache: Cache, seed: u64, stop: Arc<AtomicBool>) -> TaskReport {
             // A backend that is down answers at once; do not spin on it.
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        // In-process commands complete without ever yielding: let the other
+        // tasks run, as a service's request handlers would, so latencies
+        // measure the library and not a worker kept by one task.
+        tokio::task::yield_now().await;
     }
     report
 }
@@ -216,12 +261,18 @@ async fn soak(name: &str, cache: Cache, seconds: u64, mut faults: Option<Faults>
             .unwrap_or(0)
     };
     let ops = latencies.len();
+    let slowest = Duration::from_micros(latencies.last().copied().unwrap_or(0).into());
     println!(
-        "{name:6} {ops:>9} ops  {:>8.0} ops/s  p50 {:>6} µs  p99 {:>7} µs  rss {rss_warm}→{rss_end} MiB  restarts {restarts}  errors {errors:?}",
+        "{name:6} {ops:>9} ops  {:>8.0} ops/s  p50 {:>6} µs  p99 {:>7} µs  max {slowest:?}  rss {rss_warm}→{rss_end} MiB  restarts {restarts}  errors {errors:?}",
         ops as f64 / elapsed.as_secs_f64(),
         percentile(0.50),
         percentile(0.99),
     );
+    if faults.is_some() && slowest > LATENCY_BOUND {
+        failures.push(format!(
+            "{name}: a call took {slowest:?}, more than {LATENCY_BOUND:?}"
+        ));
+    }
     if panicked > 0 {
         failures.push(format!("{name}: {panicked} tasks panicked"));
     }
@@ -297,7 +348,8 @@ fn main() {
         let redis = Cache::new();
         redis
             .setup(&format!(
-                "redis://127.0.0.1:{port}/0?suppress=false&connect_timeout=500ms&response_timeout=2s"
+                "redis://127.0.0.1:{port}/0?suppress=false&connect_timeout=500ms&response_timeout={}ms",
+                RESPONSE_TIMEOUT.as_millis()
             ))
             .unwrap();
         let faults = Faults { server, port, dir };

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use cashews::disk::{DiskBackend, DiskConfig};
 use cashews::{Cache, Clock, CodecKind, Serializer};
-use support::TempDir;
+use support::{side_files, TempDir};
 
 fn open(dir: &Path, params: &str) -> Cache {
     let cache = Cache::new();
@@ -20,18 +20,6 @@ fn open(dir: &Path, params: &str) -> Cache {
         .setup(&format!("disk://?directory={}{params}", dir.display()))
         .unwrap();
     cache
-}
-
-/// Files in the directory's `values/` (side files of large values).
-fn side_files(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir.join("values"))
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[test]

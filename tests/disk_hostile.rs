@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cashews::Cache;
-use support::TempDir;
+use support::{side_files, TempDir};
 
 /// A one-shard cache on `dir` whose values above 64 bytes go to side files.
 fn open(dir: &Path, params: &str) -> Cache {
@@ -39,17 +39,6 @@ fn victim(name: &str) -> (TempDir, PathBuf) {
     let path = outside.path.join("secret.txt");
     std::fs::write(&path, b"the secret of another program").unwrap();
     (outside, path)
-}
-
-fn side_files(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir.join("values"))
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,8 +15,9 @@ use std::future::IntoFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cashews::{cache, Cache, CircuitOpen, Error, RateLimited};
+use cashews::{cache, Cache, Error};
 use support::redis::RedisServer;
+use support::strategies::Failure;
 
 /// The per-call deadline the caches below are set up with.
 const DEADLINE: Duration = Duration::from_millis(400);
@@ -46,31 +47,6 @@ async fn within<T>(what: &str, limit: Duration, f: impl std::future::Future<Outp
     let took = started.elapsed();
     assert!(took <= limit, "{what} took {took:?}, more than {limit:?}");
     output
-}
-
-#[derive(Debug, PartialEq)]
-enum ApiError {
-    Limited,
-    Open,
-    Cache(String),
-}
-
-impl From<RateLimited> for ApiError {
-    fn from(_: RateLimited) -> Self {
-        ApiError::Limited
-    }
-}
-
-impl From<CircuitOpen> for ApiError {
-    fn from(_: CircuitOpen) -> Self {
-        ApiError::Open
-    }
-}
-
-impl From<Error> for ApiError {
-    fn from(e: Error) -> Self {
-        ApiError::Cache(e.to_string())
-    }
 }
 
 fn is_transient_backend_error<T: std::fmt::Debug>(result: cashews::Result<T>) -> bool {
@@ -103,27 +79,27 @@ async fn commands_without_a_neutral_answer_fail_instead_of_making_one_up() {
     ));
 }
 
-async fn rate_limited_default(cache: &Cache) -> Result<u32, ApiError> {
+async fn rate_limited_default(cache: &Cache) -> Result<u32, Failure> {
     #[cache::rate_limit(limit = 3, period = "1m", cache = cache, key = "allow")]
-    async fn call(cache: &Cache) -> Result<u32, ApiError> {
+    async fn call(cache: &Cache) -> Result<u32, Failure> {
         let _ = cache;
         Ok(1)
     }
     call(cache).await
 }
 
-async fn rate_limited_deny(cache: &Cache) -> Result<u32, ApiError> {
+async fn rate_limited_deny(cache: &Cache) -> Result<u32, Failure> {
     #[cache::rate_limit(limit = 3, period = "1m", cache = cache, key = "deny", on_backend_error = deny)]
-    async fn call(cache: &Cache) -> Result<u32, ApiError> {
+    async fn call(cache: &Cache) -> Result<u32, Failure> {
         let _ = cache;
         Ok(1)
     }
     call(cache).await
 }
 
-async fn slice_limited_deny(cache: &Cache) -> Result<u32, ApiError> {
+async fn slice_limited_deny(cache: &Cache) -> Result<u32, Failure> {
     #[cache::slice_rate_limit(limit = 3, period = "1m", cache = cache, key = "sdeny", on_backend_error = deny)]
-    async fn call(cache: &Cache) -> Result<u32, ApiError> {
+    async fn call(cache: &Cache) -> Result<u32, Failure> {
         let _ = cache;
         Ok(1)
     }
@@ -132,9 +108,9 @@ async fn slice_limited_deny(cache: &Cache) -> Result<u32, ApiError> {
 
 static BREAKER_CALLS: AtomicUsize = AtomicUsize::new(0);
 
-async fn guarded_deny(cache: &Cache) -> Result<u32, ApiError> {
+async fn guarded_deny(cache: &Cache) -> Result<u32, Failure> {
     #[cache::circuit_breaker(errors_rate = 50, period = "1m", ttl = "10s", cache = cache, key = "cb-deny", on_backend_error = deny)]
-    async fn call(cache: &Cache) -> Result<u32, ApiError> {
+    async fn call(cache: &Cache) -> Result<u32, Failure> {
         let _ = cache;
         BREAKER_CALLS.fetch_add(1, Ordering::SeqCst);
         Ok(1)
@@ -142,9 +118,9 @@ async fn guarded_deny(cache: &Cache) -> Result<u32, ApiError> {
     call(cache).await
 }
 
-async fn guarded_allow(cache: &Cache) -> Result<u32, ApiError> {
+async fn guarded_allow(cache: &Cache) -> Result<u32, Failure> {
     #[cache::circuit_breaker(errors_rate = 50, period = "1m", ttl = "10s", cache = cache, key = "cb-allow", on_backend_error = allow)]
-    async fn call(cache: &Cache) -> Result<u32, ApiError> {
+    async fn call(cache: &Cache) -> Result<u32, Failure> {
         let _ = cache;
         BREAKER_CALLS.fetch_add(1, Ordering::SeqCst);
         Ok(1)
@@ -163,9 +139,9 @@ async fn rate_limits_and_circuit_breakers_say_what_an_outage_means() {
     server.kill();
     // Down, `on_backend_error = deny`: nothing is let through.
     for _ in 0..10 {
-        assert_eq!(rate_limited_deny(&cache).await, Err(ApiError::Limited));
-        assert_eq!(slice_limited_deny(&cache).await, Err(ApiError::Limited));
-        assert_eq!(guarded_deny(&cache).await, Err(ApiError::Open));
+        assert_eq!(rate_limited_deny(&cache).await, Err(Failure::Limited));
+        assert_eq!(slice_limited_deny(&cache).await, Err(Failure::Limited));
+        assert_eq!(guarded_deny(&cache).await, Err(Failure::Open));
     }
     assert_eq!(BREAKER_CALLS.load(Ordering::SeqCst), 0);
     // Down, the default (`allow`): calls run, as with no cache at all.
@@ -188,9 +164,9 @@ async fn under_cache_lock(cache: &Cache, n: u32) -> u32 {
     call(cache, n).await
 }
 
-async fn under_locked(cache: &Cache) -> Result<u32, ApiError> {
+async fn under_locked(cache: &Cache) -> Result<u32, Failure> {
     #[cache::locked(ttl = "15s", cache = cache, key = "locked")]
-    async fn call(cache: &Cache) -> Result<u32, ApiError> {
+    async fn call(cache: &Cache) -> Result<u32, Failure> {
         let _ = cache;
         LOCK_CALLS.fetch_add(1, Ordering::SeqCst);
         Ok(7)

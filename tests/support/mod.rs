@@ -45,6 +45,19 @@ impl TempDir {
     }
 }
 
+/// The files in a disk cache directory's `values/` (side files of large
+/// values, and whatever else is there).
+pub fn side_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("values"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);

@@ -23,6 +23,17 @@ pub enum Failure {
     Limited,
     Open,
     Locked,
+    /// Another error of the cache.
+    Cache(String),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Locked { .. } => Failure::Locked,
+            other => Failure::Cache(other.to_string()),
+        }
+    }
 }
 
 impl From<RateLimited> for Failure {

@@ -36,6 +36,19 @@ pub(crate) struct Flight {
     done: Notify,
 }
 
+/// What a leader hands its waiters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Share {
+    /// The encoded value.
+    Value(Bytes),
+    /// Nothing: the call failed (or its value cannot be encoded), so each
+    /// waiter computes on its own.
+    Nothing,
+    /// The value is in the cache now (another process stored it while the
+    /// leader waited for its lock): read it.
+    ReadAgain,
+}
+
 /// How a flight ended, as its waiters see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -43,7 +56,8 @@ pub(crate) enum Outcome {
     Value(Bytes),
     /// The leader finished with nothing to share: compute alone.
     Failed,
-    /// The leader was cancelled or panicked: retry.
+    /// The leader was cancelled or panicked, or asks them to read again:
+    /// retry.
     Abandoned,
 }
 
@@ -81,12 +95,13 @@ impl Flights {
 }
 
 impl Leader<'_> {
-    /// Hands the encoded value (or `None`: nothing to share) to the waiters.
-    pub(crate) fn finish(self, value: Option<Bytes>) {
-        let _ = self
-            .flight
-            .result
-            .set(value.map_or(Outcome::Failed, Outcome::Value));
+    /// Hands the leader's outcome to the waiters.
+    pub(crate) fn finish(self, share: Share) {
+        let _ = self.flight.result.set(match share {
+            Share::Value(bytes) => Outcome::Value(bytes),
+            Share::Nothing => Outcome::Failed,
+            Share::ReadAgain => Outcome::Abandoned,
+        });
         // Drop does the rest.
     }
 }
@@ -136,7 +151,7 @@ mod tests {
         };
         let waiting = tokio::spawn(async move { waiter.wait().await });
         tokio::task::yield_now().await;
-        leader.finish(Some(Bytes::from_static(b"v")));
+        leader.finish(Share::Value(Bytes::from_static(b"v")));
         assert_eq!(
             waiting.await.unwrap(),
             Outcome::Value(Bytes::from_static(b"v"))
@@ -169,7 +184,7 @@ mod tests {
         let Role::Waiter(waiter) = flights.join("k") else {
             panic!("second caller waits")
         };
-        leader.finish(None);
+        leader.finish(Share::Nothing);
         assert_eq!(waiter.wait().await, Outcome::Failed);
     }
 }

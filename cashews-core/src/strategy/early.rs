@@ -9,6 +9,7 @@ use super::refresh::{spawn, Refresh, Target};
 use super::simple::single_flight;
 use super::slot::Slot;
 use super::Adapter;
+use crate::cache::flight::Share;
 use crate::cache::lock::random_token;
 use crate::cache::Cache;
 use crate::codec::Decoded;
@@ -81,9 +82,12 @@ impl<'c, R: Send + 'static> Early<'c, R> {
                     Some(value) => {
                         let until = cache.clock().unix_ms() + self.early_ttl.as_millis() as u64;
                         self.slot.write(&(until, value), self.ttl).await;
-                        cache.encode(&self.slot.key, &(until, value)).ok()
+                        match cache.encode(&self.slot.key, &(until, value)) {
+                            Ok(bytes) => Share::Value(bytes),
+                            Err(_) => Share::Nothing,
+                        }
                     }
-                    None => None,
+                    None => Share::Nothing,
                 };
                 (output, shared)
             },

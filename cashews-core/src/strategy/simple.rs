@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::{bypass_body, bypassed, is_none, Adapter, FunctionStats};
 use crate::backend::SetOptions;
-use crate::cache::flight::{Outcome, Role, MAX_FLIGHT_WAIT};
+use crate::cache::flight::{Outcome, Role, Share, MAX_FLIGHT_WAIT};
 use crate::cache::Cache;
 use crate::codec::Decoded;
 use crate::middleware::Request;
@@ -199,7 +199,7 @@ impl<'c, R> Memo<'c, R> {
         &self,
         body: impl Future<Output = R>,
         may_lock: bool,
-    ) -> (R, Option<Bytes>) {
+    ) -> (R, Share) {
         let guard = if self.lock && may_lock {
             self.take_lock().await
         } else {
@@ -209,7 +209,7 @@ impl<'c, R> Memo<'c, R> {
             // Another process may have computed while we waited for the lock.
             if let Some(hit) = self.read::<A>().await {
                 release(guard).await;
-                return (hit, None);
+                return (hit, Share::ReadAgain);
             }
         }
         self.computed.store(true, Ordering::Relaxed);
@@ -217,17 +217,17 @@ impl<'c, R> Memo<'c, R> {
         let output = body.await;
         let elapsed = started.elapsed();
         let shared = match A::stored(&output) {
-            None => None,
+            None => Share::Nothing,
             Some(stored) => match self.cache.encode(&self.key, stored) {
                 Ok(bytes) => {
                     if self.should_store(&output, stored, elapsed) {
                         self.store(bytes.clone()).await;
                     }
-                    Some(bytes)
+                    Share::Value(bytes)
                 }
                 Err(error) => {
                     tracing::warn!(key = %self.key, %error, "cannot encode the result; not cached");
-                    None
+                    Share::Nothing
                 }
             },
         };
@@ -308,7 +308,8 @@ pub(crate) enum Lead {
 /// leader's shared bytes. When the leader shares nothing (its call failed)
 /// or has not finished within [`MAX_FLIGHT_WAIT`], the waiters compute on
 /// their own, all at once — never one after another. When the leader is
-/// cancelled, they read again and one leads the next flight.
+/// cancelled, or found the value stored by another process, they read again
+/// (and one leads the next flight if it is not there).
 pub(crate) async fn single_flight<R, ReadFut, ComputeFut>(
     cache: &Cache,
     key: &str,
@@ -318,7 +319,7 @@ pub(crate) async fn single_flight<R, ReadFut, ComputeFut>(
 ) -> R
 where
     ReadFut: Future<Output = Option<R>>,
-    ComputeFut: Future<Output = (R, Option<Bytes>)>,
+    ComputeFut: Future<Output = (R, Share)>,
 {
     let mut compute = Some(compute);
     loop {

@@ -762,9 +762,45 @@ async fn waiters_of_a_failed_leader_never_run_one_after_another() {
         assert_eq!(caller.await.unwrap(), Err(ApiError("upstream")));
         slowest = slowest.max(started.elapsed());
     }
-    // The leader's 100 ms, then every waiter at once: 200 ms, not 50 × 100 ms.
+    // The error cannot be cloned, so nothing is shared: the leader's 100 ms,
+    // then every waiter at once — 200 ms, not 50 × 100 ms.
     assert!(slowest <= Duration::from_millis(250), "{slowest:?}");
     assert_eq!(FAILING_CALLS.load(Ordering::SeqCst), 50);
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct SharedError(&'static str);
+
+static SHARING: LazyLock<Cache> = LazyLock::new(memory_cache);
+static SHARING_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache(ttl = "1m", cache = SHARING, key = "sharing")]
+async fn failing_clone() -> Result<u32, SharedError> {
+    SHARING_CALLS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Err(SharedError("upstream"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiters_of_a_failed_leader_share_its_error_when_it_can_be_cloned() {
+    let started = tokio::time::Instant::now();
+    let callers: Vec<_> = (0..50).map(|_| tokio::spawn(failing_clone())).collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), Err(SharedError("upstream")));
+    }
+    assert!(
+        started.elapsed() <= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        SHARING_CALLS.load(Ordering::SeqCst),
+        1,
+        "one call for fifty callers"
+    );
+    // Not stored: the next call runs again.
+    assert_eq!(failing_clone().await, Err(SharedError("upstream")));
+    assert_eq!(SHARING_CALLS.load(Ordering::SeqCst), 2);
 }
 
 static HANGING: LazyLock<Cache> = LazyLock::new(memory_cache);

@@ -172,6 +172,13 @@ pub(crate) fn cache(attr: TokenStream, item: ItemFn) -> syn::Result<TokenStream>
     errors.finish()?;
 
     let output = function.output();
+    let memo = memo_new(
+        &krate,
+        &output,
+        quote!(__cashews_cache),
+        quote!(__cashews_key),
+        quote!(__cashews_ttl),
+    );
     let ItemFn {
         attrs,
         vis,
@@ -214,7 +221,7 @@ pub(crate) fn cache(attr: TokenStream, item: ItemFn) -> syn::Result<TokenStream>
             let __cashews_ttl: #krate::__private::Ttl = #ttl;
             // Boxed: the miss path's state stays out of this function's future.
             ::std::boxed::Box::pin(
-                #krate::__private::Memo::new(__cashews_cache, __cashews_key, __cashews_ttl)
+                #memo
                     #modifiers
                     .tags(#tags)
                     .stats(&__CASHEWS_STATS)
@@ -586,6 +593,26 @@ pub(crate) fn tags_code(
         })
         .collect::<syn::Result<Vec<_>>>()?;
     Ok(quote!(::std::vec![#(#tags),*]))
+}
+
+/// `Memo::new(cache, key, ttl)`, sharing a failed output with the callers
+/// waiting on it when `output` is `Clone + Send + Sync` (decided by
+/// autoref specialisation, so other outputs compile too).
+pub(crate) fn memo_new(
+    krate: &TokenStream,
+    output: &TokenStream,
+    cache: TokenStream,
+    key: TokenStream,
+    ttl: TokenStream,
+) -> TokenStream {
+    let strategy = quote!(#krate::__private::strategy);
+    quote! {{
+        #[allow(unused_imports)]
+        use #strategy::{ShareClonedFailures as _, ShareNoFailures as _};
+        #[allow(clippy::needless_borrow)]
+        (&&#strategy::ShareProbe::<#output>::new())
+            .share(#krate::__private::Memo::new(#cache, #key, #ttl))
+    }}
 }
 
 pub(crate) fn memo_modifiers(options: &Options, krate: &TokenStream) -> syn::Result<TokenStream> {

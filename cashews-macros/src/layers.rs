@@ -371,9 +371,16 @@ impl Layer<'_> {
                 let modifiers = expand::memo_modifiers(o, krate)?;
                 let tags = expand::tags_code(o, self.scope, krate)?;
                 let ttl_value = self.ttl(&mut prelude, true)?;
+                let memo = expand::memo_new(
+                    krate,
+                    self.output,
+                    quote!(#cache),
+                    quote!(#key),
+                    quote!(ttl),
+                );
                 skippable(
                     &ttl_value,
-                    quote!(#p::Memo::new(#cache, #key, ttl) #modifiers .tags(#tags) .run::<#p::#adapter>(#inner)),
+                    quote!(#memo #modifiers .tags(#tags) .run::<#p::#adapter>(#inner)),
                     inner,
                     &p,
                 )

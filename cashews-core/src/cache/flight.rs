@@ -4,14 +4,17 @@
 //! receive the encoded value (so the value type needs no `Clone`).
 //!
 //! Waiters never run one after another:
-//! - if the leader's call produced nothing to share (an `Err` that is not
-//!   cached, a value that cannot be encoded), every waiter computes on its
-//!   own, at once;
+//! - if the leader's call produced nothing to store (an `Err` that is not
+//!   cached, a value that cannot be encoded), the waiters get a clone of its
+//!   output where the caller can clone it (`Memo::share_failures`, which
+//!   `#[cache]` turns on for every `Clone + Send + Sync` output); otherwise
+//!   every waiter computes on its own, at once;
 //! - if the leader is cancelled or panics, the waiters retry: one of them
 //!   leads the next flight;
 //! - a leader that has not finished after [`MAX_FLIGHT_WAIT`] no longer holds
 //!   its waiters: each computes on its own.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::pin::pin;
 use std::sync::{Arc, OnceLock};
@@ -36,26 +39,30 @@ pub(crate) struct Flight {
     done: Notify,
 }
 
+/// A leader's output, type-erased, for waiters to clone.
+pub(crate) type Erased = Arc<dyn Any + Send + Sync>;
+
 /// What a leader hands its waiters.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Share {
     /// The encoded value.
     Value(Bytes),
-    /// Nothing: the call failed (or its value cannot be encoded), so each
-    /// waiter computes on its own.
-    Nothing,
+    /// Nothing stored: the call failed (or its value cannot be encoded).
+    /// Waiters clone the output if it is here, else each computes on its own.
+    Nothing(Option<Erased>),
     /// The value is in the cache now (another process stored it while the
     /// leader waited for its lock): read it.
     ReadAgain,
 }
 
 /// How a flight ended, as its waiters see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Outcome {
     /// The leader's encoded value.
     Value(Bytes),
-    /// The leader finished with nothing to share: compute alone.
-    Failed,
+    /// The leader finished with nothing stored: clone its output if given,
+    /// else compute alone.
+    Failed(Option<Erased>),
     /// The leader was cancelled or panicked, or asks them to read again:
     /// retry.
     Abandoned,
@@ -99,7 +106,7 @@ impl Leader<'_> {
     pub(crate) fn finish(self, share: Share) {
         let _ = self.flight.result.set(match share {
             Share::Value(bytes) => Outcome::Value(bytes),
-            Share::Nothing => Outcome::Failed,
+            Share::Nothing(output) => Outcome::Failed(output),
             Share::ReadAgain => Outcome::Abandoned,
         });
         // Drop does the rest.
@@ -152,10 +159,10 @@ mod tests {
         let waiting = tokio::spawn(async move { waiter.wait().await });
         tokio::task::yield_now().await;
         leader.finish(Share::Value(Bytes::from_static(b"v")));
-        assert_eq!(
+        assert!(matches!(
             waiting.await.unwrap(),
-            Outcome::Value(Bytes::from_static(b"v"))
-        );
+            Outcome::Value(v) if v == Bytes::from_static(b"v")
+        ));
         assert_eq!(flights.in_flight(), 0);
     }
 
@@ -167,7 +174,7 @@ mod tests {
             panic!("second caller waits")
         };
         drop(leader);
-        assert_eq!(waiter.wait().await, Outcome::Abandoned);
+        assert!(matches!(waiter.wait().await, Outcome::Abandoned));
         assert_eq!(flights.in_flight(), 0);
         assert!(
             matches!(flights.join("k"), Role::Leader(_)),
@@ -184,7 +191,7 @@ mod tests {
         let Role::Waiter(waiter) = flights.join("k") else {
             panic!("second caller waits")
         };
-        leader.finish(Share::Nothing);
-        assert_eq!(waiter.wait().await, Outcome::Failed);
+        leader.finish(Share::Nothing(None));
+        assert!(matches!(waiter.wait().await, Outcome::Failed(None)));
     }
 }

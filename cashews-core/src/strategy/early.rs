@@ -84,10 +84,10 @@ impl<'c, R: Send + 'static> Early<'c, R> {
                         self.slot.write(&(until, value), self.ttl).await;
                         match cache.encode(&self.slot.key, &(until, value)) {
                             Ok(bytes) => Share::Value(bytes),
-                            Err(_) => Share::Nothing,
+                            Err(_) => Share::Nothing(None),
                         }
                     }
-                    None => Share::Nothing,
+                    None => Share::Nothing(None),
                 };
                 (output, shared)
             },
@@ -102,6 +102,7 @@ impl<'c, R: Send + 'static> Early<'c, R> {
                     Decoded::Miss(_) => None,
                 }
             },
+            |_| None,
         );
         computed.await
     }

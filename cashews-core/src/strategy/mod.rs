@@ -39,7 +39,7 @@ pub use soft::Soft;
 
 pub use bypass::{bypass_body, bypassed, uncached};
 pub use none::is_none;
-pub use simple::{Condition, Memo};
+pub use simple::{Condition, Memo, ShareClonedFailures, ShareNoFailures, ShareProbe};
 pub use stats::{cache_info, function_stats, CacheInfo, FunctionStats};
 
 use std::time::Duration;

@@ -3,14 +3,16 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::{bypass_body, bypassed, is_none, Adapter, FunctionStats};
 use crate::backend::SetOptions;
-use crate::cache::flight::{Outcome, Role, Share, MAX_FLIGHT_WAIT};
+use crate::cache::flight::{Erased, Outcome, Role, Share, MAX_FLIGHT_WAIT};
 use crate::cache::Cache;
 use crate::codec::Decoded;
 use crate::middleware::Request;
@@ -65,8 +67,16 @@ pub struct Memo<'c, R> {
     protected: bool,
     tags: Vec<String>,
     stats: Option<&'static FunctionStats>,
+    /// How a failed output reaches the callers waiting on this one.
+    failures: Option<FailureShare<R>>,
     /// Whether this call ran the body (for `stats`).
     computed: AtomicBool,
+}
+
+/// Erases an output for waiters and gets it back as a clone.
+struct FailureShare<R> {
+    erase: fn(&R) -> Erased,
+    restore: fn(&Erased) -> Option<R>,
 }
 
 impl<R> fmt::Debug for Memo<'_, R> {
@@ -80,6 +90,7 @@ impl<R> fmt::Debug for Memo<'_, R> {
             .field("protected", &self.protected)
             .field("tags", &self.tags)
             .field("stats", &self.stats.map(FunctionStats::name))
+            .field("share_failures", &self.failures.is_some())
             .finish()
     }
 }
@@ -97,8 +108,24 @@ impl<'c, R> Memo<'c, R> {
             protected: true,
             tags: Vec::new(),
             stats: None,
+            failures: None,
             computed: AtomicBool::new(false),
         }
+    }
+
+    /// Callers waiting on this call (single flight) get a clone of its
+    /// output when it is not stored — an `Err`, say — instead of each
+    /// calling again. `#[cache]` turns it on when the output is
+    /// `Clone + Send + Sync`.
+    pub fn share_failures(mut self) -> Self
+    where
+        R: Clone + Send + Sync + 'static,
+    {
+        self.failures = Some(FailureShare {
+            erase: |output| Arc::new(output.clone()),
+            restore: |erased| erased.downcast_ref::<R>().cloned(),
+        });
+        self
     }
 
     /// When to store a computed output.
@@ -160,6 +187,7 @@ impl<'c, R> Memo<'c, R> {
                 || self.read::<A>(),
                 |lead| self.compute::<A>(body, lead == Lead::Flight),
                 |bytes| self.decode::<A>(bytes),
+                |erased| self.failures.as_ref().and_then(|f| (f.restore)(erased)),
             )
             .await
         };
@@ -216,8 +244,10 @@ impl<'c, R> Memo<'c, R> {
         let started = tokio::time::Instant::now();
         let output = body.await;
         let elapsed = started.elapsed();
+        let nothing =
+            |output: &R| Share::Nothing(self.failures.as_ref().map(|f| (f.erase)(output)));
         let shared = match A::stored(&output) {
-            None => Share::Nothing,
+            None => nothing(&output),
             Some(stored) => match self.cache.encode(&self.key, stored) {
                 Ok(bytes) => {
                     if self.should_store(&output, stored, elapsed) {
@@ -227,7 +257,7 @@ impl<'c, R> Memo<'c, R> {
                 }
                 Err(error) => {
                     tracing::warn!(key = %self.key, %error, "cannot encode the result; not cached");
-                    Share::Nothing
+                    nothing(&output)
                 }
             },
         };
@@ -291,6 +321,52 @@ impl<'c, R> Memo<'c, R> {
     }
 }
 
+/// Turns on [`Memo::share_failures`] where the output type allows it, by
+/// autoref specialisation: `(&&ShareProbe::<R>::new()).share(memo)`. Used by
+/// generated code.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ShareProbe<R>(PhantomData<fn() -> R>);
+
+impl<R> ShareProbe<R> {
+    #[doc(hidden)]
+    pub fn new() -> Self {
+        ShareProbe(PhantomData)
+    }
+}
+
+impl<R> Default for ShareProbe<R> {
+    fn default() -> Self {
+        ShareProbe::new()
+    }
+}
+
+/// The output can be cloned and sent: waiters share a failed output.
+#[doc(hidden)]
+pub trait ShareClonedFailures<'c, R> {
+    fn share(&self, memo: Memo<'c, R>) -> Memo<'c, R>;
+}
+
+impl<'c, R: Clone + Send + Sync + 'static> ShareClonedFailures<'c, R> for &ShareProbe<R> {
+    #[inline]
+    fn share(&self, memo: Memo<'c, R>) -> Memo<'c, R> {
+        memo.share_failures()
+    }
+}
+
+/// Any other output: waiters of a failed call compute on their own.
+#[doc(hidden)]
+pub trait ShareNoFailures<'c, R> {
+    fn share(&self, memo: Memo<'c, R>) -> Memo<'c, R>;
+}
+
+impl<'c, R> ShareNoFailures<'c, R> for ShareProbe<R> {
+    #[inline]
+    fn share(&self, memo: Memo<'c, R>) -> Memo<'c, R> {
+        memo
+    }
+}
+
 /// Who computes in [`single_flight`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lead {
@@ -305,9 +381,10 @@ pub(crate) enum Lead {
 
 /// In-process single-flight around a computation: the first caller of `key`
 /// leads (reads again, then computes); the others wait and `decode` the
-/// leader's shared bytes. When the leader shares nothing (its call failed)
-/// or has not finished within [`MAX_FLIGHT_WAIT`], the waiters compute on
-/// their own, all at once — never one after another. When the leader is
+/// leader's shared bytes. When the leader stored nothing (its call failed),
+/// they `restore` a clone of its output if it sent one; otherwise, and when
+/// it has not finished within [`MAX_FLIGHT_WAIT`], they compute on their
+/// own, all at once — never one after another. When the leader is
 /// cancelled, or found the value stored by another process, they read again
 /// (and one leads the next flight if it is not there).
 pub(crate) async fn single_flight<R, ReadFut, ComputeFut>(
@@ -316,6 +393,7 @@ pub(crate) async fn single_flight<R, ReadFut, ComputeFut>(
     read: impl Fn() -> ReadFut,
     compute: impl FnOnce(Lead) -> ComputeFut,
     decode: impl Fn(&[u8]) -> Option<R>,
+    restore: impl Fn(&Erased) -> Option<R>,
 ) -> R
 where
     ReadFut: Future<Output = Option<R>>,
@@ -341,7 +419,14 @@ where
                             return output;
                         }
                     }
-                    Ok(Outcome::Failed) | Err(_) => {
+                    Ok(Outcome::Failed(output)) => {
+                        if let Some(output) = output.as_ref().and_then(&restore) {
+                            return output;
+                        }
+                        let compute = compute.take().expect("a call computes at most once");
+                        return compute(Lead::Alone).await.0;
+                    }
+                    Err(_) => {
                         let compute = compute.take().expect("a call computes at most once");
                         return compute(Lead::Alone).await.0;
                     }

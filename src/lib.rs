@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::ops::Deref;
 use std::sync::LazyLock;
@@ -141,7 +142,7 @@ pub mod __private {
         bypassed, cache_info, duration_of, invalid_ttl, local_hit, uncached, Condition,
         FunctionStats, Memo, OkPart, Whole,
     };
-    pub use cashews_core::strategy::{layer_ttl, Layer};
+    pub use cashews_core::strategy::{layer_ttl, Either};
     pub use cashews_core::{glob, key, strategy};
     pub use cashews_core::{Cache, IntoTtl, Ttl};
 

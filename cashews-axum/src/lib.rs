@@ -58,6 +58,7 @@
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }
 //! ```
+#![forbid(unsafe_code)]
 
 mod directives;
 mod entry;

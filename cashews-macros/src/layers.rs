@@ -713,7 +713,7 @@ impl Layer<'_> {
     }
 }
 
-/// `match ttl { Some(ttl) => Layer::Run(run), None => Layer::Skip(inner) }`:
+/// `match ttl { Some(ttl) => Either::Left(run), None => Either::Right(inner) }`:
 /// a layer whose call-time TTL is invalid is skipped.
 fn skippable(
     ttl: &TokenStream,
@@ -723,8 +723,8 @@ fn skippable(
 ) -> TokenStream {
     quote! {
         match #ttl {
-            ::std::option::Option::Some(ttl) => #private::Layer::Run(#run),
-            ::std::option::Option::None => #private::Layer::Skip(#inner),
+            ::std::option::Option::Some(ttl) => #private::Either::Left(#run),
+            ::std::option::Option::None => #private::Either::Right(#inner),
         }
     }
 }

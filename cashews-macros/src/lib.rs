@@ -2,6 +2,7 @@
 //! through the `cashews` crate (`use cashews::cache;`, then `#[cache(...)]`
 //! and `#[cache::failover(...)]`); generated code names only
 //! `::cashews::__private` (or `crate = path`).
+#![forbid(unsafe_code)]
 
 mod attr;
 mod expand;

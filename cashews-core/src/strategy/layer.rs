@@ -1,41 +1,12 @@
-//! A strategy layer that may be skipped, without boxing.
-
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+//! TTLs of strategy layers computed at call time. A layer whose TTL is
+//! invalid is skipped without boxing: generated code picks
+//! `futures_util::future::Either::Left(strategy)` or `Right(inner)`.
 
 use crate::error::Error;
 use crate::ttl::{IntoTtl, Ttl};
 
-/// Either a strategy's future, or the inner future it would have wrapped
-/// (when the layer is skipped, e.g. its TTL computed at call time is invalid).
-#[derive(Debug)]
-pub enum Layer<A, B> {
-    /// The strategy runs.
-    Run(A),
-    /// The inner future runs alone.
-    Skip(B),
-}
-
-impl<A, B> Future for Layer<A, B>
-where
-    A: Future,
-    B: Future<Output = A::Output>,
-{
-    type Output = A::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<A::Output> {
-        // SAFETY: structural pinning of the variant's field. `Layer` is never
-        // moved out of, nor switched to another variant, after being pinned;
-        // it has no `Drop` impl, and it is `Unpin` only when both fields are.
-        unsafe {
-            match self.get_unchecked_mut() {
-                Layer::Run(a) => Pin::new_unchecked(a).poll(cx),
-                Layer::Skip(b) => Pin::new_unchecked(b).poll(cx),
-            }
-        }
-    }
-}
+#[doc(hidden)]
+pub use futures_util::future::Either;
 
 /// A TTL computed at call time for a layer: `None` (logged) if invalid, so
 /// the layer is skipped and the function still runs.

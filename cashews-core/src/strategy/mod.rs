@@ -31,7 +31,7 @@ pub use failover::Failover;
 pub use hit::Hit;
 pub use invalidate::invalidate;
 pub use iterator::CachedStream;
-pub use layer::{invalid_ttl, layer_ttl, Layer};
+pub use layer::{invalid_ttl, layer_ttl, Either};
 pub use locked::Locked;
 pub use rate_limit::{Limit, OnBackendError, RateLimit, RateLimited, SliceRateLimit};
 pub use refresh::Refresh;

@@ -40,7 +40,7 @@ impl Backend for RedisBackend {
                 Some(ticket) => shared
                     .run_by(
                         deadline,
-                        "get",
+                        Command::Get,
                         key,
                         || None,
                         move |mut c| async move {
@@ -64,7 +64,7 @@ impl Backend for RedisBackend {
                 None => shared
                     .run_by(
                         deadline,
-                        "get",
+                        Command::Get,
                         key,
                         || None,
                         move |mut c| async move {
@@ -113,7 +113,7 @@ impl Backend for RedisBackend {
             let values = self
                 .shared
                 .run(
-                    "get_many",
+                    Command::GetMany,
                     missing[0],
                     || vec![None; count],
                     |mut c| async move {
@@ -147,7 +147,7 @@ impl Backend for RedisBackend {
                 .shared
                 .run_by(
                     deadline,
-                    "set",
+                    Command::Set,
                     key,
                     || false,
                     move |mut c| async move {
@@ -189,18 +189,18 @@ impl Backend for RedisBackend {
                 expire,
             })
             .collect();
-        Box::pin(self.shared.apply("set_many", writes))
+        Box::pin(self.shared.apply(Command::SetMany, writes))
     }
 
     fn apply<'a>(&'a self, writes: &'a [Write<'a>]) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.shared.apply("apply", writes.to_vec()))
+        Box::pin(self.shared.apply(Command::Apply, writes.to_vec()))
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
         Box::pin(self.shared.guarded(
             key,
             self.shared.run(
-                "delete",
+                Command::Delete,
                 key,
                 || false,
                 move |mut c| async move {
@@ -222,7 +222,7 @@ impl Backend for RedisBackend {
             let _guards: Vec<_> = keys.iter().map(|k| self.shared.write_guard(k)).collect();
             self.shared
                 .run(
-                    "delete_many",
+                    Command::DeleteMany,
                     keys[0],
                     || 0,
                     move |mut c| async move {
@@ -241,7 +241,7 @@ impl Backend for RedisBackend {
             let deleted = self
                 .shared
                 .run(
-                    "delete_match",
+                    Command::DeleteMatch,
                     pattern,
                     || 0,
                     move |mut c| async move {
@@ -295,7 +295,7 @@ impl Backend for RedisBackend {
 
     fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
         Box::pin(self.shared.run(
-            "exists",
+            Command::Exists,
             key,
             || false,
             move |mut c| async move {
@@ -318,7 +318,7 @@ impl Backend for RedisBackend {
             self.shared.guarded(
                 key,
                 self.shared
-                    .run_strict("incr", key, move |mut c| async move {
+                    .run_strict(Command::Incr, key, move |mut c| async move {
                         INCR.key(key)
                             .arg(by)
                             .arg(expire.map_or(0, ms))
@@ -333,7 +333,7 @@ impl Backend for RedisBackend {
         Box::pin(self.shared.guarded(
             key,
             self.shared.run(
-                "expire",
+                Command::Expire,
                 key,
                 || false,
                 move |mut c| async move {
@@ -350,7 +350,7 @@ impl Backend for RedisBackend {
 
     fn get_expire<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Expiry>> {
         Box::pin(self.shared.run(
-            "get_expire",
+            Command::GetExpire,
             key,
             || Expiry::Missing,
             move |mut c| async move {
@@ -371,7 +371,7 @@ impl Backend for RedisBackend {
 
     fn ping(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(self.shared.run(
-            "ping",
+            Command::Ping,
             "",
             || (),
             move |mut c| async move {
@@ -388,7 +388,7 @@ impl Backend for RedisBackend {
             let cleared =
                 self.shared
                     .run(
-                        "clear",
+                        Command::Clear,
                         "",
                         || (),
                         move |mut c| async move {
@@ -403,7 +403,7 @@ impl Backend for RedisBackend {
 
     fn get_keys_count(&self) -> BoxFuture<'_, Result<u64>> {
         Box::pin(self.shared.run(
-            "get_keys_count",
+            Command::GetKeysCount,
             "",
             || 0,
             move |mut c| async move { redis::cmd("DBSIZE").query_async::<u64>(&mut c).await },
@@ -412,7 +412,7 @@ impl Backend for RedisBackend {
 
     fn get_size<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
         Box::pin(self.shared.run(
-            "get_size",
+            Command::GetSize,
             key,
             || None,
             move |mut c| async move {
@@ -435,7 +435,7 @@ impl Backend for RedisBackend {
             self.shared.guarded(
                 key,
                 self.shared
-                    .run_strict("set_lock", key, move |mut c| async move {
+                    .run_strict(Command::SetLock, key, move |mut c| async move {
                         let taken = redis::cmd("SET")
                             .arg(key)
                             .arg(token)
@@ -455,7 +455,7 @@ impl Backend for RedisBackend {
             self.shared.guarded(
                 key,
                 self.shared
-                    .run_strict("unlock", key, move |mut c| async move {
+                    .run_strict(Command::Unlock, key, move |mut c| async move {
                         Ok(UNLOCK
                             .key(key)
                             .arg(token)
@@ -475,7 +475,7 @@ impl Backend for RedisBackend {
     ) -> BoxFuture<'a, Result<Vec<u64>>> {
         Box::pin(
             self.shared
-                .bitfield("get_bits", key, indexes, size, &[], |cmd, field| {
+                .bitfield(Command::GetBits, key, indexes, size, &[], |cmd, field| {
                     cmd.arg("GET").arg(field.0).arg(field.1);
                 }),
         )
@@ -491,7 +491,7 @@ impl Backend for RedisBackend {
         Box::pin(self.shared.guarded(
             key,
             self.shared.bitfield(
-                "incr_bits",
+                Command::IncrBits,
                 key,
                 indexes,
                 size,
@@ -517,7 +517,7 @@ impl Backend for RedisBackend {
             self.shared.guarded(
                 key,
                 self.shared
-                    .run_strict("slice_incr", key, move |mut c| async move {
+                    .run_strict(Command::SliceIncr, key, move |mut c| async move {
                         SLICE_INCR
                             .key(key)
                             .arg(start)
@@ -544,7 +544,7 @@ impl Backend for RedisBackend {
             }
             self.shared
                 .run(
-                    "set_add",
+                    Command::SetAdd,
                     key,
                     || 0,
                     move |mut c| async move {
@@ -571,7 +571,7 @@ impl Backend for RedisBackend {
             }
             self.shared
                 .run(
-                    "set_remove",
+                    Command::SetRemove,
                     key,
                     || 0,
                     move |mut c| async move {
@@ -591,7 +591,7 @@ impl Backend for RedisBackend {
             self.shared.guarded(
                 key,
                 self.shared
-                    .run("set_pop", key, Vec::new, move |mut c| async move {
+                    .run(Command::SetPop, key, Vec::new, move |mut c| async move {
                         redis::cmd("SPOP")
                             .arg(key)
                             .arg(count)
@@ -606,7 +606,7 @@ impl Backend for RedisBackend {
 impl Shared {
     /// `writes` in one `MULTI`/`EXEC` (one per slot on a cluster, which
     /// refuses a transaction across slots), order kept within each.
-    async fn apply(&self, command: &'static str, writes: Vec<Write<'_>>) -> Result<()> {
+    async fn apply(&self, command: Command, writes: Vec<Write<'_>>) -> Result<()> {
         let known = |w: &Write<'_>| {
             matches!(
                 w,
@@ -694,7 +694,7 @@ impl Shared {
     /// after checking every field as the memory backend does.
     async fn bitfield(
         &self,
-        command: &'static str,
+        command: Command,
         key: &str,
         indexes: &[u64],
         size: u8,
@@ -771,9 +771,12 @@ impl Scanner {
             if self.nodes.is_none() {
                 let mut nodes = self
                     .shared
-                    .run("scan", &self.pattern, Vec::new, |mut c: Conn| async move {
-                        c.primaries().await
-                    })
+                    .run(
+                        Command::Scan,
+                        &self.pattern,
+                        Vec::new,
+                        |mut c: Conn| async move { c.primaries().await },
+                    )
                     .await?;
                 nodes.reverse();
                 self.nodes = Some(nodes);
@@ -785,7 +788,7 @@ impl Scanner {
             let (next, keys) =
                 self.shared
                     .run(
-                        "scan",
+                        Command::Scan,
                         &self.pattern,
                         || (0, Vec::new()),
                         move |mut c| async move {
@@ -851,7 +854,7 @@ impl Scanner {
             let request = keys.clone();
             let values = shared
                 .run(
-                    "get_match",
+                    Command::GetMatch,
                     &first,
                     || vec![None; keys.len()],
                     move |mut c: Conn| async move {

@@ -75,7 +75,7 @@ use tokio::time::Instant;
 
 use cashews_core::driver::{Driver, DriverContext};
 use cashews_core::url::{Params, SetupUrl};
-use cashews_core::{Backend, Clock, Error, Result};
+use cashews_core::{Backend, Clock, Command, Error, Result};
 
 use connection::{Conn, Connector};
 use tracking::Tracking;
@@ -411,7 +411,7 @@ impl Shared {
     /// failure or timeout answers `fallback` (a miss, "not stored").
     pub(crate) async fn run<T, F, Fut>(
         &self,
-        command: &'static str,
+        command: Command,
         key: &str,
         fallback: impl FnOnce() -> T,
         call: F,
@@ -429,7 +429,7 @@ impl Shared {
     pub(crate) async fn run_by<T, F, Fut>(
         &self,
         deadline: Instant,
-        command: &'static str,
+        command: Command,
         key: &str,
         fallback: impl FnOnce() -> T,
         call: F,
@@ -439,9 +439,11 @@ impl Shared {
         Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
     {
         match self.run_strict_by(deadline, command, key, call).await {
-            Err(error) if self.config.suppress && error.is_transient() && command != "ping" => {
+            Err(error)
+                if self.config.suppress && error.is_transient() && command != Command::Ping =>
+            {
                 self.suppressed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(command, %error, "redis unavailable; treated as a miss");
+                tracing::warn!(command = command.name(), %error, "redis unavailable; treated as a miss");
                 Ok(fallback())
             }
             other => other,
@@ -453,7 +455,7 @@ impl Shared {
     /// answer would be made up.
     pub(crate) async fn run_strict<T, F, Fut>(
         &self,
-        command: &'static str,
+        command: Command,
         key: &str,
         call: F,
     ) -> Result<T>
@@ -468,7 +470,7 @@ impl Shared {
     async fn run_strict_by<T, F, Fut>(
         &self,
         deadline: Instant,
-        command: &'static str,
+        command: Command,
         key: &str,
         call: F,
     ) -> Result<T>
@@ -482,7 +484,7 @@ impl Shared {
         // for it again. `ping` always asks.
         let now = Instant::now();
         let down_until = self.down_until.load(Ordering::Relaxed);
-        if down_until != 0 && command != "ping" && self.millis(now) < down_until {
+        if down_until != 0 && command != Command::Ping && self.millis(now) < down_until {
             return Err(Error::backend(
                 "redis",
                 true,

@@ -378,3 +378,8 @@ http_suite!(
     [tokio::test(flavor = "multi_thread", worker_threads = 2)],
     Harness::redis("")
 );
+
+#[test]
+fn every_case_of_the_suite_is_listed() {
+    support::assert_every_case_listed(include_str!("axum.rs"), memory::CASES);
+}

@@ -37,3 +37,8 @@ conformance_suite!(
     [tokio::test(flavor = "multi_thread", worker_threads = 2)],
     Harness::disk("")
 );
+
+#[test]
+fn every_case_of_the_suite_is_listed() {
+    support::assert_every_case_listed(include_str!("support/conformance.rs"), memory::CASES);
+}

@@ -168,6 +168,9 @@ macro_rules! backend_suite {
         mod $backend {
             use super::*;
             use $($suite)::+ as suite;
+            /// The cases this suite runs (checked against the suite's file).
+            #[allow(dead_code)]
+            pub const CASES: &[&str] = &[$(stringify!($case)),*];
             $(
                 #[$attr]
                 async fn $case() {
@@ -177,6 +180,28 @@ macro_rules! backend_suite {
             )*
         }
     };
+}
+
+/// Fails unless the cases `listed` for a suite are exactly the
+/// `pub async fn name(h: &Harness)` functions of its `source` file: a case
+/// added to a suite but not to its list would otherwise never run.
+pub fn assert_every_case_listed(source: &str, listed: &[&str]) {
+    let defined: std::collections::BTreeSet<&str> = source
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim_start().strip_prefix("pub async fn ")?;
+            let (name, args) = rest.split_once('(')?;
+            args.starts_with("h: &Harness").then_some(name)
+        })
+        .collect();
+    let listed: std::collections::BTreeSet<&str> = listed.iter().copied().collect();
+    assert!(!defined.is_empty(), "no cases found in the suite's file");
+    let missing: Vec<_> = defined.difference(&listed).collect();
+    let unknown: Vec<_> = listed.difference(&defined).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "cases defined but not listed: {missing:?}; listed but not defined: {unknown:?}"
+    );
 }
 
 /// The conformance suite ([`conformance`]) for a backend.

@@ -273,3 +273,16 @@ fn a_zero_timeout_is_refused() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_commit_that_cannot_be_written_is_an_error() {
+    let mut server = RedisServer::start();
+    let cache = connect(&server, "");
+    cache.init().await.unwrap();
+    server.kill();
+    let tx = cache.transaction(cashews::TransactionMode::Fast);
+    tx.set("a", &1u32, cashews::Ttl::FOREVER).await.unwrap();
+    tx.incr("n", 1).await.unwrap();
+    // Nothing was written: "committed" would be a lie.
+    assert!(is_transient_backend_error(tx.commit().await));
+}

@@ -640,46 +640,47 @@ impl Shared {
         guards.reverse();
         let first = writes.first().map_or("", Write::key);
         let writes = &writes;
-        let applied = self
-            .run_by(
-                deadline,
-                command,
-                first,
-                || false,
-                |c| async move {
-                    let groups = c.by_slot(writes.iter().collect(), |w| w.key());
-                    let transactions = groups.into_iter().map(|group| {
-                        let mut c = c.clone();
-                        async move {
-                            let mut pipe = redis::pipe();
-                            pipe.atomic();
-                            for write in group {
-                                match write {
-                                    Write::Set { key, value, expire } => {
-                                        let cmd = pipe.cmd("SET").arg(&**key).arg(value.as_ref());
-                                        if let Some(expire) = expire {
-                                            cmd.arg("PX").arg(ms(*expire));
-                                        }
-                                        cmd.ignore();
-                                    }
-                                    Write::Delete { key } => {
-                                        pipe.cmd("UNLINK").arg(&**key).ignore();
-                                    }
-                                    Write::Incr { key, by } => {
-                                        pipe.cmd("INCRBY").arg(&**key).arg(*by).ignore();
-                                    }
-                                    // Refused before the connection was asked for.
-                                    _ => {}
+        let call = |c: Conn| async move {
+            let groups = c.by_slot(writes.iter().collect(), |w| w.key());
+            let transactions = groups.into_iter().map(|group| {
+                let mut c = c.clone();
+                async move {
+                    let mut pipe = redis::pipe();
+                    pipe.atomic();
+                    for write in group {
+                        match write {
+                            Write::Set { key, value, expire } => {
+                                let cmd = pipe.cmd("SET").arg(&**key).arg(value.as_ref());
+                                if let Some(expire) = expire {
+                                    cmd.arg("PX").arg(ms(*expire));
                                 }
+                                cmd.ignore();
                             }
-                            pipe.query_async::<()>(&mut c).await
+                            Write::Delete { key } => {
+                                pipe.cmd("UNLINK").arg(&**key).ignore();
+                            }
+                            Write::Incr { key, by } => {
+                                pipe.cmd("INCRBY").arg(&**key).arg(*by).ignore();
+                            }
+                            // Refused before the connection was asked for.
+                            _ => {}
                         }
-                    });
-                    futures_util::future::try_join_all(transactions).await?;
-                    Ok(true)
-                },
-            )
-            .await?;
+                    }
+                    pipe.query_async::<()>(&mut c).await
+                }
+            });
+            futures_util::future::try_join_all(transactions).await?;
+            Ok(true)
+        };
+        // A commit that cannot be written is an error even under `suppress`
+        // ("committed" would be a lie); `set_many` is a cache write like
+        // `set`, so a failure stores nothing.
+        let applied = if command == Command::Apply {
+            self.run_strict_by(deadline, command, first, call).await?
+        } else {
+            self.run_by(deadline, command, first, || false, call)
+                .await?
+        };
         if applied {
             for (guard, value) in &mut guards {
                 if let Some((value, expire)) = value.take() {

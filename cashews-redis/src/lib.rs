@@ -467,7 +467,7 @@ impl Shared {
             .await
     }
 
-    async fn run_strict_by<T, F, Fut>(
+    pub(crate) async fn run_strict_by<T, F, Fut>(
         &self,
         deadline: Instant,
         command: Command,

@@ -157,6 +157,11 @@ async fn expired_rows_and_their_files_are_purged_in_the_background() {
 
 /// A one-shard backend whose limit holds about `entries` values of 1000 bytes.
 fn limited(dir: &Path, eviction: &str) -> (Cache, Arc<DiskBackend>) {
+    limited_on(dir, eviction, Clock::system())
+}
+
+/// [`limited`] on `clock`.
+fn limited_on(dir: &Path, eviction: &str, clock: Clock) -> (Cache, Arc<DiskBackend>) {
     let mut params = cashews::disk::DiskConfig::new(dir);
     params.shards = 1;
     params.size_limit = Some(5 * 1010);
@@ -164,7 +169,7 @@ fn limited(dir: &Path, eviction: &str) -> (Cache, Arc<DiskBackend>) {
         "lrs" => cashews::disk::Eviction::LeastRecentlyStored,
         _ => cashews::disk::Eviction::LeastRecentlyUsed,
     };
-    let backend = Arc::new(DiskBackend::open(params, Clock::system()).unwrap());
+    let backend = Arc::new(DiskBackend::open(params, clock).unwrap());
     let cache = Cache::new();
     cache.add_backend("", backend.clone(), Serializer::new(CodecKind::Bincode));
     (cache, backend)
@@ -369,13 +374,17 @@ async fn a_commit_to_one_shard_is_seen_whole_and_keeps_side_files_right() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_tagged_key_never_outlives_its_tag_records() {
     let dir = TempDir::new("disk-tags");
-    let (cache, _backend) = limited(&dir.path, "lru");
+    // A clock that moves a millisecond per step: use order never ties.
+    let (clock, time) = Clock::manual();
+    let (cache, _backend) = limited_on(&dir.path, "lru", clock);
     cache.set("hot", &1u32).tags(&["t"]).await.unwrap();
     for n in 0..40u32 {
+        time.advance(std::time::Duration::from_millis(1));
         cache
             .set_raw(&format!("filler{n}"), vec![7u8; 1000])
             .await
             .unwrap();
+        time.advance(std::time::Duration::from_millis(1));
         assert_eq!(cache.get::<u32>("hot").await.unwrap(), Some(1), "{n}");
     }
     assert_eq!(cache.delete_tags(&["t"]).await.unwrap(), 1);

@@ -41,15 +41,21 @@ CREATE TRIGGER IF NOT EXISTS cache_update AFTER UPDATE OF size ON cache
 /// A row of the types this backend writes. A row of other SQL types was
 /// written by something else (a damaged file, a writer of the directory): it
 /// reads as missing, is replaced by a write and goes with a delete or purge.
-const WELL_TYPED: &str = "(typeof(key) = 'text' AND typeof(kind) = 'integer' \
-    AND typeof(value) IN ('blob', 'null') AND typeof(file) IN ('text', 'null') \
-    AND typeof(size) = 'integer' AND typeof(expires_at) IN ('integer', 'null'))";
+macro_rules! well_typed {
+    () => {
+        "(typeof(key) = 'text' AND typeof(kind) = 'integer' \
+         AND typeof(value) IN ('blob', 'null') AND typeof(file) IN ('text', 'null') \
+         AND typeof(size) = 'integer' AND typeof(expires_at) IN ('integer', 'null'))"
+    };
+}
+const WELL_TYPED: &str = well_typed!();
 
 /// A well-typed row that has not expired, given `?2` = now.
-const LIVE: &str = "((expires_at IS NULL OR expires_at > ?2) AND (typeof(key) = 'text' \
-    AND typeof(kind) = 'integer' AND typeof(value) IN ('blob', 'null') \
-    AND typeof(file) IN ('text', 'null') AND typeof(size) = 'integer' \
-    AND typeof(expires_at) IN ('integer', 'null')))";
+const LIVE: &str = concat!(
+    "((expires_at IS NULL OR expires_at > ?2) AND ",
+    well_typed!(),
+    ")"
+);
 
 /// What a key holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -228,7 +234,7 @@ impl Db {
     /// Opens shard `n` of `config.directory`, at `path`.
     pub(crate) fn open(n: u16, path: &Path, config: &DiskConfig, clock: Clock) -> Result<Db> {
         // Private to the user: sqlite gives the -wal and -shm files the same mode.
-        files::create_private_file(path).map_err(|e| Error::backend("disk", false, e))?;
+        files::create_private_file(path).map_err(files::io_error)?;
         let conn = Connection::open(path).map_err(sql_error)?;
         conn.busy_timeout(config.timeout).map_err(sql_error)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -565,11 +571,11 @@ impl Db {
             };
             files.push(file);
         }
-        let applied = self.write(|conn, values, dropped| {
+        let applied = self.write(|conn, side, dropped| {
             let mut first_error = None;
             for (write, file) in writes.iter().zip(&files) {
                 let step = match write {
-                    BatchWrite::Set { key, value, expire } => Db::load(conn, values, key, now)
+                    BatchWrite::Set { key, value, expire } => Db::load(conn, side, key, now)
                         .and_then(|(_, old_file, _)| {
                             let record = Record {
                                 data: Data::Bytes(if file.is_some() {
@@ -585,7 +591,7 @@ impl Db {
                             Ok(())
                         }),
                     BatchWrite::Delete { key } => {
-                        Db::load(conn, values, key, now).and_then(|(_, old_file, existed)| {
+                        Db::load(conn, side, key, now).and_then(|(_, old_file, existed)| {
                             if existed {
                                 Db::remove(conn, key)?;
                                 dropped.extend(old_file);
@@ -594,7 +600,7 @@ impl Db {
                         })
                     }
                     BatchWrite::Incr { key, by } => {
-                        Db::load(conn, values, key, now).and_then(|(mut record, old_file, _)| {
+                        Db::load(conn, side, key, now).and_then(|(mut record, old_file, _)| {
                             incr_record(&mut record, key, *by, None, now)?;
                             if let Some(record) = &record {
                                 Db::store(conn, key, record, None, now)?;

@@ -244,7 +244,7 @@ fn open_no_follow(path: &Path) -> io::Result<File> {
     File::open(path)
 }
 
-fn io_error(error: io::Error) -> Error {
+pub(crate) fn io_error(error: io::Error) -> Error {
     Error::backend("disk", false, error)
 }
 

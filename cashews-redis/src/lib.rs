@@ -482,9 +482,8 @@ impl Shared {
         // connection, the server is taken to be down (hung or killed) for one
         // response_timeout: commands fail at once instead of each waiting
         // for it again. `ping` always asks.
-        let now = Instant::now();
         let down_until = self.down_until.load(Ordering::Relaxed);
-        if down_until != 0 && command != Command::Ping && self.millis(now) < down_until {
+        if down_until != 0 && command != Command::Ping && self.millis(Instant::now()) < down_until {
             return Err(Error::backend(
                 "redis",
                 true,

@@ -449,3 +449,115 @@ async fn bloom_answers_absent_items_without_calling() {
         "only the possibly present item reached the function"
     );
 }
+
+// ---- a stacked #[cache] is the same #[cache]: stats, helpers, hit fast path ----------
+
+/// Counts heap allocations made by the current thread while counting is on.
+mod allocations {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    pub struct Counting;
+
+    thread_local! {
+        static COUNT: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+
+    // SAFETY: every call is forwarded to the system allocator unchanged;
+    // only a thread-local counter is touched besides.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            COUNT.with(|c| c.set(c.get().map(|n| n + 1)));
+            // SAFETY: the caller's contract is passed on as it is.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: as above.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    /// Runs `f`; the allocations it made on this thread.
+    pub fn during<R>(f: impl FnOnce() -> R) -> (R, usize) {
+        COUNT.with(|c| c.set(Some(0)));
+        let out = f();
+        let n = COUNT.with(|c| c.replace(None)).unwrap_or(0);
+        (out, n)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: allocations::Counting = allocations::Counting;
+
+/// Polls `future` once: its output if it completed on that poll.
+fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
+}
+
+static OUTER: LazyLock<Cache> = LazyLock::new(real_cache);
+static OUTER_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache(ttl = "1h", key = "outer:{id}", cache = OUTER, helpers)]
+#[cache::locked(ttl = "10s", cache = OUTER)]
+async fn cache_over_lock(id: u32) -> Result<u32, ApiError> {
+    OUTER_CALLS.fetch_add(1, Ordering::SeqCst);
+    Ok(id + 1)
+}
+
+#[tokio::test]
+async fn a_stacked_cache_counts_stats_has_helpers_and_answers_hits_on_the_first_poll() {
+    assert_eq!(cache_over_lock(1).await, Ok(2));
+    // A hit of the outermost #[cache] completes on the first poll without
+    // allocating: the layers below are never built.
+    let (hit, allocated) = allocations::during(|| poll_once(cache_over_lock(1)));
+    assert_eq!(hit, Some(Ok(2)));
+    assert_eq!(allocated, 0, "a memory hit allocated");
+    assert_eq!(OUTER_CALLS.load(Ordering::SeqCst), 1);
+
+    assert_eq!(cache_over_lock::key(1), "outer:1");
+    let info = cache_over_lock::cache_info().await;
+    assert_eq!((info.hits, info.misses, info.size), (1, 1, Some(1)));
+    assert!(cache_over_lock::invalidate(1).await.unwrap());
+    assert_eq!(cache_over_lock(1).await, Ok(2));
+    assert_eq!(OUTER_CALLS.load(Ordering::SeqCst), 2);
+    assert_eq!(cache_over_lock::uncached(1).await, Ok(2));
+    assert_eq!(OUTER_CALLS.load(Ordering::SeqCst), 3);
+}
+
+static INNER: LazyLock<Cache> = LazyLock::new(real_cache);
+static INNER_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache::failover(ttl = "1h", cache = INNER)]
+#[cache(ttl = "1h", key = "inner:{id}", cache = INNER, helpers)]
+async fn failover_over_cache(id: u32) -> Result<u32, ApiError> {
+    INNER_CALLS.fetch_add(1, Ordering::SeqCst);
+    Ok(id * 3)
+}
+
+#[tokio::test]
+async fn an_inner_cache_counts_its_hits_and_misses() {
+    for _ in 0..3 {
+        assert_eq!(failover_over_cache(2).await, Ok(6));
+    }
+    assert_eq!(INNER_CALLS.load(Ordering::SeqCst), 1);
+    let info = failover_over_cache::cache_info().await;
+    assert_eq!((info.hits, info.misses), (2, 1));
+}
+
+/// A lone #[cache] hit, for comparison: the same first-poll, no-allocation path.
+#[cache(ttl = "1h", key = "lone:{id}", cache = OUTER)]
+async fn lone(id: u32) -> u32 {
+    id
+}
+
+#[tokio::test]
+async fn a_lone_cache_answers_hits_on_the_first_poll_without_allocating() {
+    assert_eq!(lone(5).await, 5);
+    let (hit, allocated) = allocations::during(|| poll_once(lone(5)));
+    assert_eq!((hit, allocated), (Some(5), 0));
+}

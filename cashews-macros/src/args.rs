@@ -3,12 +3,17 @@
 //! Options are `name`, `name = expr` or `crate = path`, separated by commas.
 //! Each attribute declares the options it accepts; an unknown or repeated
 //! option is an error spanned on its name, and every error found is reported.
+//! Each strategy reads its options into its own typed args struct with the
+//! readers here, before any code is generated.
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, ToTokens};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{Expr, Ident, Token};
+use syn::{Expr, Ident, Lit, LitStr, Token};
+
+use crate::ttl::{DurationArg, TtlArg};
 
 /// One `name [= value]` option.
 pub struct Opt {
@@ -106,6 +111,102 @@ impl Options {
                 format!("`{name}` takes true or false"),
             )),
         }
+    }
+
+    /// A required option's error: `missing `name`: e.g. example`.
+    pub fn missing(&self, name: &str, example: &str) -> syn::Error {
+        syn::Error::new(self.span, format!("missing `{name}`: e.g. {example}"))
+    }
+
+    /// `value` (an option read), which must be given.
+    pub fn required<T>(
+        &self,
+        value: syn::Result<Option<T>>,
+        name: &str,
+        example: &str,
+    ) -> syn::Result<T> {
+        value?.ok_or_else(|| self.missing(name, example))
+    }
+
+    /// A string literal option.
+    pub fn lit_str(&self, name: &str) -> syn::Result<Option<LitStr>> {
+        self.value(name)?
+            .map(|e| lit_str(e, name).cloned())
+            .transpose()
+    }
+
+    /// A duration option: a literal checked now, or an expression.
+    pub fn duration(&self, name: &str) -> syn::Result<Option<DurationArg>> {
+        self.value(name)?
+            .map(|e| DurationArg::parse(e, name))
+            .transpose()
+    }
+
+    /// A required TTL option: a literal checked now, a function of the
+    /// arguments, or an expression.
+    pub fn ttl(&self, name: &str, example: &str) -> syn::Result<TtlArg> {
+        match self.value(name)? {
+            Some(expr) => TtlArg::parse(expr, name),
+            None => Err(self.missing(name, example)),
+        }
+    }
+
+    /// A count: an integer literal, or an expression cast to `u64`.
+    pub fn integer(&self, name: &str) -> syn::Result<Option<TokenStream>> {
+        Ok(match self.value(name)? {
+            None => None,
+            Some(Expr::Lit(syn::ExprLit {
+                lit: Lit::Int(i), ..
+            })) => {
+                let value: u64 = i.base10_parse()?;
+                Some(quote!(#value))
+            }
+            Some(other) => Some(quote!((#other) as u64)),
+        })
+    }
+
+    /// A number, cast to `f64` where used.
+    pub fn number(&self, name: &str) -> syn::Result<Option<TokenStream>> {
+        Ok(self.value(name)?.map(|e| quote!(((#e) as f64))))
+    }
+
+    /// A bare word out of `choices` (`on_backend_error = deny`).
+    pub fn word(&self, name: &str, choices: &[&str], help: &str) -> syn::Result<Option<Ident>> {
+        match self.value(name)? {
+            None => Ok(None),
+            Some(Expr::Path(path))
+                if path
+                    .path
+                    .get_ident()
+                    .is_some_and(|i| choices.iter().any(|c| i == c)) =>
+            {
+                Ok(path.path.get_ident().cloned())
+            }
+            Some(other) => Err(syn::Error::new_spanned(other, help)),
+        }
+    }
+
+    /// An expression option, as given.
+    pub fn expr(&self, name: &str) -> syn::Result<Option<Expr>> {
+        Ok(self.value(name)?.cloned())
+    }
+
+    /// The `crate = path` option's path, else `::cashews`.
+    pub fn krate(&self) -> syn::Result<Option<TokenStream>> {
+        Ok(self.value("crate")?.map(ToTokens::to_token_stream))
+    }
+}
+
+/// A string literal option's literal.
+pub fn lit_str<'e>(expr: &'e Expr, option: &str) -> syn::Result<&'e LitStr> {
+    match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Ok(s),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`{option}` takes a string literal"),
+        )),
     }
 }
 

@@ -1,0 +1,349 @@
+//! `#[cache]`: the simple strategy (`Memo`), lone or stacked. Every
+//! `#[cache]` layer counts its calls in a `FunctionStats`; the outermost
+//! answers a memory hit before the body's future is made, an inner one
+//! before its `Memo` runs.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Expr, ExprPath, Ident, ItemFn};
+
+use super::{Code, Layer, Parse, Strategy};
+use crate::args::{lit_str, Errors, Options};
+use crate::function::Function;
+use crate::key::{self, Target};
+use crate::template::Template;
+use crate::ttl::{DurationArg, TtlArg};
+
+pub struct Cache {
+    ttl: TtlArg,
+    tags: Vec<Template>,
+    condition: Condition,
+    time_condition: Option<DurationArg>,
+    lock: bool,
+    protected: bool,
+    helpers: bool,
+}
+
+enum Condition {
+    Always,
+    NotNone,
+    WithErrors,
+    Custom(ExprPath),
+}
+
+impl Parse for Cache {
+    const OPTIONS: &'static [&'static str] = &[
+        "ttl",
+        "tags",
+        "condition",
+        "time_condition",
+        "lock",
+        "protected",
+        "helpers",
+    ];
+
+    fn parse(options: &Options, function: &Function) -> syn::Result<Self> {
+        let mut errors = Errors::default();
+        let ttl =
+            errors.check(options.ttl("ttl", "#[cache(ttl = \"1h\")] (how long results live)"));
+        let tags = errors.check(tags(options, function)).unwrap_or_default();
+        let condition = errors
+            .check(condition(options))
+            .unwrap_or(Condition::Always);
+        let time_condition = errors.check(options.duration("time_condition")).flatten();
+        let lock = errors.check(options.flag("lock", false)).unwrap_or(false);
+        let protected = errors
+            .check(options.flag("protected", true))
+            .unwrap_or(true);
+        let helpers = errors
+            .check(options.flag("helpers", false))
+            .unwrap_or(false);
+        errors.finish()?;
+        Ok(Cache {
+            ttl: ttl.expect("no error"),
+            tags,
+            condition,
+            time_condition,
+            lock,
+            protected,
+            helpers,
+        })
+    }
+}
+
+fn tags(options: &Options, function: &Function) -> syn::Result<Vec<Template>> {
+    let Some(expr) = options.value("tags")? else {
+        return Ok(Vec::new());
+    };
+    let Expr::Array(array) = expr else {
+        return Err(syn::Error::new_spanned(
+            expr,
+            "`tags` takes a list of templates: tags = [\"items\", \"page:{page}\"]",
+        ));
+    };
+    array
+        .elems
+        .iter()
+        .map(|e| Template::parse(lit_str(e, "tags")?, &function.scope()))
+        .collect()
+}
+
+fn condition(options: &Options) -> syn::Result<Condition> {
+    Ok(match options.value("condition")? {
+        None => Condition::Always,
+        Some(Expr::Path(p)) if p.path.is_ident("not_none") => Condition::NotNone,
+        Some(Expr::Path(p)) if p.path.is_ident("with_errors") => Condition::WithErrors,
+        Some(Expr::Path(p)) => Condition::Custom(p.clone()),
+        Some(other) => {
+            return Err(syn::Error::new_spanned(
+                other,
+                "`condition` takes not_none, with_errors, or the path of a fn(&Output) -> bool",
+            ))
+        }
+    })
+}
+
+impl Strategy for Cache {
+    fn stores_errors(&self) -> bool {
+        matches!(self.condition, Condition::WithErrors)
+    }
+
+    fn layer(&self, cx: &Layer<'_>) -> syn::Result<Code> {
+        let (p, krate) = (cx.private(), cx.krate);
+        let (cache, key, output, adapter) = (cx.cache(), cx.key(), cx.output(), cx.adapter());
+        let stats = format_ident!("__CASHEWS_STATS_{}", cx.index);
+        let name = cx.function.name().to_string();
+        let cache_expr = cx.target.cache(krate);
+        let render = cx.target.render(krate, cx.function);
+        let tags_name = format_ident!("__cashews_tags_{}", cx.index);
+        let tags = self.tags.iter().map(|template| {
+            let out = format_ident!("__cashews_tag");
+            let render = template.render(krate, &out);
+            quote!({
+                let mut __cashews_tag_text = ::std::string::String::new();
+                {
+                    let #out = &mut __cashews_tag_text;
+                    #render
+                }
+                __cashews_tag_text
+            })
+        });
+        let stats_item = quote! {
+            static #stats: #p::FunctionStats =
+                #p::FunctionStats::new(concat!(module_path!(), "::", #name));
+        };
+        // The key is rendered into a reused buffer and copied out on a miss
+        // only; the outermost layer answers a memory hit right here.
+        let bind = if cx.outermost() {
+            quote! {
+                let #cache: &#p::Cache = #cache_expr;
+                let #key: ::std::string::String = match #p::key::with_key_buffer(|__cashews_key_text| {
+                    #render
+                    if !#p::bypassed() {
+                        if let ::std::option::Option::Some(hit) =
+                            #p::local_hit::<#adapter, #output>(#cache, __cashews_key_text)
+                        {
+                            return ::std::result::Result::Ok(hit);
+                        }
+                    }
+                    ::std::result::Result::Err(::std::string::String::from(&**__cashews_key_text))
+                }) {
+                    ::std::result::Result::Ok(hit) => {
+                        #stats.hit();
+                        return hit;
+                    }
+                    ::std::result::Result::Err(key) => key,
+                };
+            }
+        } else {
+            cx.bind(&render)
+        };
+        let ttl = cx.bind_ttl(&self.ttl);
+        let prepare = quote! {
+            #stats_item
+            #bind
+            #ttl
+            let #tags_name: ::std::vec::Vec<::std::string::String> = ::std::vec![#(#tags),*];
+        };
+        let memo = memo_new(krate, &output, quote!(#cache), quote!(#key), quote!(ttl));
+        let modifiers = self.modifiers(krate);
+        let inner = &cx.inner;
+        let run = cx.skippable(quote! {
+            #memo #modifiers
+                .tags(#tags_name)
+                .stats(&#stats)
+                .run::<#adapter>(#inner)
+        });
+        let future = if cx.outermost() {
+            run
+        } else {
+            quote! {
+                async move {
+                    if !#p::bypassed() {
+                        if let ::std::option::Option::Some(hit) =
+                            #p::local_hit::<#adapter, #output>(#cache, &#key)
+                        {
+                            #stats.hit();
+                            return hit;
+                        }
+                    }
+                    #run.await
+                }
+            }
+        };
+        let items = if self.helpers {
+            helpers(cx.function, cx.target, krate)
+        } else {
+            TokenStream::new()
+        };
+        Ok(Code {
+            prepare,
+            future,
+            items,
+        })
+    }
+}
+
+impl Cache {
+    fn modifiers(&self, krate: &TokenStream) -> TokenStream {
+        let p = quote!(#krate::__private);
+        let mut code = match &self.condition {
+            Condition::NotNone => quote!(.condition(#p::Condition::NotNone)),
+            Condition::Custom(path) => {
+                quote_spanned!(path.span()=> .condition(#p::Condition::Custom(#path)))
+            }
+            Condition::Always | Condition::WithErrors => TokenStream::new(),
+        };
+        if let Some(threshold) = &self.time_condition {
+            let threshold = threshold.code(krate);
+            code.extend(quote!(.time_condition(#threshold)));
+        }
+        let (lock, protected) = (self.lock, self.protected);
+        code.extend(quote!(.lock(#lock).protected(#protected)));
+        code
+    }
+}
+
+/// `Memo::new(cache, key, ttl)`, sharing a failed output with the callers
+/// waiting on it when `output` is `Clone + Send + Sync` (decided by
+/// autoref specialisation, so other outputs compile too).
+fn memo_new(
+    krate: &TokenStream,
+    output: &TokenStream,
+    cache: TokenStream,
+    key: TokenStream,
+    ttl: TokenStream,
+) -> TokenStream {
+    let strategy = quote!(#krate::__private::strategy);
+    quote! {{
+        #[allow(unused_imports)]
+        use #strategy::{ShareClonedFailures as _, ShareNoFailures as _};
+        #[allow(clippy::needless_borrow)]
+        (&&#strategy::ShareProbe::<#output>::new())
+            .share(#krate::__private::Memo::new(#cache, #key, #ttl))
+    }}
+}
+
+/// With `helpers`: `key()`, `invalidate()`, `uncached()` and `cache_info()`
+/// for a cached function — associated functions of a struct named like the
+/// function for a free function, `name_key()`-style methods next to a
+/// method. Opt-in, because trait impls take no extra items and an
+/// associated function without `self` cannot hold a struct.
+fn helpers(function: &Function, target: &Target, krate: &TokenStream) -> TokenStream {
+    let ItemFn { vis, sig, .. } = &function.item;
+    let name = function.name();
+    let output = function.output();
+    let key = key::owned(&target.render(krate, function));
+    let pattern = target.pattern(krate, function);
+    let cache = target.cache(krate);
+    let (impl_generics, _, where_clause) = sig.generics.split_for_impl();
+    let inputs = &sig.inputs;
+    let pass: Vec<&Ident> = function.args.iter().map(|a| &a.name).collect();
+    let unused = quote!(#(let _ = &#pass;)*);
+    let doc_key = format!("The cache key of a call of [`{name}`].");
+    let doc_invalidate = format!(
+        "Deletes the cached result of a call of [`{name}`]; returns whether it was cached."
+    );
+    let doc_uncached = format!("Calls [`{name}`] without reading or writing the cache (cached calls it makes still use it).");
+    let doc_info = format!("Hits and misses of [`{name}`] in this process, and how many of its results the cache holds now (a scan of its keys).");
+    let stats_name = name.to_string();
+    let info_body = quote! {
+        let __cashews_cache: &#krate::__private::Cache = #cache;
+        let __cashews_pattern: ::std::string::String = #pattern;
+        #krate::__private::cache_info(
+            __cashews_cache,
+            concat!(module_path!(), "::", #stats_name),
+            &__cashews_pattern,
+        )
+        .await
+    };
+    let invalidate_body = quote! {
+        #unused
+        let __cashews_cache: &#krate::__private::Cache = #cache;
+        let __cashews_key: ::std::string::String = #key;
+        __cashews_cache.delete(&__cashews_key).await
+    };
+    if !function.has_self() {
+        let doc = format!("Cache helpers of [`{name}`]: `{name}::key(..)`, `{name}::invalidate(..)`, `{name}::uncached(..)`, `{name}::cache_info()`.");
+        return quote! {
+            #[doc = #doc]
+            #[allow(non_camel_case_types, dead_code)]
+            #vis struct #name {}
+
+            #[allow(dead_code)]
+            impl #name {
+                #[doc = #doc_key]
+                #vis fn key #impl_generics (#inputs) -> ::std::string::String #where_clause {
+                    #unused
+                    #key
+                }
+
+                #[doc = #doc_invalidate]
+                #vis async fn invalidate #impl_generics (#inputs) -> #krate::Result<bool> #where_clause {
+                    #invalidate_body
+                }
+
+                #[doc = #doc_uncached]
+                #vis async fn uncached #impl_generics (#inputs) -> #output #where_clause {
+                    #krate::__private::uncached(#name(#(#pass),*)).await
+                }
+
+                #[doc = #doc_info]
+                #vis async fn cache_info() -> #krate::strategy::CacheInfo {
+                    #info_body
+                }
+            }
+        };
+    }
+    let key_fn = format_ident!("{}_key", name);
+    let invalidate_fn = format_ident!("{}_invalidate", name);
+    let uncached_fn = format_ident!("{}_uncached", name);
+    let info_fn = format_ident!("{}_cache_info", name);
+    quote! {
+        #[doc = #doc_key]
+        #[allow(dead_code)]
+        #vis fn #key_fn #impl_generics (#inputs) -> ::std::string::String #where_clause {
+            #unused
+            #key
+        }
+
+        #[doc = #doc_invalidate]
+        #[allow(dead_code)]
+        #vis async fn #invalidate_fn #impl_generics (#inputs) -> #krate::Result<bool> #where_clause {
+            #invalidate_body
+        }
+
+        #[doc = #doc_uncached]
+        #[allow(dead_code)]
+        #vis async fn #uncached_fn #impl_generics (#inputs) -> #output #where_clause {
+            #krate::__private::uncached(self.#name(#(#pass),*)).await
+        }
+
+        #[doc = #doc_info]
+        #[allow(dead_code)]
+        #vis async fn #info_fn(&self) -> #krate::strategy::CacheInfo {
+            #info_body
+        }
+    }
+}

@@ -31,13 +31,14 @@
 
 mod builtin;
 mod callback;
-mod request;
+mod response;
 
+pub use crate::command::{dispatch, Request};
 #[cfg(feature = "metrics")]
 pub use builtin::Metrics;
 pub use builtin::{AddPrefix, MemoryLimit, Tracing};
 pub use callback::{Callback, Event};
-pub use request::{dispatch, Request, Response};
+pub use response::Response;
 
 use std::fmt;
 use std::sync::Arc;

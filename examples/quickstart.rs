@@ -43,7 +43,7 @@ async fn timed(label: &str, user: &User) -> Duration {
 #[tokio::main]
 async fn main() -> cashews::Result<()> {
     cashews::setup("mem://?size=10000&check_interval=100ms")?;
-    let cache = cashews::cache();
+    let cache = cashews::Cache::global();
     let user = User { id: 7 };
 
     let miss = timed("first call", &user).await;

@@ -23,7 +23,7 @@ async fn report(day: &str) -> Report {
 async fn main() -> cashews::Result<()> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
     cashews::setup(&url)?;
-    if let Err(error) = cashews::cache().init().await {
+    if let Err(error) = cashews::Cache::global().init().await {
         eprintln!("cannot reach {url}: {error}\nstart one with: redis-server --port 6379");
         std::process::exit(1);
     }
@@ -32,7 +32,7 @@ async fn main() -> cashews::Result<()> {
         let r = report("2026-11-22").await;
         println!("{attempt:<5} {:>9.2?}  {r:?}", started.elapsed());
     }
-    let cache = cashews::cache();
+    let cache = cashews::Cache::global();
     println!(
         "ttl left: {:?}",
         cache.get_expire("report:2026-11-22").await?

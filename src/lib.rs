@@ -2,100 +2,86 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-use std::ops::Deref;
-use std::sync::LazyLock;
+// ---- The user API -------------------------------------------------------
 
 #[doc(inline)]
 pub use cashews_core::{
-    backend, bits, clock, codec, driver, glob, key, memory, middleware, scope, strategy, stream,
-    ttl, url, Backend, BoxError, BoxFuture, BoxStream, CacheStats, Clock, CodecKind, Command,
-    CommandSet, Digest, Driver, Error, Exist, Expiry, IntoTtl, LockGuard, ManualClock,
-    MemoryBackend, MemoryConfig, Miss, Result, Serializer, SetOptions, Transaction,
-    TransactionMode, Ttl, Write, DEFAULT_LOCK_WAIT, MAX_FLIGHT_WAIT, TAGS_PREFIX,
+    Cache, CacheBuilder, CacheStats, Clock, Command, CommandSet, Error, Exist, Expiry, IntoTtl,
+    LockGuard, ManualClock, Result, Transaction, TransactionMode, Ttl, DEFAULT_LOCK_WAIT, DRIVERS,
+    MAX_FLIGHT_WAIT, TAGS_PREFIX,
 };
 
-/// The backends compiled into this build, by cargo feature. `mem://` is
-/// always there.
-pub const DRIVERS: &[Driver] = &[
-    cashews_core::memory::DRIVER,
-    #[cfg(feature = "redis")]
-    cashews_redis::DRIVER,
-    #[cfg(feature = "disk")]
-    cashews_disk::DRIVER,
-];
+/// Sets up the default cache ([`Cache::global`]) for every key from `url`;
+/// see [`Cache::setup`].
+pub fn setup(url: &str) -> Result<()> {
+    Cache::global().setup(url)
+}
+
+/// Sets up a backend of the default cache for the keys starting with
+/// `prefix`; the longest matching prefix wins.
+pub fn setup_prefix(prefix: &str, url: &str) -> Result<()> {
+    Cache::global().setup_prefix(prefix, url)
+}
+
+/// What the commands of [`Cache`] return before they are awaited: each
+/// takes its options as methods (`cache.set("k", &v).expire("1h").await`).
+pub mod pending {
+    #[doc(inline)]
+    pub use cashews_core::strategy::{GetOrSetBuilder, TryGetOrSet};
+    #[doc(inline)]
+    pub use cashews_core::{Get, IncrBuilder, LockBuilder, SetBuilder, SetManyBuilder};
+}
+
+/// Caching strategies, usable without the attribute macros.
+pub mod strategy {
+    #[doc(inline)]
+    pub use cashews_core::strategy::{
+        function_stats, invalidate, Adapter, BloomFilter, CacheInfo, CachedStream, CircuitBreaker,
+        CircuitOpen, Condition, DualBloom, Early, Failover, FunctionStats, Hit, Limit, Locked,
+        Memo, OkPart, OnBackendError, RateLimit, RateLimited, Refresh, SliceRateLimit, Soft, Whole,
+    };
+}
+
+/// How values become cache keys: [`KeyPart`](key::KeyPart) and the
+/// formatters of key templates.
+pub mod key {
+    #[doc(inline)]
+    pub use cashews_core::key::{fmt, render, DisplayKeyPart, KeyPart};
+}
+
+#[doc(inline)]
+pub use cashews_core::scope;
+
+#[doc(inline)]
+pub use cashews_core::middleware;
+
+/// Codecs and signing of stored values (chosen per backend by URL).
+pub mod codec {
+    #[doc(inline)]
+    pub use cashews_core::codec::{CodecKind, Decoded, Digest, Miss, Serializer};
+}
+
+// ---- The backend kit ----------------------------------------------------
+
+#[doc(inline)]
+pub use cashews_backend as backend;
 
 /// The Redis backend (feature `redis`).
 #[cfg(feature = "redis")]
 #[doc(inline)]
-pub use cashews_redis::{self as redis, RedisBackend};
+pub use cashews_redis as redis;
 
 /// The disk backend (feature `disk`).
 #[cfg(feature = "disk")]
 #[doc(inline)]
-pub use cashews_disk::{self as disk, DiskBackend};
+pub use cashews_disk as disk;
 
 /// HTTP response caching for axum and tower (feature `axum`).
 #[cfg(feature = "axum")]
 #[doc(inline)]
 pub use cashews_axum as axum;
 
-/// A cache that can set up every backend compiled in. It dereferences to
-/// [`cashews_core::Cache`], where the commands are documented; cloning gives
-/// another handle to the same cache.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cashews::Result<()> {
-/// let cache = cashews::Cache::new();
-/// cache.setup("mem://?size=10000")?;
-/// cache.set("k", &"v").expire("1m").await?;
-/// assert_eq!(cache.get::<String>("k").await?.as_deref(), Some("v"));
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug)]
-pub struct Cache(cashews_core::Cache);
-
-impl Cache {
-    /// A cache with no backend yet; call [`setup`](cashews_core::Cache::setup).
-    pub fn new() -> Cache {
-        Cache::with_clock(Clock::system())
-    }
-
-    /// A cache reading time from `clock` — [`Clock::tokio`] makes expiry
-    /// follow `tokio::time::pause()` / `advance()` in tests.
-    pub fn with_clock(clock: Clock) -> Cache {
-        Cache(
-            cashews_core::Cache::builder()
-                .drivers(DRIVERS.iter().copied())
-                .clock(clock)
-                .build(),
-        )
-    }
-}
-
-impl Default for Cache {
-    fn default() -> Self {
-        Cache::new()
-    }
-}
-
-impl Deref for Cache {
-    type Target = cashews_core::Cache;
-    fn deref(&self) -> &cashews_core::Cache {
-        &self.0
-    }
-}
-
-impl AsRef<cashews_core::Cache> for Cache {
-    fn as_ref(&self) -> &cashews_core::Cache {
-        &self.0
-    }
-}
-
-impl From<Cache> for cashews_core::Cache {
-    fn from(cache: Cache) -> Self {
-        cache.0
-    }
-}
+// ---- The attribute macros -----------------------------------------------
 
 #[cfg(feature = "macros")]
 #[doc(inline)]
@@ -112,38 +98,17 @@ pub mod cache {
     };
 }
 
-pub use cashews_core::key::{key_context, KeyPart};
-pub use cashews_core::strategy::{uncached, CircuitOpen, OnBackendError, RateLimited};
+// ---- The macro runtime --------------------------------------------------
 
-static GLOBAL: LazyLock<Cache> = LazyLock::new(Cache::new);
-
-/// The process-wide default cache, used by `#[cache]` functions that name no
-/// other. Configure it once at start-up with [`setup`].
-pub fn cache() -> &'static Cache {
-    &GLOBAL
-}
-
-/// Sets up the default cache's backend for every key from `url`; see
-/// [`cashews_core::Cache::setup`].
-pub fn setup(url: &str) -> Result<()> {
-    cache().setup(url)
-}
-
-/// Sets up a backend of the default cache for the keys starting with
-/// `prefix`; the longest matching prefix wins.
-pub fn setup_prefix(prefix: &str, url: &str) -> Result<()> {
-    cache().setup_prefix(prefix, url)
-}
-
-/// What generated code uses; not a public API.
+/// What the attribute macros' generated code calls. Not a public API: it
+/// changes in any release, semver does not cover it.
 #[doc(hidden)]
 pub mod __private {
     pub use cashews_core::strategy::{
-        bypassed, cache_info, duration_of, invalid_ttl, local_hit, uncached, Condition,
-        FunctionStats, Memo, OkPart, Whole,
+        bypassed, cache_info, duration_of, invalid_ttl, layer_ttl, local_hit, uncached, Condition,
+        Either, FunctionStats, Memo, OkPart, Whole,
     };
-    pub use cashews_core::strategy::{layer_ttl, Either};
-    pub use cashews_core::{glob, key, strategy};
+    pub use cashews_core::{glob, key, scope, strategy};
     pub use cashews_core::{Cache, IntoTtl, Ttl};
 
     /// `fraction` of a TTL (early_ttl and soft_ttl default to a third of ttl).
@@ -156,7 +121,7 @@ pub mod __private {
 
     /// The cache of `#[cache]` functions that name none.
     pub fn default_cache() -> &'static Cache {
-        &super::cache().0
+        Cache::global()
     }
 
     /// The cache named by `cache = EXPR`.
@@ -173,12 +138,6 @@ pub mod __private {
     impl AsCache for Cache {
         fn as_cache(&self) -> &Cache {
             self
-        }
-    }
-
-    impl AsCache for super::Cache {
-        fn as_cache(&self) -> &Cache {
-            &self.0
         }
     }
 

@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cashews::backend::{Backend, BoxFuture, MemoryBackend, MemoryConfig};
+use cashews::codec::{CodecKind, Digest, Serializer};
 use cashews::middleware::{Callback, Middleware, Next, Request, Response};
-use cashews::{
-    Backend, BoxFuture, Cache, Clock, CodecKind, Command, CommandSet, Digest, Error, MemoryBackend,
-    MemoryConfig, Serializer,
-};
+use cashews::{Cache, Clock, Command, CommandSet, Error};
 use serde::{Deserialize, Serialize};
 use support::conformance::{profile, Profile};
 

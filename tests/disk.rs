@@ -10,8 +10,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use cashews::codec::{CodecKind, Serializer};
 use cashews::disk::{DiskBackend, DiskConfig};
-use cashews::{Cache, Clock, CodecKind, Serializer};
+use cashews::{Cache, Clock};
 use support::{side_files, TempDir};
 
 fn open(dir: &Path, params: &str) -> Cache {

@@ -4,7 +4,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use cashews::{cache, Cache, CircuitOpen, Clock, Error, RateLimited};
+use cashews::strategy::{CircuitOpen, RateLimited};
+use cashews::{cache, Cache, Clock, Error};
 
 fn paused_cache() -> Cache {
     let cache = Cache::with_clock(Clock::tokio());

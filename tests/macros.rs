@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use cashews::{cache, Backend, Cache, Clock, MemoryBackend, MemoryConfig, Serializer};
+use cashews::backend::{Backend, MemoryBackend, MemoryConfig};
+use cashews::codec::Serializer;
+use cashews::{cache, Cache, Clock};
 use serde::{Deserialize, Serialize};
 
 fn memory_cache() -> Cache {
@@ -222,7 +224,7 @@ async fn documented_keys_render_exactly() {
         ),
         (in_context::key(5), "ctx::5".into()),
         (
-            cashews::key_context([("tenant", "acme")], async { in_context::key(5) }).await,
+            cashews::scope::key_context([("tenant", "acme")], async { in_context::key(5) }).await,
             "ctx:acme:5".into(),
         ),
         (custom_formatter::key(10, (1, 2)), "v2:s:2:{literal}:2".into()),
@@ -541,7 +543,7 @@ async fn key_invalidate_and_uncached_helpers() {
         3,
         "recomputed after invalidate"
     );
-    cashews::uncached(price("tea")).await;
+    cashews::scope::uncached(price("tea")).await;
     assert_eq!(HELPER_CALLS.load(Ordering::SeqCst), 4);
 }
 
@@ -557,7 +559,10 @@ async fn the_default_cache_is_the_global_one() {
     cashews::setup("mem://").unwrap();
     assert_eq!(on_the_global_cache(1).await, 2);
     let key = format!("{}::on_the_global_cache:n:1", module_path!());
-    assert_eq!(cashews::cache().get::<u8>(&key).await.unwrap(), Some(2));
+    assert_eq!(
+        cashews::Cache::global().get::<u8>(&key).await.unwrap(),
+        Some(2)
+    );
 }
 
 // ---- tags and cache_info -----------------------------------------------------

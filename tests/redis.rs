@@ -200,8 +200,9 @@ async fn rediss_connects_with_the_right_ca_and_fails_clearly_with_a_wrong_one() 
 mod client_side {
     use std::sync::Arc;
 
+    use cashews::codec::{CodecKind, Serializer};
     use cashews::redis::{RedisBackend, RedisConfig};
-    use cashews::{Cache, CodecKind, Serializer};
+    use cashews::Cache;
 
     use super::*;
 

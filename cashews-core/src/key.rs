@@ -1,5 +1,5 @@
 //! Rendering values into cache keys: the [`KeyPart`] trait, the template
-//! formatters, and the task-local [`key_context`].
+//! formatters, and the task-local [`key_context`](crate::scope::key_context).
 //!
 //! One rule for every backend and every call path:
 //! - integers, floats, `char` and strings render as themselves; `bool` as
@@ -27,8 +27,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::{Display, Write};
 use std::rc::Rc;
 use std::sync::Arc;
-
-use std::future::Future;
 
 /// A value that can be written into a cache key. See the [module docs](self).
 #[diagnostic::on_unimplemented(
@@ -420,59 +418,6 @@ pub mod fmt {
         }
         Some(out)
     }
-
-    /// `{@:get(name)}`: a value of the enclosing [`key_context`], or nothing.
-    pub fn context(out: &mut String, name: &str) {
-        let _ = KEY_CONTEXT.try_with(|values| {
-            if let Some((_, value)) = values.iter().rev().find(|(k, _)| k == name) {
-                out.push_str(value);
-            }
-        });
-    }
-}
-
-tokio::task_local! {
-    static KEY_CONTEXT: Vec<(String, String)>;
-}
-
-/// The `key_context` values of a task, captured by [`crate::scope::Scopes`].
-#[derive(Clone, Default)]
-pub(crate) struct ContextValues(Vec<(String, String)>);
-
-impl ContextValues {
-    pub(crate) fn current() -> ContextValues {
-        ContextValues(KEY_CONTEXT.try_with(Clone::clone).unwrap_or_default())
-    }
-
-    pub(crate) async fn scope<F: Future>(self, future: F) -> F::Output {
-        KEY_CONTEXT.scope(self.0, future).await
-    }
-}
-
-/// Runs `future` with `values` available to key templates as
-/// `{@:get(name)}`. Scopes nest (inner values win) and are task-local: they
-/// cover every `.await` inside `future`, not tasks it spawns (see
-/// [`crate::scope`]).
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use cashews_core::key::{fmt, key_context};
-/// let key = key_context([("tenant", "acme")], async {
-///     let mut key = String::from("report:");
-///     fmt::context(&mut key, "tenant");
-///     key
-/// })
-/// .await;
-/// assert_eq!(key, "report:acme");
-/// # }
-/// ```
-pub async fn key_context<F: Future, K: Into<String>, V: KeyPart>(
-    values: impl IntoIterator<Item = (K, V)>,
-    future: F,
-) -> F::Output {
-    let mut all = KEY_CONTEXT.try_with(Clone::clone).unwrap_or_default();
-    all.extend(values.into_iter().map(|(k, v)| (k.into(), render(&v))));
-    KEY_CONTEXT.scope(all, future).await
 }
 
 #[cfg(test)]
@@ -582,21 +527,5 @@ mod tests {
         fmt::jwt(&mut out, "not a token", "sub");
         fmt::jwt(&mut out, "a.!!!.c", "sub");
         assert_eq!(out, "user-1|7|");
-    }
-
-    #[tokio::test]
-    async fn key_context_nests_and_ends() {
-        let read = || {
-            let mut out = String::new();
-            fmt::context(&mut out, "tenant");
-            out
-        };
-        assert_eq!(read(), "");
-        let (outer, inner) = key_context([("tenant", "a")], async {
-            let inner = key_context([("tenant", "b")], async { read() }).await;
-            (read(), inner)
-        })
-        .await;
-        assert_eq!((outer.as_str(), inner.as_str()), ("a", "b"));
     }
 }

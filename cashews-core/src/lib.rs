@@ -7,35 +7,26 @@
 //! Backend crates (`cashews-redis`, `cashews-disk`) depend on this crate only.
 #![warn(missing_docs)]
 
-pub mod backend;
-pub mod bits;
 mod cache;
-pub mod clock;
 pub mod codec;
-mod command;
-pub mod driver;
-mod error;
-pub mod glob;
 pub mod key;
-pub mod memory;
 pub mod middleware;
 pub mod scope;
 pub mod strategy;
 pub mod stream;
-pub mod ttl;
-pub mod url;
 
-pub use backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions, Write};
-pub use cache::lock::random_token;
 pub use cache::{
-    Cache, CacheBuilder, CacheStats, Get, GetOrSetBuilder, IncrBuilder, LockBuilder, LockGuard,
-    SetBuilder, SetManyBuilder, Transaction, TransactionMode, TryGetOrSet, DEFAULT_LOCK_WAIT,
-    MAX_FLIGHT_WAIT, TAGS_PREFIX,
+    Cache, CacheBuilder, CacheStats, Get, IncrBuilder, LockBuilder, LockGuard, SetBuilder,
+    SetManyBuilder, Transaction, TransactionMode, DEFAULT_LOCK_WAIT, DRIVERS, MAX_FLIGHT_WAIT,
+    TAGS_PREFIX,
 };
-pub use clock::{Clock, ManualClock};
+pub use cashews_backend::{
+    backend, bits, clock, command, driver, error, glob, layout, memory, ttl, url,
+};
+pub use cashews_backend::{
+    Backend, BoxError, BoxFuture, BoxStream, Clock, Command, CommandSet, Driver, DriverContext,
+    Error, Exist, Expiry, IntoTtl, ManualClock, MemoryBackend, MemoryConfig, Result, SetOptions,
+    Ttl, Write,
+};
 pub use codec::{CodecKind, Digest, Miss, Serializer};
-pub use command::{Command, CommandSet};
-pub use driver::{Driver, DriverContext};
-pub use error::{BoxError, Error, Result};
-pub use memory::{MemoryBackend, MemoryConfig};
-pub use ttl::{IntoTtl, Ttl};
+pub use strategy::{GetOrSetBuilder, TryGetOrSet};

@@ -6,28 +6,10 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
+pub use cashews_backend::stream::iter_stream;
+
 use crate::backend::BoxStream;
 use crate::error::Result;
-
-/// A stream over an iterator that is already in memory.
-pub fn iter_stream<'a, I>(iter: I) -> BoxStream<'a, I::Item>
-where
-    I: Iterator + Send + Unpin + 'a,
-{
-    Box::pin(IterStream(iter))
-}
-
-struct IterStream<I>(I);
-
-impl<I: Iterator + Unpin> Stream for IterStream<I> {
-    type Item = I::Item;
-    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<I::Item>> {
-        Poll::Ready(self.0.next())
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
-    }
-}
 
 /// The stream of a `scan` or `get_match`: implements [`Stream`], and offers
 /// [`next`](Self::next) and [`try_collect`](Self::try_collect) so no stream

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use cashews_core::backend::{Exist, Expiry, SetOptions};
-use cashews_core::codec::parse_counter;
-use cashews_core::{bits, glob, Clock, Error, Result, TAGS_PREFIX};
+use cashews_backend::backend::{Exist, Expiry, SetOptions};
+use cashews_backend::layout::parse_counter;
+use cashews_backend::layout::TAGS_PREFIX;
+use cashews_backend::{bits, glob, Clock, Error, Result};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -702,7 +703,7 @@ impl Db {
             let Data::Window(stamps) = &mut record.data else {
                 return Err(wrong_type(key, "a sliding window"));
             };
-            let (count, recorded) = cashews_core::backend::slide_window(stamps, start, end, max);
+            let (count, recorded) = cashews_backend::backend::slide_window(stamps, start, end, max);
             if recorded {
                 record.expires_at = deadline(now, ttl);
             }

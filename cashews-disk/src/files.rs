@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use cashews_core::{Error, Result};
+use cashews_backend::{Error, Result};
 
 /// The directory used when a `disk://` URL names none: `cashews` in the
 /// user's cache directory (`$XDG_CACHE_HOME`, else `~/.cache`), else a
@@ -140,7 +140,11 @@ impl SideFiles {
     /// place, removed if anything fails); its name.
     pub(crate) fn write(&self, value: &[u8]) -> Result<String> {
         create_private_dir(&self.dir).map_err(io_error)?;
-        let name = format!("{}{}{SUFFIX}", self.prefix, cashews_core::random_token());
+        let name = format!(
+            "{}{}{SUFFIX}",
+            self.prefix,
+            cashews_backend::layout::random_token()
+        );
         let temp = self.dir.join(format!(".{name}.tmp"));
         let written = private_file()
             .open(&temp)

@@ -48,10 +48,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cashews_core::backend::{Backend, BoxFuture, BoxStream, Expiry, SetOptions, Write};
-use cashews_core::driver::{Driver, DriverContext};
-use cashews_core::url::{parse_bytes, Params, SetupUrl};
-use cashews_core::{bits, Clock, Command, Error, Result};
+use cashews_backend::backend::{Backend, BoxFuture, BoxStream, Expiry, SetOptions, Write};
+use cashews_backend::driver::{Driver, DriverContext};
+use cashews_backend::url::{parse_bytes, Params, SetupUrl};
+use cashews_backend::{bits, Clock, Command, Error, Result};
 
 use shard::Shard;
 
@@ -535,7 +535,7 @@ impl Backend for DiskBackend {
     ) -> BoxFuture<'a, Result<bool>> {
         let options = SetOptions {
             expire: Some(ttl),
-            exist: cashews_core::Exist::IfAbsent,
+            exist: cashews_backend::Exist::IfAbsent,
         };
         self.set(key, Bytes::copy_from_slice(token.as_bytes()), options)
     }

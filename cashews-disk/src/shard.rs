@@ -5,7 +5,7 @@
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use cashews_core::{Clock, Error, Result};
+use cashews_backend::{Clock, Error, Result};
 use tokio::sync::oneshot;
 
 use crate::db::Db;

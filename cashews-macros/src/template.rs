@@ -141,7 +141,7 @@ impl Template {
                         .and_then(|f| f.args.first())
                         .cloned()
                         .unwrap_or_default();
-                    quote_spanned!(span=> #krate::__private::key::fmt::context(&mut *#part, #name);)
+                    quote_spanned!(span=> #krate::__private::scope::write_context(&mut *#part, #name);)
                 }
                 Root::Arg(root) => {
                     let root = if root == "self" {

@@ -8,7 +8,7 @@ use syn::{Expr, Ident, Lit};
 
 use crate::function::Function;
 
-#[path = "../../cashews-core/src/ttl_grammar.rs"]
+#[path = "../../cashews-backend/src/ttl_grammar.rs"]
 mod ttl_grammar;
 
 /// A `ttl = ...` option.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cashews_core::backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions, Write};
-use cashews_core::{glob, Command, Error, Result};
+use cashews_backend::backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions, Write};
+use cashews_backend::{glob, Command, Error, Result};
 
 use crate::connection::{Conn, Node};
 use crate::scripts::{INCR, SET_ADD, SLICE_INCR, UNLOCK};
@@ -79,7 +79,7 @@ impl Backend for RedisBackend {
             };
             match got {
                 // A set or a window holds no value: a miss, as on every backend.
-                Err(cashews_core::Error::WrongType { .. }) => Ok(None),
+                Err(cashews_backend::Error::WrongType { .. }) => Ok(None),
                 other => other,
             }
         })
@@ -703,7 +703,7 @@ impl Shared {
         op: impl Fn(&mut redis::Cmd, (String, String)) + Send,
     ) -> Result<Vec<u64>> {
         for index in indexes {
-            cashews_core::bits::field_offset(*index, size)?;
+            cashews_backend::bits::field_offset(*index, size)?;
         }
         if indexes.is_empty() {
             return Ok(Vec::new());
@@ -737,7 +737,7 @@ fn unique() -> u64 {
     let pid = u64::from(std::process::id());
     (pid << 40)
         ^ NEXT.fetch_add(1, Ordering::Relaxed)
-        ^ cashews_core::Clock::system().unix_ms().rotate_left(20)
+        ^ cashews_backend::Clock::system().unix_ms().rotate_left(20)
 }
 
 /// A SCAN over the keys matching a pattern, each key once, on every primary

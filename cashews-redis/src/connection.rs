@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
-use cashews_core::{Error, Result};
+use cashews_backend::{Error, Result};
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };

@@ -73,9 +73,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use cashews_core::driver::{Driver, DriverContext};
-use cashews_core::url::{Params, SetupUrl};
-use cashews_core::{Backend, Clock, Command, Error, Result};
+use cashews_backend::driver::{Driver, DriverContext};
+use cashews_backend::url::{Params, SetupUrl};
+use cashews_backend::{Backend, Clock, Command, Error, Result};
 
 use connection::{Conn, Connector};
 use tracking::Tracking;
@@ -156,7 +156,7 @@ impl RedisConfig {
     /// ```
     /// let config = cashews_redis::RedisConfig::parse("redis://127.0.0.1:6379/0?client_side=true")?;
     /// assert!(config.client_side.is_some());
-    /// # Ok::<(), cashews_core::Error>(())
+    /// # Ok::<(), cashews_backend::Error>(())
     /// ```
     pub fn parse(url: &str) -> Result<RedisConfig> {
         let url = SetupUrl::parse(url)?;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cashews_core::memory::{LocalCache, Ticket};
-use cashews_core::Clock;
+use cashews_backend::memory::{LocalCache, Ticket};
+use cashews_backend::Clock;
 use redis::aio::AsyncPushSender;
 use redis::{PushInfo, PushKind, Value};
 
@@ -186,7 +186,7 @@ impl Shared {
                     .await
                     .map_err(crate::backend_error)?;
             }
-            Ok::<_, cashews_core::Error>(nodes.len())
+            Ok::<_, cashews_backend::Error>(nodes.len())
         };
         match tokio::time::timeout_at(deadline, result).await {
             Ok(Ok(nodes)) => {

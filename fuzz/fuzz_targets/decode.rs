@@ -3,7 +3,7 @@
 #![no_main]
 
 use cashews::codec::Decoded;
-use cashews::{CodecKind, Digest, Serializer};
+use cashews::codec::{CodecKind, Digest, Serializer};
 use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
 
@@ -38,5 +38,5 @@ fuzz_target!(|bytes: &[u8]| {
     all::<String>(&serializers, bytes);
     all::<Vec<Vec<u8>>>(&serializers, bytes);
     all::<std::collections::BTreeMap<String, u64>>(&serializers, bytes);
-    let _ = cashews::codec::parse_counter(bytes);
+    let _ = cashews::backend::layout::parse_counter(bytes);
 });

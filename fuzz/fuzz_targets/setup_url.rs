@@ -10,5 +10,5 @@ fuzz_target!(|url: &str| {
         // Errors render (and name the problem) without panicking.
         let _ = error.to_string();
     }
-    let _ = cashews::url::SetupUrl::parse(url);
+    let _ = cashews::backend::url::SetupUrl::parse(url);
 });

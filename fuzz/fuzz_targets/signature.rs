@@ -3,7 +3,7 @@
 #![no_main]
 
 use cashews::codec::Decoded;
-use cashews::{CodecKind, Digest, Serializer};
+use cashews::codec::{CodecKind, Digest, Serializer};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: (String, Vec<(u16, u8)>, Vec<u8>, u8)| {

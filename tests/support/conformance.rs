@@ -228,7 +228,7 @@ pub async fn glob_special_characters_are_literal(h: &Harness) {
     found = c.scan("gl:a?b").await.unwrap().try_collect().await.unwrap();
     found.sort();
     assert_eq!(found, vec!["gl:a+b", "gl:a.b", "gl:axb"]);
-    let escaped = format!("{}*", cashews::glob::escape("gl:a[b]"));
+    let escaped = format!("{}*", cashews::backend::glob::escape("gl:a[b]"));
     found = c.scan(&escaped).await.unwrap().try_collect().await.unwrap();
     assert_eq!(found, vec!["gl:a[b]".to_owned()]);
     assert_eq!(c.delete_match("gl:price:$*").await.unwrap(), 1);

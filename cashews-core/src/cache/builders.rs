@@ -1,18 +1,15 @@
 //! Builders for commands with options; each is awaited directly
 //! (`cache.set("k", &v).expire("1h").await`).
 
-use std::future::{Future, IntoFuture};
+use std::future::IntoFuture;
 
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use super::Cache;
 use crate::backend::{BoxFuture, Exist, SetOptions};
 use crate::command::Command;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::middleware::Request;
-use crate::strategy::{Memo, OkPart};
 use crate::ttl::{IntoTtl, Ttl};
 
 /// A pending `set`; see [`Cache::set`].
@@ -194,110 +191,5 @@ impl<'a> IntoFuture for IncrBuilder<'a> {
             };
             self.cache.run_one(request).await?.into_int(Command::Incr)
         })
-    }
-}
-
-/// A pending `get_or_set`; see [`Cache::get_or_set`].
-#[must_use = "a get_or_set does nothing until awaited"]
-pub struct GetOrSetBuilder<'a, F> {
-    cache: &'a Cache,
-    key: &'a str,
-    init: F,
-    expire: Result<Ttl>,
-}
-
-impl<F> std::fmt::Debug for GetOrSetBuilder<'_, F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GetOrSetBuilder")
-            .field("key", &self.key)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'a, F> GetOrSetBuilder<'a, F> {
-    pub(super) fn new(cache: &'a Cache, key: &'a str, init: F) -> Self {
-        GetOrSetBuilder {
-            cache,
-            key,
-            init,
-            expire: Ok(Ttl::FOREVER),
-        }
-    }
-
-    /// Expires the computed value after `ttl`.
-    pub fn expire(mut self, ttl: impl IntoTtl) -> Self {
-        self.expire = ttl.into_ttl();
-        self
-    }
-
-    /// Turns this into a fallible load: `init` returns `Result<T, E>`, an
-    /// `Err` is returned to its caller and not stored, and cache errors are
-    /// converted with `E: From<cashews::Error>`.
-    pub fn fallible(self) -> TryGetOrSet<'a, F> {
-        TryGetOrSet(self)
-    }
-}
-
-impl<'a, F, Fut, T> IntoFuture for GetOrSetBuilder<'a, F>
-where
-    F: FnOnce() -> Fut + Send + 'a,
-    Fut: Future<Output = T> + Send + 'a,
-    T: Serialize + DeserializeOwned + Send + 'a,
-{
-    type Output = Result<T>;
-    type IntoFuture = BoxFuture<'a, Result<T>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        let init = self.init;
-        Box::pin(self.cache.load(self.key, self.expire, || async move {
-            Ok::<T, Error>(init().await)
-        }))
-    }
-}
-
-/// A fallible `get_or_set`; see [`GetOrSetBuilder::fallible`].
-#[must_use = "a get_or_set does nothing until awaited"]
-pub struct TryGetOrSet<'a, F>(GetOrSetBuilder<'a, F>);
-
-impl<F> std::fmt::Debug for TryGetOrSet<'_, F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl<'a, F, Fut, T, E> IntoFuture for TryGetOrSet<'a, F>
-where
-    F: FnOnce() -> Fut + Send + 'a,
-    Fut: Future<Output = Result<T, E>> + Send + 'a,
-    T: Serialize + DeserializeOwned + Send + 'a,
-    E: From<Error> + Send + 'a,
-{
-    type Output = Result<T, E>;
-    type IntoFuture = BoxFuture<'a, Result<T, E>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.0.cache.load(self.0.key, self.0.expire, self.0.init))
-    }
-}
-
-impl Cache {
-    /// The load path behind `get_or_set`: the simple strategy with the `Ok`
-    /// part stored. Cache failures are logged and the value is computed.
-    pub(crate) async fn load<T, E, F, Fut>(
-        &self,
-        key: &str,
-        expire: Result<Ttl>,
-        init: F,
-    ) -> Result<T, E>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        T: Serialize + DeserializeOwned + Send,
-        E: From<Error>,
-    {
-        let ttl = expire?;
-        Memo::new(self, key.to_owned(), ttl)
-            .run::<OkPart>(init())
-            .await
     }
 }

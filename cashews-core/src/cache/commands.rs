@@ -11,7 +11,7 @@ use futures_util::future::join;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::builders::{GetOrSetBuilder, IncrBuilder, SetBuilder, SetManyBuilder};
+use super::builders::{IncrBuilder, SetBuilder, SetManyBuilder};
 use super::lock::LockBuilder;
 use super::tags::{is_tags_key, key_tags_key, records_of};
 use super::{Cache, State};
@@ -247,26 +247,6 @@ impl Cache {
                 .into_unit(Command::SetMany)?;
         }
         Ok(())
-    }
-
-    /// The value at `key`, or the result of `init` — which is stored (with
-    /// `.expire(ttl)`) and returned. A failing backend never fails the call:
-    /// the error is logged at warn and `init`'s value returned.
-    ///
-    /// # Concurrent calls
-    /// Concurrent calls for the same key in this process run `init` once; the
-    /// others wait and decode the stored value, so `T` needs no `Clone`.
-    /// If that call is cancelled or panics, one waiter runs `init` instead.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cashews_core::Result<()> {
-    /// # let cache = cashews_core::Cache::new(); cache.setup("mem://")?;
-    /// let n: u64 = cache.get_or_set("answer", || async { 42 }).expire("10m").await?;
-    /// assert_eq!(n, 42);
-    /// # Ok(()) }
-    /// ```
-    pub fn get_or_set<'a, F>(&'a self, key: &'a str, init: F) -> GetOrSetBuilder<'a, F> {
-        GetOrSetBuilder::new(self, key, init)
     }
 
     /// Adds to the integer counter at `key` (by 1, or `.by(n)`), creating it at

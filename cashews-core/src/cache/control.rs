@@ -8,25 +8,6 @@ use crate::codec::Miss;
 use crate::command::{Command, CommandSet};
 use crate::scope;
 
-tokio::task_local! {
-    /// Commands disabled for the current task, per cache id.
-    static DISABLED: Vec<(u64, CommandSet)>;
-}
-
-/// The `disabling` scopes of a task, captured by [`crate::scope::Scopes`].
-#[derive(Clone, Default)]
-pub(crate) struct DisabledScopes(Vec<(u64, CommandSet)>);
-
-impl DisabledScopes {
-    pub(crate) fn current() -> DisabledScopes {
-        DisabledScopes(DISABLED.try_with(Clone::clone).unwrap_or_default())
-    }
-
-    pub(crate) async fn scope<F: Future>(self, future: F) -> F::Output {
-        DISABLED.scope(self.0, future).await
-    }
-}
-
 impl Cache {
     /// Disables `commands` for every task until [`Cache::enable`]. A disabled
     /// command does not reach the backend and answers as an empty backend
@@ -56,15 +37,7 @@ impl Cache {
     /// [`Cache::disabling`] scope.
     #[inline]
     pub fn is_disabled(&self, command: Command) -> bool {
-        self.disabled().contains(command)
-            || scope::any_active()
-                && DISABLED
-                    .try_with(|scopes| {
-                        scopes
-                            .iter()
-                            .any(|(id, set)| *id == self.inner.id && set.contains(command))
-                    })
-                    .unwrap_or(false)
+        self.disabled().contains(command) || scope::disabled_here(self.inner.id, command)
     }
 
     /// Runs `future` with `commands` disabled for it alone.
@@ -90,10 +63,7 @@ impl Cache {
         commands: impl Into<CommandSet>,
         future: F,
     ) -> F::Output {
-        let mut scopes = DISABLED.try_with(Clone::clone).unwrap_or_default();
-        scopes.push((self.inner.id, commands.into()));
-        let _active = scope::Active::enter();
-        DISABLED.scope(scopes, future).await
+        scope::disabling(self.inner.id, commands.into(), future).await
     }
 
     /// Counters of stored values that were not returned.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::Cache;
 use crate::error::{Error, Result};
+use crate::layout::random_token;
 use crate::ttl::{IntoTtl, Ttl};
 
 /// First pause between two attempts to take a held lock; doubles up to [`MAX_BACKOFF`].
@@ -156,20 +157,4 @@ impl Drop for LockGuard {
             ),
         }
     }
-}
-
-/// 128 random bits from the operating system, as hex: unguessable, so no one
-/// can release a lock they do not hold.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No OS randomness: fall back to time and address entropy (still unique).
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            ^ (&bytes as *const _ as u128);
-        bytes = seed.to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -8,10 +8,9 @@ pub(crate) mod lock;
 pub(crate) mod tags;
 mod transaction;
 
-pub use builders::{GetOrSetBuilder, IncrBuilder, SetBuilder, SetManyBuilder, TryGetOrSet};
+pub use builders::{IncrBuilder, SetBuilder, SetManyBuilder};
 pub use commands::Get;
 pub use control::CacheStats;
-pub(crate) use control::DisabledScopes;
 pub use flight::MAX_FLIGHT_WAIT;
 pub use lock::{LockBuilder, LockGuard, DEFAULT_LOCK_WAIT};
 pub use tags::TAGS_PREFIX;
@@ -53,7 +52,7 @@ use crate::url::SetupUrl;
 /// ```
 #[derive(Clone)]
 pub struct Cache {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
@@ -172,17 +171,51 @@ impl CacheBuilder {
     }
 }
 
+/// The drivers compiled into this build, by cargo feature: `mem://`
+/// always, `redis://` with `redis`, `disk://` with `disk`.
+pub const DRIVERS: &[Driver] = &[
+    crate::memory::DRIVER,
+    #[cfg(feature = "redis")]
+    cashews_redis::DRIVER,
+    #[cfg(feature = "disk")]
+    cashews_disk::DRIVER,
+];
+
 impl Cache {
-    /// A cache that knows the `mem://` driver. The `cashews` crate's
-    /// `Cache::new()` also knows every backend compiled in.
+    /// A cache that can set up every backend compiled in ([`DRIVERS`]),
+    /// with no backend yet: call [`setup`](Cache::setup).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cashews_core::Result<()> {
+    /// let cache = cashews_core::Cache::new();
+    /// cache.setup("mem://?size=10000")?;
+    /// cache.set("k", &"v").expire("1m").await?;
+    /// assert_eq!(cache.get::<String>("k").await?.as_deref(), Some("v"));
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> Cache {
         Cache::builder().build()
     }
 
-    /// A builder, starting with the `mem://` driver and the system clock.
+    /// The process-wide default cache: the one `#[cache]` functions use
+    /// when they name no other, and `cashews::setup` configures. It knows
+    /// every backend compiled in and has none until set up.
+    pub fn global() -> &'static Cache {
+        static GLOBAL: std::sync::LazyLock<Cache> = std::sync::LazyLock::new(Cache::new);
+        &GLOBAL
+    }
+
+    /// [`new`](Cache::new), reading time from `clock` — [`Clock::tokio`]
+    /// makes expiry follow `tokio::time::pause()` / `advance()` in tests.
+    pub fn with_clock(clock: Clock) -> Cache {
+        Cache::builder().clock(clock).build()
+    }
+
+    /// A builder, starting with every driver compiled in and the system
+    /// clock.
     pub fn builder() -> CacheBuilder {
         CacheBuilder {
-            drivers: vec![crate::memory::DRIVER],
+            drivers: DRIVERS.to_vec(),
             clock: Clock::system(),
         }
     }
@@ -437,5 +470,28 @@ impl Cache {
             });
         }
         Ok(response)
+    }
+}
+
+/// What strategies need of a cache beyond its commands.
+impl Cache {
+    /// Decodes `bytes` stored at `key` with the key's serializer; `None`
+    /// when they do not decode (nothing is recorded or deleted).
+    pub(crate) fn decode_shared<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        bytes: &[u8],
+    ) -> Option<T> {
+        let state = self.inner.state.load();
+        let route = state.route(key).ok()?;
+        match route.serializer.decode::<T>(key, bytes) {
+            crate::codec::Decoded::Value(value) => Some(value),
+            crate::codec::Decoded::Miss(_) => None,
+        }
+    }
+
+    /// Joins the flight computing `key` in this process, or leads it.
+    pub(crate) fn join_flight(&self, key: &str) -> flight::Role<'_> {
+        self.inner.flights.join(key)
     }
 }

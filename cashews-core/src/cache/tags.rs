@@ -22,28 +22,12 @@ use super::Cache;
 use futures_util::future::{try_join, try_join_all};
 
 use crate::error::{Error, Result};
+pub use crate::layout::TAGS_PREFIX;
+pub(crate) use crate::layout::{is_tags_key, key_tags_key, tag_key};
 use crate::ttl::IntoTtl;
-
-/// The prefix of every key the cache keeps for tags.
-pub const TAGS_PREFIX: &str = "_tags:";
 
 /// How many members of a tag are deleted per round.
 const DELETE_BATCH: usize = 500;
-
-/// The set of keys carrying `tag`.
-pub(crate) fn tag_key(tag: &str) -> String {
-    format!("{TAGS_PREFIX}tag:{tag}")
-}
-
-/// The set of tags carried by `key`.
-pub(crate) fn key_tags_key(key: &str) -> String {
-    format!("{TAGS_PREFIX}key:{key}")
-}
-
-/// Whether `key` is tag bookkeeping itself (it carries no tags).
-pub(crate) fn is_tags_key(key: &str) -> bool {
-    key.starts_with(TAGS_PREFIX)
-}
 
 /// The tag records to delete with `keys` (none for bookkeeping keys).
 pub(crate) fn records_of<'k>(keys: impl IntoIterator<Item = &'k str>) -> Vec<String> {

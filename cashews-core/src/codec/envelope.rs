@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::sign::{Digest, Signer};
 use super::CodecKind;
 use crate::error::{Error, Result};
+pub use crate::layout::parse_counter;
 
 const MAGIC: u8 = 0xCA;
 const VERSION: u8 = 1;
@@ -164,16 +165,6 @@ fn mac_len_of(digest_id: u8) -> Option<usize> {
         .into_iter()
         .find(|d| d.id() == digest_id)
         .map(Digest::mac_len)
-}
-
-/// Parses the decimal text of a counter (`-12`, `40`).
-pub fn parse_counter(bytes: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
 }
 
 #[cfg(test)]

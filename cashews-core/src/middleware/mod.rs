@@ -31,14 +31,14 @@
 
 mod builtin;
 mod callback;
-mod response;
 
-pub use crate::command::{dispatch, Request};
 #[cfg(feature = "metrics")]
 pub use builtin::Metrics;
 pub use builtin::{AddPrefix, MemoryLimit, Tracing};
 pub use callback::{Callback, Event};
-pub use response::Response;
+pub use cashews_backend::{Request, Response};
+
+use cashews_backend::dispatch;
 
 use std::fmt;
 use std::sync::Arc;

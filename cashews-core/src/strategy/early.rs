@@ -10,9 +10,8 @@ use super::simple::single_flight;
 use super::slot::Slot;
 use super::Adapter;
 use crate::cache::flight::Share;
-use crate::cache::lock::random_token;
 use crate::cache::Cache;
-use crate::codec::Decoded;
+use crate::layout::random_token;
 use crate::ttl::Ttl;
 
 /// The early-refresh strategy, stored at `early:{key}` as
@@ -92,15 +91,9 @@ impl<'c, R: Send + 'static> Early<'c, R> {
                 (output, shared)
             },
             |bytes| {
-                let state = cache.inner.state.load();
-                let route = state.route(&self.slot.key).ok()?;
-                match route
-                    .serializer
-                    .decode::<(u64, A::Stored)>(&self.slot.key, bytes)
-                {
-                    Decoded::Value((_, value)) => Some(A::restore(value)),
-                    Decoded::Miss(_) => None,
-                }
+                cache
+                    .decode_shared::<(u64, A::Stored)>(&self.slot.key, bytes)
+                    .map(|(_, value)| A::restore(value))
             },
             |_| None,
         );

@@ -9,7 +9,6 @@ use futures_core::Stream;
 use super::Adapter;
 use crate::backend::BoxFuture;
 use crate::cache::Cache;
-use crate::codec::Decoded;
 use crate::ttl::Ttl;
 
 /// A stream whose items are served from `iter:{key}` when stored, else
@@ -177,11 +176,6 @@ where
     A: Adapter<S::Item>,
 {
     fn decode(&self, bytes: &[u8]) -> Option<A::Stored> {
-        let state = self.cache.inner.state.load();
-        let route = state.route(&self.key).ok()?;
-        match route.serializer.decode(&self.key, bytes) {
-            Decoded::Value(value) => Some(value),
-            Decoded::Miss(_) => None,
-        }
+        self.cache.decode_shared(&self.key, bytes)
     }
 }

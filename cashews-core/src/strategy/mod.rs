@@ -7,10 +7,10 @@
 //! never stored, and the error type needs no serde.
 
 mod bloom;
-mod bypass;
 mod circuit_breaker;
 mod early;
 mod failover;
+mod get_or_set;
 mod hit;
 mod invalidate;
 mod iterator;
@@ -28,6 +28,7 @@ pub use bloom::{BloomFilter, DualBloom};
 pub use circuit_breaker::{CircuitBreaker, CircuitOpen};
 pub use early::Early;
 pub use failover::Failover;
+pub use get_or_set::{GetOrSetBuilder, TryGetOrSet};
 pub use hit::Hit;
 pub use invalidate::invalidate;
 pub use iterator::CachedStream;
@@ -37,7 +38,7 @@ pub use rate_limit::{Limit, OnBackendError, RateLimit, RateLimited, SliceRateLim
 pub use refresh::Refresh;
 pub use soft::Soft;
 
-pub use bypass::{bypass_body, bypassed, uncached};
+pub use crate::scope::{bypass_body, bypassed, uncached};
 pub use none::is_none;
 pub use simple::{Condition, Memo, ShareClonedFailures, ShareNoFailures, ShareProbe};
 pub use stats::{cache_info, function_stats, CacheInfo, FunctionStats};

@@ -14,7 +14,6 @@ use super::{bypass_body, bypassed, is_none, Adapter, FunctionStats};
 use crate::backend::SetOptions;
 use crate::cache::flight::{Erased, Outcome, Role, Share, MAX_FLIGHT_WAIT};
 use crate::cache::Cache;
-use crate::codec::Decoded;
 use crate::middleware::Request;
 use crate::ttl::Ttl;
 
@@ -212,12 +211,9 @@ impl<'c, R> Memo<'c, R> {
     }
 
     fn decode<A: Adapter<R>>(&self, bytes: &[u8]) -> Option<R> {
-        let state = self.cache.inner.state.load();
-        let route = state.route(&self.key).ok()?;
-        match route.serializer.decode::<A::Stored>(&self.key, bytes) {
-            Decoded::Value(stored) => Some(A::restore(stored)),
-            Decoded::Miss(_) => None,
-        }
+        self.cache
+            .decode_shared::<A::Stored>(&self.key, bytes)
+            .map(A::restore)
     }
 
     /// Computes (under the backend lock if asked and `may_lock`), stores if
@@ -401,7 +397,7 @@ where
 {
     let mut compute = Some(compute);
     loop {
-        match cache.inner.flights.join(key) {
+        match cache.join_flight(key) {
             Role::Leader(leader) => {
                 // A flight may have finished between the caller's read and the join.
                 if let Some(hit) = read().await {

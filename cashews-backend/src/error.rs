@@ -11,7 +11,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in a cache call.
 ///
 /// A cache miss is never an error: it is `Ok(None)`. A stored value that fails
-/// to decode or to verify is a miss too (counted in [`crate::CacheStats`]).
+/// to decode or to verify is a miss too (counted in `Cache::stats`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

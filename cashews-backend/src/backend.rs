@@ -1,6 +1,6 @@
 //! The storage interface every backend implements: bytes in, bytes out.
 //!
-//! The [`Cache`](crate::Cache) turns typed values into bytes (codec, envelope,
+//! The `Cache` turns typed values into bytes (codec, envelope,
 //! signature) and routes each command to a backend; a backend only stores
 //! bytes and implements the commands' semantics. It is used as
 //! `Arc<dyn Backend>`, so every method returns a boxed future.

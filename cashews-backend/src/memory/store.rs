@@ -15,10 +15,9 @@ use parking_lot::{Mutex, MutexGuard};
 
 use crate::backend::{Exist, Expiry, SetOptions, Write};
 use crate::bits;
-use crate::cache::tags::{is_tags_key, key_tags_key, tag_key};
-use crate::codec::parse_counter;
 use crate::error::{Error, Result};
 use crate::glob;
+use crate::layout::{is_tags_key, key_tags_key, parse_counter, tag_key};
 
 const NEVER: u64 = u64::MAX;
 

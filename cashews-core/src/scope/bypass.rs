@@ -44,12 +44,14 @@ impl Drop for Active {
 }
 
 /// Whether the current cached call must bypass the cache.
+#[doc(hidden)]
 #[inline]
 pub fn bypassed() -> bool {
     ACTIVE.load(Ordering::Relaxed) > 0 && BYPASS.try_with(|b| *b).unwrap_or(false)
 }
 
 /// Runs a bypassed call's body with the cache back on for the calls it makes.
+#[doc(hidden)]
 pub async fn bypass_body<F: Future>(body: F) -> F::Output {
     BYPASS.scope(false, body).await
 }

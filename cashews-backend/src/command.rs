@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use crate::backend::{Backend, BoxFuture, Expiry, SetOptions, Write};
 use crate::error::Result;
-use crate::middleware::Response;
+use crate::response::Response;
 use crate::stream::iter_stream;
 
 /// Where a request's keys are: `one` field, `many` in a list, `pairs` of
@@ -76,7 +76,7 @@ macro_rules! commands {
             => $mode:ident |$b:ident| $run:expr,
             disabled $disabled:expr;
     )*) => {
-        /// A cache command, as seen by middlewares and by [`crate::Cache::disable`].
+        /// A cache command, as seen by middlewares and by `Cache::disable`.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[non_exhaustive]
         pub enum Command {
@@ -341,11 +341,13 @@ impl CommandSet {
         CommandSet(self.0 & !other.0)
     }
 
-    pub(crate) fn bits(self) -> u64 {
+    /// The set as bits (to keep it in an atomic).
+    pub fn bits(self) -> u64 {
         self.0
     }
 
-    pub(crate) fn from_bits(bits: u64) -> CommandSet {
+    /// The set [`bits`](Self::bits) gave.
+    pub fn from_bits(bits: u64) -> CommandSet {
         CommandSet(bits)
     }
 }

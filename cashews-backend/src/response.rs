@@ -1,4 +1,4 @@
-//! The result of a [`Request`](crate::middleware::Request): a
+//! The result of a [`Request`](crate::command::Request): a
 //! [`Response`], and typed accessors for its payload.
 
 use bytes::Bytes;
@@ -7,7 +7,7 @@ use crate::backend::{BoxStream, Expiry};
 use crate::command::Command;
 use crate::error::{Error, Result};
 
-/// The result of a [`Request`](crate::middleware::Request).
+/// The result of a [`Request`](crate::command::Request).
 #[non_exhaustive]
 pub enum Response {
     /// `get`, `get_raw`.

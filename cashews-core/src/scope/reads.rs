@@ -1,71 +1,12 @@
-//! Task-local scopes: [`detect`] which keys a piece of code was served from,
-//! [`invalidate_further`] to make its reads miss, and [`Scopes`] to carry the
-//! enclosing scopes into a spawned task.
-//!
-//! # Across `.await` and `tokio::spawn`
-//! A scope is a tokio task-local: it covers everything the scoped future
-//! does, across every `.await` inside it, including the calls it awaits in
-//! other functions. It does not cover tasks spawned inside it
-//! (`tokio::spawn` starts a task with no scope), nor code running on other
-//! tasks meanwhile: two requests served concurrently never see each other's
-//! scopes. To carry the scopes into a spawned task, capture them with
-//! [`Scopes::current`] and run the task's future in them:
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> cashews_core::Result<()> {
-//! use cashews_core::{scope, Cache};
-//! let cache = Cache::new();
-//! cache.setup("mem://")?;
-//! cache.set("k", &1).await?;
-//! let (_, detected) = scope::detect(async {
-//!     let scopes = scope::Scopes::current();
-//!     let cache = cache.clone();
-//!     tokio::spawn(scopes.run(async move { cache.get::<i32>("k").await }))
-//!         .await
-//!         .unwrap()
-//! })
-//! .await;
-//! assert_eq!(detected[0].key, "k");
-//! # Ok(()) }
-//! ```
-//!
-//! The same holds for [`Cache::disabling`](crate::Cache::disabling) and
-//! [`key_context`], which [`Scopes`] also carries.
+//! Read scopes: `detect` and `invalidate_further`.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::Active;
 use crate::backend::Expiry;
-pub use crate::key::key_context;
-
-/// How many scopes exist in the process: while none does, commands skip the
-/// task-local lookups (the hit path pays one relaxed load).
-static ACTIVE: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts a scope while it lives.
-pub(crate) struct Active;
-
-impl Active {
-    pub(crate) fn enter() -> Active {
-        ACTIVE.fetch_add(1, Ordering::Relaxed);
-        Active
-    }
-}
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        ACTIVE.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Whether any scope exists (anywhere in the process).
-#[inline]
-pub(crate) fn any_active() -> bool {
-    ACTIVE.load(Ordering::Relaxed) > 0
-}
 
 /// A key a read was served from, recorded by [`detect`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,10 +46,20 @@ tokio::task_local! {
     static READS: Reads;
 }
 
+impl Reads {
+    pub(super) fn current() -> Reads {
+        READS.try_with(Clone::clone).unwrap_or_default()
+    }
+
+    pub(super) async fn scope<F: Future>(self, future: F) -> F::Output {
+        READS.scope(self, future).await
+    }
+}
+
 /// The read scopes of the current task, if any scope exists at all.
 #[inline]
 pub(crate) fn reads() -> Option<Reads> {
-    if !any_active() {
+    if !super::any_active() {
         return None;
     }
     READS.try_with(Clone::clone).ok().filter(|r| !r.is_plain())
@@ -166,42 +117,4 @@ pub async fn detect<F: Future>(future: F) -> (F::Output, Vec<Detected>) {
 /// ```
 pub async fn invalidate_further<F: Future>(future: F) -> F::Output {
     with_reads(|r| r.invalidate = true, future).await
-}
-
-/// The scopes of the current task (read scopes, disabled commands and key
-/// context), captured to run another future — usually a spawned task's —
-/// inside them. See the [module docs](self).
-#[derive(Clone, Default)]
-pub struct Scopes {
-    reads: Reads,
-    disabled: crate::cache::DisabledScopes,
-    context: crate::key::ContextValues,
-}
-
-impl std::fmt::Debug for Scopes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scopes")
-            .field("detecting", &!self.reads.detectors.is_empty())
-            .field("invalidating", &self.reads.invalidate)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Scopes {
-    /// The scopes the current task is in.
-    pub fn current() -> Scopes {
-        Scopes {
-            reads: READS.try_with(Clone::clone).unwrap_or_default(),
-            disabled: crate::cache::DisabledScopes::current(),
-            context: crate::key::ContextValues::current(),
-        }
-    }
-
-    /// Runs `future` inside these scopes.
-    pub async fn run<F: Future>(self, future: F) -> F::Output {
-        let _active = Active::enter();
-        let future = self.context.scope(future);
-        let future = self.disabled.scope(future);
-        READS.scope(self.reads, future).await
-    }
 }

@@ -9,7 +9,7 @@ use cashews_backend::backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, Set
 use cashews_backend::{glob, Command, Error, Result};
 
 use crate::connection::{Conn, Node};
-use crate::scripts::{INCR, SET_ADD, SLICE_INCR, UNLOCK};
+use crate::scripts::{INCR, INCR_SOURCE, SET_ADD, SLICE_INCR, UNLOCK};
 use crate::{RedisBackend, Shared};
 
 fn ms(d: Duration) -> u64 {
@@ -660,7 +660,15 @@ impl Shared {
                                 pipe.cmd("UNLINK").arg(&**key).ignore();
                             }
                             Write::Incr { key, by } => {
-                                pipe.cmd("INCRBY").arg(&**key).arg(*by).ignore();
+                                // The incr script, so a transaction's counter
+                                // errors carry the same codes as `incr`'s.
+                                pipe.cmd("EVAL")
+                                    .arg(INCR_SOURCE)
+                                    .arg(1)
+                                    .arg(&**key)
+                                    .arg(*by)
+                                    .arg(0)
+                                    .ignore();
                             }
                             // Refused before the connection was asked for.
                             _ => {}

@@ -527,22 +527,26 @@ pub(crate) fn backend_error(error: redis::RedisError) -> Error {
     Error::backend("redis", transient, error)
 }
 
-/// Maps redis errors to the library's: data errors keep their meaning.
+/// Maps redis errors to the library's by error code: data errors keep their
+/// meaning (Redis's `WRONGTYPE`, and the codes our scripts reply), also
+/// when they come back inside a pipeline or a transaction.
 fn map_error(error: redis::RedisError, key: &str) -> Error {
-    let text = error.to_string();
-    if error.code() == Some("WRONGTYPE")
-        || text.contains("WRONGTYPE")
-        || text.contains("not an integer")
-    {
-        return Error::WrongType {
+    let code = error.code().map(str::to_owned).or_else(|| {
+        let failures = error.clone().into_server_errors()?;
+        failures
+            .iter()
+            .map(|(_, failure)| failure.code())
+            .find(|code| [scripts::WRONG_TYPE, scripts::OVERFLOW].contains(code))
+            .map(str::to_owned)
+    });
+    match code.as_deref() {
+        Some(scripts::WRONG_TYPE) => Error::WrongType {
             key: key.to_owned(),
             expected: "another kind of value",
-        };
-    }
-    if text.contains("overflow") {
-        return Error::Overflow {
+        },
+        Some(scripts::OVERFLOW) => Error::Overflow {
             key: key.to_owned(),
-        };
+        },
+        _ => backend_error(error),
     }
-    backend_error(error)
 }

@@ -4,19 +4,38 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// `incr`: INCRBY, with the expiry applied only when this call creates the key.
-pub static INCR: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local created = redis.call('EXISTS', KEYS[1]) == 0
-local value = redis.call('INCRBY', KEYS[1], ARGV[1])
-if created and tonumber(ARGV[2]) > 0 then
+/// The error code a script replies when the key holds something else than
+/// what the command works on (Redis's own code for the same condition).
+pub const WRONG_TYPE: &str = "WRONGTYPE";
+
+/// The error code a script replies when a counter would leave `i64`.
+pub const OVERFLOW: &str = "OVERFLOW";
+
+/// `incr`: INCRBY, with the expiry applied only when this call creates the
+/// key. Replies `WRONGTYPE` for a key that is not an integer counter and
+/// `OVERFLOW` when the sum leaves `i64`, so errors are told apart by code,
+/// never by message text.
+pub const INCR_SOURCE: &str = r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'none' and kind ~= 'string' then
+  return redis.error_reply('WRONGTYPE the key is not a counter')
+end
+local current = redis.call('GET', KEYS[1])
+if current and not (current == '0' or (string.match(current, '^-?[1-9]%d*$') and #current <= 20)) then
+  return redis.error_reply('WRONGTYPE the key is not an integer counter')
+end
+local value = redis.pcall('INCRBY', KEYS[1], ARGV[1])
+if type(value) == 'table' and value.err then
+  return redis.error_reply('OVERFLOW the counter would overflow')
+end
+if not current and tonumber(ARGV[2]) > 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return value
-",
-    )
-});
+";
+
+/// [`INCR_SOURCE`] as a script (EVALSHA, loaded on first use).
+pub static INCR: LazyLock<Script> = LazyLock::new(|| Script::new(INCR_SOURCE));
 
 /// `unlock`: delete only if the key holds the token.
 pub static UNLOCK: LazyLock<Script> = LazyLock::new(|| {

@@ -3,7 +3,48 @@
 //! The `Cache` turns typed values into bytes (codec, envelope,
 //! signature) and routes each command to a backend; a backend only stores
 //! bytes and implements the commands' semantics. It is used as
-//! `Arc<dyn Backend>`, so every method returns a boxed future.
+//! `Arc<dyn Backend>`; its methods are `async fn`s under
+//! [`#[async_trait]`](crate::async_trait), one boxed future per call. The
+//! hit path does not await at all: [`Backend::get_local`].
+//!
+//! ```
+//! use bytes::Bytes;
+//! use cashews_backend::{async_trait, Backend, BoxStream, Expiry, Result, SetOptions};
+//! # use std::time::Duration;
+//!
+//! /// A backend that stores nothing.
+//! #[derive(Debug)]
+//! struct Nothing;
+//!
+//! #[async_trait]
+//! impl Backend for Nothing {
+//!     fn name(&self) -> &'static str { "nothing" }
+//!     async fn get(&self, _key: &str) -> Result<Option<Bytes>> { Ok(None) }
+//!     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> { Ok(vec![None; keys.len()]) }
+//!     async fn set(&self, _key: &str, _value: Bytes, _options: SetOptions) -> Result<bool> { Ok(false) }
+//!     async fn set_many(&self, _pairs: Vec<(&str, Bytes)>, _expire: Option<Duration>) -> Result<()> { Ok(()) }
+//!     async fn delete(&self, _key: &str) -> Result<bool> { Ok(false) }
+//!     async fn delete_many(&self, _keys: &[&str]) -> Result<u64> { Ok(0) }
+//!     async fn delete_match(&self, _pattern: &str) -> Result<u64> { Ok(0) }
+//!     fn scan(&self, _pattern: String, _batch: usize) -> BoxStream<'static, Result<String>> {
+//!         cashews_backend::stream::iter_stream(std::iter::empty())
+//!     }
+//!     fn get_match(&self, _pattern: String, _batch: usize) -> BoxStream<'static, Result<(String, Bytes)>> {
+//!         cashews_backend::stream::iter_stream(std::iter::empty())
+//!     }
+//!     async fn exists(&self, _key: &str) -> Result<bool> { Ok(false) }
+//!     async fn incr(&self, _key: &str, by: i64, _expire: Option<Duration>) -> Result<i64> { Ok(by) }
+//!     async fn expire(&self, _key: &str, _ttl: Duration) -> Result<bool> { Ok(false) }
+//!     async fn get_expire(&self, _key: &str) -> Result<Expiry> { Ok(Expiry::Missing) }
+//!     async fn ping(&self) -> Result<()> { Ok(()) }
+//!     async fn clear(&self) -> Result<()> { Ok(()) }
+//!     async fn get_keys_count(&self) -> Result<u64> { Ok(0) }
+//!     async fn get_size(&self, _key: &str) -> Result<Option<u64>> { Ok(None) }
+//!     async fn set_lock(&self, _key: &str, _token: &str, _ttl: Duration) -> Result<bool> { Ok(true) }
+//!     async fn unlock(&self, _key: &str, _token: &str) -> Result<bool> { Ok(false) }
+//! }
+//! # let _ = Nothing;
+//! ```
 //!
 //! # Semantics every backend shares (tested by the conformance suite)
 //! - `set` without an expiry stores a value with no TTL, replacing any old TTL.
@@ -115,39 +156,31 @@ pub enum Expiry {
 ///
 /// Methods with a default body answer [`Error::Unsupported`]; a backend that
 /// ships with this library implements all of them.
+#[async_trait::async_trait]
 pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Short name used in errors, logs and metrics (`mem`, `redis`, `disk`).
     fn name(&self) -> &'static str;
 
     /// The stored bytes of `key`.
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>>;
+    async fn get(&self, key: &str) -> Result<Option<Bytes>>;
 
     /// The stored bytes of each key, aligned with `keys`.
-    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Bytes>>>>;
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>>;
 
     /// Stores `value`; returns whether it was written (see [`Exist`]).
-    fn set<'a>(
-        &'a self,
-        key: &'a str,
-        value: Bytes,
-        options: SetOptions,
-    ) -> BoxFuture<'a, Result<bool>>;
+    async fn set(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool>;
 
     /// Stores every pair with the same expiry.
-    fn set_many<'a>(
-        &'a self,
-        pairs: Vec<(&'a str, Bytes)>,
-        expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<()>>;
+    async fn set_many(&self, pairs: Vec<(&str, Bytes)>, expire: Option<Duration>) -> Result<()>;
 
     /// Deletes `key`; returns whether it existed.
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>>;
+    async fn delete(&self, key: &str) -> Result<bool>;
 
     /// Deletes the keys; returns how many existed.
-    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<u64>>;
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64>;
 
     /// Deletes every key matching the glob `pattern`; returns how many.
-    fn delete_match<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<u64>>;
+    async fn delete_match(&self, pattern: &str) -> Result<u64>;
 
     /// Every key matching `pattern`, each once, fetched `batch_size` at a time.
     /// The stream owns what it needs (it may outlive this borrow).
@@ -162,83 +195,62 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     ) -> BoxStream<'static, Result<(String, Bytes)>>;
 
     /// Whether `key` exists.
-    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>>;
+    async fn exists(&self, key: &str) -> Result<bool>;
 
     /// Adds `by` to the integer at `key`; returns the new value.
-    fn incr<'a>(
-        &'a self,
-        key: &'a str,
-        by: i64,
-        expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<i64>>;
+    async fn incr(&self, key: &str, by: i64, expire: Option<Duration>) -> Result<i64>;
 
     /// Sets the TTL of an existing key; returns whether the key exists.
-    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool>>;
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool>;
 
     /// The remaining life of `key`.
-    fn get_expire<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Expiry>>;
+    async fn get_expire(&self, key: &str) -> Result<Expiry>;
 
     /// Checks the backend answers.
-    fn ping(&self) -> BoxFuture<'_, Result<()>>;
+    async fn ping(&self) -> Result<()>;
 
     /// Deletes every key of this backend (on Redis: the configured db only).
-    fn clear(&self) -> BoxFuture<'_, Result<()>>;
+    async fn clear(&self) -> Result<()>;
 
     /// How many keys are stored. Like Redis' `DBSIZE`, this may include expired
     /// keys that have not been purged yet.
-    fn get_keys_count(&self) -> BoxFuture<'_, Result<u64>>;
+    async fn get_keys_count(&self) -> Result<u64>;
 
     /// Approximate bytes used by `key`, if it exists.
-    fn get_size<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>>;
+    async fn get_size(&self, key: &str) -> Result<Option<u64>>;
 
     /// Takes the lock `key` with `token` unless it is held; returns whether taken.
-    fn set_lock<'a>(
-        &'a self,
-        key: &'a str,
-        token: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool>>;
+    async fn set_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool>;
 
     /// Releases the lock `key` only if it holds `token`; returns whether released.
-    fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<bool>>;
+    async fn unlock(&self, key: &str, token: &str) -> Result<bool>;
 
     /// Whether the lock `key` is held.
-    fn is_locked<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
-        self.exists(key)
+    async fn is_locked(&self, key: &str) -> Result<bool> {
+        self.exists(key).await
     }
 
     /// Reads unsigned `size`-bit fields number `indexes` of the bit string at `key`.
-    fn get_bits<'a>(
-        &'a self,
-        key: &'a str,
-        indexes: &'a [u64],
-        size: u8,
-    ) -> BoxFuture<'a, Result<Vec<u64>>> {
+    async fn get_bits(&self, key: &str, indexes: &[u64], size: u8) -> Result<Vec<u64>> {
         let _ = (key, indexes, size);
         unsupported(self.name(), Command::GetBits)
     }
 
     /// Adds `by` to each field, saturating; returns the new values.
-    fn incr_bits<'a>(
-        &'a self,
-        key: &'a str,
-        indexes: &'a [u64],
-        size: u8,
-        by: i64,
-    ) -> BoxFuture<'a, Result<Vec<u64>>> {
+    async fn incr_bits(&self, key: &str, indexes: &[u64], size: u8, by: i64) -> Result<Vec<u64>> {
         let _ = (key, indexes, size, by);
         unsupported(self.name(), Command::IncrBits)
     }
 
     /// Sliding-window counter (see the [module docs](self)); times are in ms.
-    fn slice_incr<'a>(
-        &'a self,
-        key: &'a str,
+    async fn slice_incr(
+        &self,
+        key: &str,
         start: u64,
         end: u64,
         max: u64,
         expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<u64>> {
+    ) -> Result<u64> {
         let _ = (key, start, end, max, expire);
         unsupported(self.name(), Command::SliceIncr)
     }
@@ -246,8 +258,8 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Applies `writes` in order, as one unit where the backend can (Redis:
     /// one `MULTI`/`EXEC`, per hash slot on a cluster). The default runs them
     /// one after the other, each atomic on its own.
-    fn apply<'a>(&'a self, writes: &'a [Write<'a>]) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
+    async fn apply(&self, writes: &[Write<'_>]) -> Result<()> {
+        {
             for write in writes {
                 match write {
                     Write::Set { key, value, expire } => {
@@ -266,39 +278,30 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
                 }
             }
             Ok(())
-        })
+        }
     }
 
     /// Adds members to the set at `key`; returns how many were new.
-    fn set_add<'a>(
-        &'a self,
-        key: &'a str,
-        members: &'a [&'a str],
-        expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<u64>> {
+    async fn set_add(&self, key: &str, members: &[&str], expire: Option<Duration>) -> Result<u64> {
         let _ = (key, members, expire);
         unsupported(self.name(), Command::SetAdd)
     }
 
     /// Removes members from the set at `key`; returns how many were there.
-    fn set_remove<'a>(
-        &'a self,
-        key: &'a str,
-        members: &'a [&'a str],
-    ) -> BoxFuture<'a, Result<u64>> {
+    async fn set_remove(&self, key: &str, members: &[&str]) -> Result<u64> {
         let _ = (key, members);
         unsupported(self.name(), Command::SetRemove)
     }
 
     /// Removes and returns up to `count` members of the set at `key`.
-    fn set_pop<'a>(&'a self, key: &'a str, count: usize) -> BoxFuture<'a, Result<Vec<String>>> {
+    async fn set_pop(&self, key: &str, count: usize) -> Result<Vec<String>> {
         let _ = (key, count);
         unsupported(self.name(), Command::SetPop)
     }
 
     /// Stops background work and releases connections.
-    fn close(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async { Ok(()) })
+    async fn close(&self) -> Result<()> {
+        Ok(())
     }
 
     /// Answers a `get` without awaiting, if the backend holds the key's state
@@ -313,11 +316,8 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     }
 }
 
-fn unsupported<'a, T: Send + 'a>(
-    backend: &'static str,
-    command: Command,
-) -> BoxFuture<'a, Result<T>> {
-    Box::pin(async move { Err(Error::Unsupported { backend, command }) })
+fn unsupported<T>(backend: &'static str, command: Command) -> Result<T> {
+    Err(Error::Unsupported { backend, command })
 }
 
 /// The sliding-window step every backend shares (`slice_incr`): drops the

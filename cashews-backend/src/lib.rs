@@ -22,6 +22,10 @@ pub mod stream;
 pub mod ttl;
 pub mod url;
 
+/// Write a [`Backend`] impl as `async fn`s under `#[async_trait]`
+/// (`#[cashews::backend::async_trait]`): one boxed future per call, as the
+/// trait object needs.
+pub use async_trait::async_trait;
 pub use backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions, Write};
 pub use clock::{Clock, ManualClock};
 pub use command::{dispatch, Command, CommandSet, Request};

@@ -48,7 +48,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cashews_backend::backend::{Backend, BoxFuture, BoxStream, Expiry, SetOptions, Write};
+use cashews_backend::backend::{Backend, BoxStream, Expiry, SetOptions, Write};
 use cashews_backend::driver::{Driver, DriverContext};
 use cashews_backend::url::{parse_bytes, Params, SetupUrl};
 use cashews_backend::{bits, Clock, Command, Error, Result};
@@ -237,18 +237,15 @@ impl DiskBackend {
     }
 
     /// Runs `f` on `key`'s shard.
-    fn on<'a, R: Send + 'static>(
-        &'a self,
+    async fn on<R: Send + 'static>(
+        &self,
         key: &str,
         f: impl FnOnce(&mut db::Db, &str) -> Result<R> + Send + 'static,
-    ) -> BoxFuture<'a, Result<R>> {
-        let shards = match self.shards() {
-            Ok(shards) => shards,
-            Err(error) => return Box::pin(std::future::ready(Err(error))),
-        };
+    ) -> Result<R> {
+        let shards = self.shards()?;
         let owned = key.to_owned();
         let shard = &shards[shard_of(key, shards.len())];
-        Box::pin(shard.call(move |db| f(db, &owned)))
+        shard.call(move |db| f(db, &owned)).await
     }
 
     /// Runs `f` on every shard at once; the results in shard order.
@@ -361,69 +358,56 @@ fn offsets(indexes: &[u64], size: u8) -> Result<Vec<u64>> {
         .collect()
 }
 
+#[cashews_backend::async_trait]
 impl Backend for DiskBackend {
     fn name(&self) -> &'static str {
         "disk"
     }
 
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let get = self.on(key, |db, key| db.get(key));
-        Box::pin(async move { Ok(get.await?.map(Bytes::from)) })
+        Ok(get.await?.map(Bytes::from))
     }
 
-    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Bytes>>>> {
-        Box::pin(async move {
-            let gets = keys.iter().map(|key| self.get(key));
-            futures_util::future::try_join_all(gets).await
-        })
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let gets = keys.iter().map(|key| self.get(key));
+        futures_util::future::try_join_all(gets).await
     }
 
-    fn set<'a>(
-        &'a self,
-        key: &'a str,
-        value: Bytes,
-        options: SetOptions,
-    ) -> BoxFuture<'a, Result<bool>> {
+    async fn set(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool> {
         self.on(key, move |db, key| db.set(key, &value, options))
+            .await
     }
 
-    fn set_many<'a>(
-        &'a self,
-        pairs: Vec<(&'a str, Bytes)>,
-        expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<()>> {
+    async fn set_many(&self, pairs: Vec<(&str, Bytes)>, expire: Option<Duration>) -> Result<()> {
         // One transaction per shard, as a commit.
-        Box::pin(async move {
-            let writes: Vec<Write<'_>> = pairs
-                .into_iter()
-                .map(|(key, value)| Write::Set {
-                    key: key.into(),
-                    value,
-                    expire,
-                })
-                .collect();
-            self.apply(&writes).await
-        })
+
+        let writes: Vec<Write<'_>> = pairs
+            .into_iter()
+            .map(|(key, value)| Write::Set {
+                key: key.into(),
+                value,
+                expire,
+            })
+            .collect();
+        self.apply(&writes).await
     }
 
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
-        self.on(key, |db, key| db.delete(key))
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.on(key, |db, key| db.delete(key)).await
     }
 
-    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(async move {
-            let deletes = keys.iter().map(|key| self.delete(key));
-            let deleted = futures_util::future::try_join_all(deletes).await?;
-            Ok(deleted.into_iter().filter(|d| *d).count() as u64)
-        })
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        let deletes = keys.iter().map(|key| self.delete(key));
+        let deleted = futures_util::future::try_join_all(deletes).await?;
+        Ok(deleted.into_iter().filter(|d| *d).count() as u64)
     }
 
-    fn delete_match<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<u64>> {
+    async fn delete_match(&self, pattern: &str) -> Result<u64> {
         let pattern = pattern.to_owned();
-        Box::pin(async move {
-            let counts = self.each(move |db| db.delete_match(&pattern)).await?;
-            Ok(counts.into_iter().sum())
-        })
+
+        let counts = self.each(move |db| db.delete_match(&pattern)).await?;
+        Ok(counts.into_iter().sum())
     }
 
     fn scan(&self, pattern: String, batch_size: usize) -> BoxStream<'static, Result<String>> {
@@ -452,143 +436,115 @@ impl Backend for DiskBackend {
         )
     }
 
-    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
-        self.on(key, |db, key| db.exists(key))
+    async fn exists(&self, key: &str) -> Result<bool> {
+        self.on(key, |db, key| db.exists(key)).await
     }
 
-    fn incr<'a>(
-        &'a self,
-        key: &'a str,
-        by: i64,
-        expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<i64>> {
-        self.on(key, move |db, key| db.incr(key, by, expire))
+    async fn incr(&self, key: &str, by: i64, expire: Option<Duration>) -> Result<i64> {
+        self.on(key, move |db, key| db.incr(key, by, expire)).await
     }
 
     /// One sqlite transaction per shard touched (shards commit at once, not
     /// as one unit).
-    fn apply<'a>(&'a self, writes: &'a [Write<'a>]) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let shards = self.shards()?;
-            let mut groups: Vec<Vec<db::BatchWrite>> = shards.iter().map(|_| Vec::new()).collect();
-            for write in writes {
-                let batch = match write {
-                    Write::Set { key, value, expire } => db::BatchWrite::Set {
-                        key: key.to_string(),
-                        value: value.clone(),
-                        expire: *expire,
-                    },
-                    Write::Delete { key } => db::BatchWrite::Delete {
-                        key: key.to_string(),
-                    },
-                    Write::Incr { key, by } => db::BatchWrite::Incr {
-                        key: key.to_string(),
-                        by: *by,
-                    },
-                    _ => {
-                        return Err(Error::Unsupported {
-                            backend: "disk",
-                            command: Command::Apply,
-                        })
-                    }
-                };
-                groups[shard_of(write.key(), shards.len())].push(batch);
-            }
-            let calls = groups
-                .into_iter()
-                .zip(shards.iter())
-                .filter(|(group, _)| !group.is_empty())
-                .map(|(group, shard)| shard.call(move |db| db.apply(group)));
-            futures_util::future::try_join_all(calls).await.map(drop)
-        })
+    async fn apply(&self, writes: &[Write<'_>]) -> Result<()> {
+        let shards = self.shards()?;
+        let mut groups: Vec<Vec<db::BatchWrite>> = shards.iter().map(|_| Vec::new()).collect();
+        for write in writes {
+            let batch = match write {
+                Write::Set { key, value, expire } => db::BatchWrite::Set {
+                    key: key.to_string(),
+                    value: value.clone(),
+                    expire: *expire,
+                },
+                Write::Delete { key } => db::BatchWrite::Delete {
+                    key: key.to_string(),
+                },
+                Write::Incr { key, by } => db::BatchWrite::Incr {
+                    key: key.to_string(),
+                    by: *by,
+                },
+                _ => {
+                    return Err(Error::Unsupported {
+                        backend: "disk",
+                        command: Command::Apply,
+                    })
+                }
+            };
+            groups[shard_of(write.key(), shards.len())].push(batch);
+        }
+        let calls = groups
+            .into_iter()
+            .zip(shards.iter())
+            .filter(|(group, _)| !group.is_empty())
+            .map(|(group, shard)| shard.call(move |db| db.apply(group)));
+        futures_util::future::try_join_all(calls).await.map(drop)
     }
 
-    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool>> {
-        self.on(key, move |db, key| db.expire(key, ttl))
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+        self.on(key, move |db, key| db.expire(key, ttl)).await
     }
 
-    fn get_expire<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Expiry>> {
-        self.on(key, |db, key| db.get_expire(key))
+    async fn get_expire(&self, key: &str) -> Result<Expiry> {
+        self.on(key, |db, key| db.get_expire(key)).await
     }
 
-    fn ping(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move { self.each(|db| db.count().map(drop)).await.map(drop) })
+    async fn ping(&self) -> Result<()> {
+        self.each(|db| db.count().map(drop)).await.map(drop)
     }
 
-    fn clear(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move { self.each(|db| db.clear()).await.map(drop) })
+    async fn clear(&self) -> Result<()> {
+        self.each(|db| db.clear()).await.map(drop)
     }
 
-    fn get_keys_count(&self) -> BoxFuture<'_, Result<u64>> {
-        Box::pin(async move { Ok(self.each(|db| db.count()).await?.into_iter().sum()) })
+    async fn get_keys_count(&self) -> Result<u64> {
+        Ok(self.each(|db| db.count()).await?.into_iter().sum())
     }
 
-    fn get_size<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
-        self.on(key, |db, key| db.get_size(key))
+    async fn get_size(&self, key: &str) -> Result<Option<u64>> {
+        self.on(key, |db, key| db.get_size(key)).await
     }
 
-    fn set_lock<'a>(
-        &'a self,
-        key: &'a str,
-        token: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool>> {
+    async fn set_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
         let options = SetOptions {
             expire: Some(ttl),
             exist: cashews_backend::Exist::IfAbsent,
         };
         self.set(key, Bytes::copy_from_slice(token.as_bytes()), options)
+            .await
     }
 
-    fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<bool>> {
+    async fn unlock(&self, key: &str, token: &str) -> Result<bool> {
         let token = token.to_owned();
-        self.on(key, move |db, key| db.unlock(key, &token))
+        self.on(key, move |db, key| db.unlock(key, &token)).await
     }
 
-    fn get_bits<'a>(
-        &'a self,
-        key: &'a str,
-        indexes: &'a [u64],
-        size: u8,
-    ) -> BoxFuture<'a, Result<Vec<u64>>> {
-        match offsets(indexes, size) {
-            Ok(offsets) => self.on(key, move |db, key| db.bits(key, &offsets, size, None)),
-            Err(error) => Box::pin(std::future::ready(Err(error))),
-        }
+    async fn get_bits(&self, key: &str, indexes: &[u64], size: u8) -> Result<Vec<u64>> {
+        let offsets = offsets(indexes, size)?;
+        self.on(key, move |db, key| db.bits(key, &offsets, size, None))
+            .await
     }
 
-    fn incr_bits<'a>(
-        &'a self,
-        key: &'a str,
-        indexes: &'a [u64],
-        size: u8,
-        by: i64,
-    ) -> BoxFuture<'a, Result<Vec<u64>>> {
-        match offsets(indexes, size) {
-            Ok(offsets) => self.on(key, move |db, key| db.bits(key, &offsets, size, Some(by))),
-            Err(error) => Box::pin(std::future::ready(Err(error))),
-        }
+    async fn incr_bits(&self, key: &str, indexes: &[u64], size: u8, by: i64) -> Result<Vec<u64>> {
+        let offsets = offsets(indexes, size)?;
+        self.on(key, move |db, key| db.bits(key, &offsets, size, Some(by)))
+            .await
     }
 
-    fn slice_incr<'a>(
-        &'a self,
-        key: &'a str,
+    async fn slice_incr(
+        &self,
+        key: &str,
         start: u64,
         end: u64,
         max: u64,
         expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<u64>> {
+    ) -> Result<u64> {
         self.on(key, move |db, key| {
             db.slice_incr(key, (start, end, max), expire)
         })
+        .await
     }
 
-    fn set_add<'a>(
-        &'a self,
-        key: &'a str,
-        members: &'a [&'a str],
-        expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<u64>> {
+    async fn set_add(&self, key: &str, members: &[&str], expire: Option<Duration>) -> Result<u64> {
         let members: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
         self.on(key, move |db, key| {
             if members.is_empty() {
@@ -596,22 +552,20 @@ impl Backend for DiskBackend {
             }
             db.set_add(key, &members, expire)
         })
+        .await
     }
 
-    fn set_remove<'a>(
-        &'a self,
-        key: &'a str,
-        members: &'a [&'a str],
-    ) -> BoxFuture<'a, Result<u64>> {
+    async fn set_remove(&self, key: &str, members: &[&str]) -> Result<u64> {
         let members: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
         self.on(key, move |db, key| {
             db.with_set(key, |set| {
                 members.iter().filter(|m| set.remove(*m)).count() as u64
             })
         })
+        .await
     }
 
-    fn set_pop<'a>(&'a self, key: &'a str, count: usize) -> BoxFuture<'a, Result<Vec<String>>> {
+    async fn set_pop(&self, key: &str, count: usize) -> Result<Vec<String>> {
         self.on(key, move |db, key| {
             db.with_set(key, |set| {
                 let popped: Vec<String> = set.iter().take(count).cloned().collect();
@@ -621,5 +575,6 @@ impl Backend for DiskBackend {
                 popped
             })
         })
+        .await
     }
 }

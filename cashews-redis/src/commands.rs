@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cashews_backend::backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions, Write};
+use cashews_backend::backend::{Backend, BoxStream, Exist, Expiry, SetOptions, Write};
 use cashews_backend::{glob, Command, Error, Result};
 
 use crate::connection::{Conn, Node};
@@ -20,69 +20,68 @@ fn bytes(value: Option<Vec<u8>>) -> Option<Bytes> {
     value.map(Bytes::from)
 }
 
+#[cashews_backend::async_trait]
 impl Backend for RedisBackend {
     fn name(&self) -> &'static str {
         "redis"
     }
 
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
-        Box::pin(async move {
-            let shared = &self.shared;
-            let deadline = shared.deadline();
-            if let Some(tracking) = shared.tracked(key) {
-                shared.ensure_tracking(deadline).await;
-                if let Some(value) = tracking.cache.get(key) {
-                    return Ok(Some(value));
-                }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let shared = &self.shared;
+        let deadline = shared.deadline();
+        if let Some(tracking) = shared.tracked(key) {
+            shared.ensure_tracking(deadline).await;
+            if let Some(value) = tracking.cache.get(key) {
+                return Ok(Some(value));
             }
-            let got = match shared.ticket(key) {
-                // Kept locally: the reply carries the TTL the copy may live.
-                Some(ticket) => shared
-                    .run_by(
-                        deadline,
-                        Command::Get,
-                        key,
-                        || None,
-                        move |mut c| async move {
-                            let (value, pttl) = redis::pipe()
-                                .cmd("GET")
-                                .arg(key)
-                                .cmd("PTTL")
-                                .arg(key)
-                                .query_async::<(Option<Vec<u8>>, i64)>(&mut c)
-                                .await?;
-                            Ok(value.map(|v| (Bytes::from(v), pttl)))
-                        },
-                    )
-                    .await
-                    .map(|got| {
-                        got.map(|(value, pttl)| {
-                            shared.fill(key, &value, pttl, Some(ticket));
-                            value
-                        })
-                    }),
-                None => shared
-                    .run_by(
-                        deadline,
-                        Command::Get,
-                        key,
-                        || None,
-                        move |mut c| async move {
-                            redis::cmd("GET")
-                                .arg(key)
-                                .query_async::<Option<Vec<u8>>>(&mut c)
-                                .await
-                        },
-                    )
-                    .await
-                    .map(bytes),
-            };
-            match got {
-                // A set or a window holds no value: a miss, as on every backend.
-                Err(cashews_backend::Error::WrongType { .. }) => Ok(None),
-                other => other,
-            }
-        })
+        }
+        let got = match shared.ticket(key) {
+            // Kept locally: the reply carries the TTL the copy may live.
+            Some(ticket) => shared
+                .run_by(
+                    deadline,
+                    Command::Get,
+                    key,
+                    || None,
+                    move |mut c| async move {
+                        let (value, pttl) = redis::pipe()
+                            .cmd("GET")
+                            .arg(key)
+                            .cmd("PTTL")
+                            .arg(key)
+                            .query_async::<(Option<Vec<u8>>, i64)>(&mut c)
+                            .await?;
+                        Ok(value.map(|v| (Bytes::from(v), pttl)))
+                    },
+                )
+                .await
+                .map(|got| {
+                    got.map(|(value, pttl)| {
+                        shared.fill(key, &value, pttl, Some(ticket));
+                        value
+                    })
+                }),
+            None => shared
+                .run_by(
+                    deadline,
+                    Command::Get,
+                    key,
+                    || None,
+                    move |mut c| async move {
+                        redis::cmd("GET")
+                            .arg(key)
+                            .query_async::<Option<Vec<u8>>>(&mut c)
+                            .await
+                    },
+                )
+                .await
+                .map(bytes),
+        };
+        match got {
+            // A set or a window holds no value: a miss, as on every backend.
+            Err(cashews_backend::Error::WrongType { .. }) => Ok(None),
+            other => other,
+        }
     }
 
     fn get_local(&self, key: &str, visit: &mut dyn FnMut(&[u8])) -> Option<bool> {
@@ -90,97 +89,84 @@ impl Backend for RedisBackend {
         self.shared.local(key, visit).then_some(true)
     }
 
-    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Bytes>>>> {
-        Box::pin(async move {
-            let mut found: Vec<Option<Bytes>> = keys
-                .iter()
-                .map(|key| {
-                    self.shared
-                        .tracked(key)
-                        .and_then(|tracking| tracking.cache.get(key))
-                })
-                .collect();
-            let missing: Vec<&str> = keys
-                .iter()
-                .zip(&found)
-                .filter(|(_, value)| value.is_none())
-                .map(|(key, _)| *key)
-                .collect();
-            if missing.is_empty() {
-                return Ok(found);
-            }
-            let count = missing.len();
-            let values = self
-                .shared
-                .run(
-                    Command::GetMany,
-                    missing[0],
-                    || vec![None; count],
-                    |mut c| async move {
-                        redis::cmd("MGET")
-                            .arg(&missing)
-                            .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
-                            .await
-                    },
-                )
-                .await?;
-            let mut values = values.into_iter();
-            for slot in found.iter_mut().filter(|v| v.is_none()) {
-                *slot = values.next().flatten().map(Bytes::from);
-            }
-            Ok(found)
-        })
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let mut found: Vec<Option<Bytes>> = keys
+            .iter()
+            .map(|key| {
+                self.shared
+                    .tracked(key)
+                    .and_then(|tracking| tracking.cache.get(key))
+            })
+            .collect();
+        let missing: Vec<&str> = keys
+            .iter()
+            .zip(&found)
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| *key)
+            .collect();
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let count = missing.len();
+        let values = self
+            .shared
+            .run(
+                Command::GetMany,
+                missing[0],
+                || vec![None; count],
+                |mut c| async move {
+                    redis::cmd("MGET")
+                        .arg(&missing)
+                        .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
+                        .await
+                },
+            )
+            .await?;
+        let mut values = values.into_iter();
+        for slot in found.iter_mut().filter(|v| v.is_none()) {
+            *slot = values.next().flatten().map(Bytes::from);
+        }
+        Ok(found)
     }
 
-    fn set<'a>(
-        &'a self,
-        key: &'a str,
-        value: Bytes,
-        options: SetOptions,
-    ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
-            let deadline = self.shared.deadline();
-            self.shared.ensure_tracking(deadline).await;
-            let mut guard = self.shared.write_guard(key);
-            let local = value.clone();
-            let stored = self
-                .shared
-                .run_by(
-                    deadline,
-                    Command::Set,
-                    key,
-                    || false,
-                    move |mut c| async move {
-                        let mut cmd = redis::cmd("SET");
-                        cmd.arg(key).arg(value.as_ref());
-                        if let Some(expire) = options.expire {
-                            cmd.arg("PX").arg(ms(expire));
+    async fn set(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool> {
+        let deadline = self.shared.deadline();
+        self.shared.ensure_tracking(deadline).await;
+        let mut guard = self.shared.write_guard(key);
+        let local = value.clone();
+        let stored = self
+            .shared
+            .run_by(
+                deadline,
+                Command::Set,
+                key,
+                || false,
+                move |mut c| async move {
+                    let mut cmd = redis::cmd("SET");
+                    cmd.arg(key).arg(value.as_ref());
+                    if let Some(expire) = options.expire {
+                        cmd.arg("PX").arg(ms(expire));
+                    }
+                    match options.exist {
+                        Exist::Always => {}
+                        Exist::IfPresent => {
+                            cmd.arg("XX");
                         }
-                        match options.exist {
-                            Exist::Always => {}
-                            Exist::IfPresent => {
-                                cmd.arg("XX");
-                            }
-                            Exist::IfAbsent => {
-                                cmd.arg("NX");
-                            }
+                        Exist::IfAbsent => {
+                            cmd.arg("NX");
                         }
-                        Ok(cmd.query_async::<Option<String>>(&mut c).await?.is_some())
-                    },
-                )
-                .await;
-            if let Ok(true) = stored {
-                guard.stored(local, options.expire);
-            }
-            stored
-        })
+                    }
+                    Ok(cmd.query_async::<Option<String>>(&mut c).await?.is_some())
+                },
+            )
+            .await;
+        if let Ok(true) = stored {
+            guard.stored(local, options.expire);
+        }
+        stored
     }
 
-    fn set_many<'a>(
-        &'a self,
-        pairs: Vec<(&'a str, Bytes)>,
-        expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<()>> {
+    async fn set_many(&self, pairs: Vec<(&str, Bytes)>, expire: Option<Duration>) -> Result<()> {
         let writes = pairs
             .into_iter()
             .map(|(key, value)| Write::Set {
@@ -189,94 +175,92 @@ impl Backend for RedisBackend {
                 expire,
             })
             .collect();
-        Box::pin(self.shared.apply(Command::SetMany, writes))
+        (self.shared.apply(Command::SetMany, writes)).await
     }
 
-    fn apply<'a>(&'a self, writes: &'a [Write<'a>]) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.shared.apply(Command::Apply, writes.to_vec()))
+    async fn apply(&self, writes: &[Write<'_>]) -> Result<()> {
+        self.shared.apply(Command::Apply, writes.to_vec()).await
     }
 
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(self.shared.guarded(
-            key,
-            self.shared.run(
-                Command::Delete,
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.shared
+            .guarded(
                 key,
-                || false,
-                move |mut c| async move {
-                    Ok(redis::cmd("UNLINK")
-                        .arg(key)
-                        .query_async::<u64>(&mut c)
-                        .await?
-                        > 0)
-                },
-            ),
-        ))
-    }
-
-    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(async move {
-            if keys.is_empty() {
-                return Ok(0);
-            }
-            let _guards: Vec<_> = keys.iter().map(|k| self.shared.write_guard(k)).collect();
-            self.shared
-                .run(
-                    Command::DeleteMany,
-                    keys[0],
-                    || 0,
+                self.shared.run(
+                    Command::Delete,
+                    key,
+                    || false,
                     move |mut c| async move {
-                        redis::cmd("UNLINK")
-                            .arg(keys)
+                        Ok(redis::cmd("UNLINK")
+                            .arg(key)
                             .query_async::<u64>(&mut c)
-                            .await
+                            .await?
+                            > 0)
                     },
-                )
-                .await
-        })
+                ),
+            )
+            .await
     }
 
-    fn delete_match<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(async move {
-            let deleted = self
-                .shared
-                .run(
-                    Command::DeleteMatch,
-                    pattern,
-                    || 0,
-                    move |mut c| async move {
-                        if !glob::is_pattern(pattern) {
-                            return redis::cmd("UNLINK")
-                                .arg(pattern)
-                                .query_async::<u64>(&mut c)
-                                .await;
-                        }
-                        let mut deleted = 0;
-                        for node in c.clone().primaries().await? {
-                            let mut cursor = 0u64;
-                            loop {
-                                let (next, keys): (u64, Vec<String>) =
-                                    c.query_on(&node, &scan(cursor, pattern, 100)).await?;
-                                if !keys.is_empty() {
-                                    deleted += redis::cmd("UNLINK")
-                                        .arg(&keys)
-                                        .query_async::<u64>(&mut c)
-                                        .await?;
-                                }
-                                // The scan ends at cursor 0: no extra pass after the last batch.
-                                if next == 0 {
-                                    break;
-                                }
-                                cursor = next;
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let _guards: Vec<_> = keys.iter().map(|k| self.shared.write_guard(k)).collect();
+        self.shared
+            .run(
+                Command::DeleteMany,
+                keys[0],
+                || 0,
+                move |mut c| async move {
+                    redis::cmd("UNLINK")
+                        .arg(keys)
+                        .query_async::<u64>(&mut c)
+                        .await
+                },
+            )
+            .await
+    }
+
+    async fn delete_match(&self, pattern: &str) -> Result<u64> {
+        let deleted = self
+            .shared
+            .run(
+                Command::DeleteMatch,
+                pattern,
+                || 0,
+                move |mut c| async move {
+                    if !glob::is_pattern(pattern) {
+                        return redis::cmd("UNLINK")
+                            .arg(pattern)
+                            .query_async::<u64>(&mut c)
+                            .await;
+                    }
+                    let mut deleted = 0;
+                    for node in c.clone().primaries().await? {
+                        let mut cursor = 0u64;
+                        loop {
+                            let (next, keys): (u64, Vec<String>) =
+                                c.query_on(&node, &scan(cursor, pattern, 100)).await?;
+                            if !keys.is_empty() {
+                                deleted += redis::cmd("UNLINK")
+                                    .arg(&keys)
+                                    .query_async::<u64>(&mut c)
+                                    .await?;
                             }
+                            // The scan ends at cursor 0: no extra pass after the last batch.
+                            if next == 0 {
+                                break;
+                            }
+                            cursor = next;
                         }
-                        Ok(deleted)
-                    },
-                )
-                .await;
-            self.shared.wrote_matching(pattern);
-            deleted
-        })
+                    }
+                    Ok(deleted)
+                },
+            )
+            .await;
+        self.shared.wrote_matching(pattern);
+        deleted
     }
 
     fn scan(&self, pattern: String, batch_size: usize) -> BoxStream<'static, Result<String>> {
@@ -293,29 +277,26 @@ impl Backend for RedisBackend {
         Box::pin(stream)
     }
 
-    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(self.shared.run(
-            Command::Exists,
-            key,
-            || false,
-            move |mut c| async move {
-                Ok(redis::cmd("EXISTS")
-                    .arg(key)
-                    .query_async::<u64>(&mut c)
-                    .await?
-                    > 0)
-            },
-        ))
+    async fn exists(&self, key: &str) -> Result<bool> {
+        self.shared
+            .run(
+                Command::Exists,
+                key,
+                || false,
+                move |mut c| async move {
+                    Ok(redis::cmd("EXISTS")
+                        .arg(key)
+                        .query_async::<u64>(&mut c)
+                        .await?
+                        > 0)
+                },
+            )
+            .await
     }
 
-    fn incr<'a>(
-        &'a self,
-        key: &'a str,
-        by: i64,
-        expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<i64>> {
-        Box::pin(
-            self.shared.guarded(
+    async fn incr(&self, key: &str, by: i64, expire: Option<Duration>) -> Result<i64> {
+        self.shared
+            .guarded(
                 key,
                 self.shared
                     .run_strict(Command::Incr, key, move |mut c| async move {
@@ -325,114 +306,115 @@ impl Backend for RedisBackend {
                             .invoke_async::<i64>(&mut c)
                             .await
                     }),
-            ),
-        )
+            )
+            .await
     }
 
-    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(self.shared.guarded(
-            key,
-            self.shared.run(
-                Command::Expire,
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+        self.shared
+            .guarded(
                 key,
-                || false,
-                move |mut c| async move {
-                    Ok(redis::cmd("PEXPIRE")
-                        .arg(key)
-                        .arg(ms(ttl))
-                        .query_async::<u64>(&mut c)
-                        .await?
-                        == 1)
-                },
-            ),
-        ))
-    }
-
-    fn get_expire<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Expiry>> {
-        Box::pin(self.shared.run(
-            Command::GetExpire,
-            key,
-            || Expiry::Missing,
-            move |mut c| async move {
-                Ok(
-                    match redis::cmd("PTTL")
-                        .arg(key)
-                        .query_async::<i64>(&mut c)
-                        .await?
-                    {
-                        -2 => Expiry::Missing,
-                        -1 => Expiry::NoExpiry,
-                        left => Expiry::Remaining(Duration::from_millis(left.max(0) as u64)),
+                self.shared.run(
+                    Command::Expire,
+                    key,
+                    || false,
+                    move |mut c| async move {
+                        Ok(redis::cmd("PEXPIRE")
+                            .arg(key)
+                            .arg(ms(ttl))
+                            .query_async::<u64>(&mut c)
+                            .await?
+                            == 1)
                     },
-                )
-            },
-        ))
+                ),
+            )
+            .await
     }
 
-    fn ping(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.shared.run(
-            Command::Ping,
-            "",
-            || (),
-            move |mut c| async move {
-                redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .map(drop)
-            },
-        ))
-    }
-
-    fn clear(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            let cleared =
-                self.shared
-                    .run(
-                        Command::Clear,
-                        "",
-                        || (),
-                        move |mut c| async move {
-                            redis::cmd("FLUSHDB").query_async::<()>(&mut c).await
+    async fn get_expire(&self, key: &str) -> Result<Expiry> {
+        self.shared
+            .run(
+                Command::GetExpire,
+                key,
+                || Expiry::Missing,
+                move |mut c| async move {
+                    Ok(
+                        match redis::cmd("PTTL")
+                            .arg(key)
+                            .query_async::<i64>(&mut c)
+                            .await?
+                        {
+                            -2 => Expiry::Missing,
+                            -1 => Expiry::NoExpiry,
+                            left => Expiry::Remaining(Duration::from_millis(left.max(0) as u64)),
                         },
                     )
-                    .await;
-            self.shared.wrote_everything();
-            cleared
-        })
+                },
+            )
+            .await
     }
 
-    fn get_keys_count(&self) -> BoxFuture<'_, Result<u64>> {
-        Box::pin(self.shared.run(
-            Command::GetKeysCount,
-            "",
-            || 0,
-            move |mut c| async move { redis::cmd("DBSIZE").query_async::<u64>(&mut c).await },
-        ))
+    async fn ping(&self) -> Result<()> {
+        self.shared
+            .run(
+                Command::Ping,
+                "",
+                || (),
+                move |mut c| async move {
+                    redis::cmd("PING")
+                        .query_async::<String>(&mut c)
+                        .await
+                        .map(drop)
+                },
+            )
+            .await
     }
 
-    fn get_size<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
-        Box::pin(self.shared.run(
-            Command::GetSize,
-            key,
-            || None,
-            move |mut c| async move {
-                redis::cmd("MEMORY")
-                    .arg("USAGE")
-                    .arg(key)
-                    .query_async::<Option<u64>>(&mut c)
-                    .await
-            },
-        ))
+    async fn clear(&self) -> Result<()> {
+        let cleared = self
+            .shared
+            .run(
+                Command::Clear,
+                "",
+                || (),
+                move |mut c| async move { redis::cmd("FLUSHDB").query_async::<()>(&mut c).await },
+            )
+            .await;
+        self.shared.wrote_everything();
+        cleared
     }
 
-    fn set_lock<'a>(
-        &'a self,
-        key: &'a str,
-        token: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(
-            self.shared.guarded(
+    async fn get_keys_count(&self) -> Result<u64> {
+        self.shared
+            .run(
+                Command::GetKeysCount,
+                "",
+                || 0,
+                move |mut c| async move { redis::cmd("DBSIZE").query_async::<u64>(&mut c).await },
+            )
+            .await
+    }
+
+    async fn get_size(&self, key: &str) -> Result<Option<u64>> {
+        self.shared
+            .run(
+                Command::GetSize,
+                key,
+                || None,
+                move |mut c| async move {
+                    redis::cmd("MEMORY")
+                        .arg("USAGE")
+                        .arg(key)
+                        .query_async::<Option<u64>>(&mut c)
+                        .await
+                },
+            )
+            .await
+    }
+
+    async fn set_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        self.shared
+            .guarded(
                 key,
                 self.shared
                     .run_strict(Command::SetLock, key, move |mut c| async move {
@@ -446,13 +428,13 @@ impl Backend for RedisBackend {
                             .await?;
                         Ok(taken.is_some())
                     }),
-            ),
-        )
+            )
+            .await
     }
 
-    fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(
-            self.shared.guarded(
+    async fn unlock(&self, key: &str, token: &str) -> Result<bool> {
+        self.shared
+            .guarded(
                 key,
                 self.shared
                     .run_strict(Command::Unlock, key, move |mut c| async move {
@@ -463,58 +445,48 @@ impl Backend for RedisBackend {
                             .await?
                             == 1)
                     }),
-            ),
-        )
+            )
+            .await
     }
 
-    fn get_bits<'a>(
-        &'a self,
-        key: &'a str,
-        indexes: &'a [u64],
-        size: u8,
-    ) -> BoxFuture<'a, Result<Vec<u64>>> {
-        Box::pin(
-            self.shared
-                .bitfield(Command::GetBits, key, indexes, size, &[], |cmd, field| {
-                    cmd.arg("GET").arg(field.0).arg(field.1);
-                }),
-        )
+    async fn get_bits(&self, key: &str, indexes: &[u64], size: u8) -> Result<Vec<u64>> {
+        self.shared
+            .bitfield(Command::GetBits, key, indexes, size, &[], |cmd, field| {
+                cmd.arg("GET").arg(field.0).arg(field.1);
+            })
+            .await
     }
 
-    fn incr_bits<'a>(
-        &'a self,
-        key: &'a str,
-        indexes: &'a [u64],
-        size: u8,
-        by: i64,
-    ) -> BoxFuture<'a, Result<Vec<u64>>> {
-        Box::pin(self.shared.guarded(
-            key,
-            self.shared.bitfield(
-                Command::IncrBits,
+    async fn incr_bits(&self, key: &str, indexes: &[u64], size: u8, by: i64) -> Result<Vec<u64>> {
+        self.shared
+            .guarded(
                 key,
-                indexes,
-                size,
-                &["OVERFLOW", "SAT"],
-                move |cmd, field| {
-                    cmd.arg("INCRBY").arg(field.0).arg(field.1).arg(by);
-                },
-            ),
-        ))
+                self.shared.bitfield(
+                    Command::IncrBits,
+                    key,
+                    indexes,
+                    size,
+                    &["OVERFLOW", "SAT"],
+                    move |cmd, field| {
+                        cmd.arg("INCRBY").arg(field.0).arg(field.1).arg(by);
+                    },
+                ),
+            )
+            .await
     }
 
-    fn slice_incr<'a>(
-        &'a self,
-        key: &'a str,
+    async fn slice_incr(
+        &self,
+        key: &str,
         start: u64,
         end: u64,
         max: u64,
         expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<u64>> {
+    ) -> Result<u64> {
         // A unique member per call, so calls at the same millisecond all count.
         let member = format!("{end}:{}", unique());
-        Box::pin(
-            self.shared.guarded(
+        self.shared
+            .guarded(
                 key,
                 self.shared
                     .run_strict(Command::SliceIncr, key, move |mut c| async move {
@@ -528,67 +500,62 @@ impl Backend for RedisBackend {
                             .invoke_async::<u64>(&mut c)
                             .await
                     }),
-            ),
-        )
+            )
+            .await
     }
 
-    fn set_add<'a>(
-        &'a self,
-        key: &'a str,
-        members: &'a [&'a str],
-        expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(self.shared.guarded(key, async move {
-            if members.is_empty() {
-                return Ok(0);
-            }
-            self.shared
-                .run(
-                    Command::SetAdd,
-                    key,
-                    || 0,
-                    move |mut c| async move {
-                        SET_ADD
-                            .key(key)
-                            .arg(expire.map_or(0, ms))
-                            .arg(members)
-                            .invoke_async::<u64>(&mut c)
-                            .await
-                    },
-                )
-                .await
-        }))
+    async fn set_add(&self, key: &str, members: &[&str], expire: Option<Duration>) -> Result<u64> {
+        self.shared
+            .guarded(key, async move {
+                if members.is_empty() {
+                    return Ok(0);
+                }
+                self.shared
+                    .run(
+                        Command::SetAdd,
+                        key,
+                        || 0,
+                        move |mut c| async move {
+                            SET_ADD
+                                .key(key)
+                                .arg(expire.map_or(0, ms))
+                                .arg(members)
+                                .invoke_async::<u64>(&mut c)
+                                .await
+                        },
+                    )
+                    .await
+            })
+            .await
     }
 
-    fn set_remove<'a>(
-        &'a self,
-        key: &'a str,
-        members: &'a [&'a str],
-    ) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(self.shared.guarded(key, async move {
-            if members.is_empty() {
-                return Ok(0);
-            }
-            self.shared
-                .run(
-                    Command::SetRemove,
-                    key,
-                    || 0,
-                    move |mut c| async move {
-                        redis::cmd("SREM")
-                            .arg(key)
-                            .arg(members)
-                            .query_async::<u64>(&mut c)
-                            .await
-                    },
-                )
-                .await
-        }))
+    async fn set_remove(&self, key: &str, members: &[&str]) -> Result<u64> {
+        self.shared
+            .guarded(key, async move {
+                if members.is_empty() {
+                    return Ok(0);
+                }
+                self.shared
+                    .run(
+                        Command::SetRemove,
+                        key,
+                        || 0,
+                        move |mut c| async move {
+                            redis::cmd("SREM")
+                                .arg(key)
+                                .arg(members)
+                                .query_async::<u64>(&mut c)
+                                .await
+                        },
+                    )
+                    .await
+            })
+            .await
     }
 
-    fn set_pop<'a>(&'a self, key: &'a str, count: usize) -> BoxFuture<'a, Result<Vec<String>>> {
-        Box::pin(
-            self.shared.guarded(
+    async fn set_pop(&self, key: &str, count: usize) -> Result<Vec<String>> {
+        self.shared
+            .guarded(
                 key,
                 self.shared
                     .run(Command::SetPop, key, Vec::new, move |mut c| async move {
@@ -598,8 +565,8 @@ impl Backend for RedisBackend {
                             .query_async::<Vec<String>>(&mut c)
                             .await
                     }),
-            ),
-        )
+            )
+            .await
     }
 }
 

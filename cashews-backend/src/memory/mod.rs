@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::backend::{Backend, BoxFuture, BoxStream, Expiry, SetOptions, Write};
+use crate::backend::{Backend, BoxStream, Expiry, SetOptions, Write};
 use crate::clock::Clock;
 use crate::driver::{Driver, DriverContext};
 use crate::error::Result;
@@ -119,43 +119,32 @@ impl MemoryBackend {
         self.clock.now_ms()
     }
 
-    /// Wraps a synchronous store operation in the boxed future the trait needs.
-    fn ready<'a, T: Send + 'a>(
-        &'a self,
-        op: impl FnOnce(&Store, u64) -> Result<T> + Send + 'a,
-    ) -> BoxFuture<'a, Result<T>> {
-        let result = op(&self.store, self.now());
-        Box::pin(std::future::ready(result))
+    /// Runs a store operation at the current time.
+    #[inline]
+    fn ready<T>(&self, op: impl FnOnce(&Store, u64) -> Result<T>) -> Result<T> {
+        op(&self.store, self.now())
     }
 }
 
+#[async_trait::async_trait]
 impl Backend for MemoryBackend {
     fn name(&self) -> &'static str {
         "mem"
     }
 
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         self.ready(move |s, now| Ok(s.get(key, now)))
     }
 
-    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Bytes>>>> {
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
         self.ready(move |s, now| Ok(keys.iter().map(|k| s.get(k, now)).collect()))
     }
 
-    fn set<'a>(
-        &'a self,
-        key: &'a str,
-        value: Bytes,
-        options: SetOptions,
-    ) -> BoxFuture<'a, Result<bool>> {
+    async fn set(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool> {
         self.ready(move |s, now| Ok(s.set(key, value, options, now)))
     }
 
-    fn set_many<'a>(
-        &'a self,
-        pairs: Vec<(&'a str, Bytes)>,
-        expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<()>> {
+    async fn set_many(&self, pairs: Vec<(&str, Bytes)>, expire: Option<Duration>) -> Result<()> {
         self.ready(move |s, now| {
             let options = SetOptions {
                 expire,
@@ -168,15 +157,15 @@ impl Backend for MemoryBackend {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
+    async fn delete(&self, key: &str) -> Result<bool> {
         self.ready(move |s, now| Ok(s.delete(key, now)))
     }
 
-    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<u64>> {
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
         self.ready(move |s, now| Ok(keys.iter().filter(|k| s.delete(k, now)).count() as u64))
     }
 
-    fn delete_match<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<u64>> {
+    async fn delete_match(&self, pattern: &str) -> Result<u64> {
         self.ready(move |s, now| Ok(s.delete_match(pattern, now)))
     }
 
@@ -194,57 +183,47 @@ impl Backend for MemoryBackend {
         iter_stream(pairs.into_iter().map(Ok))
     }
 
-    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
+    async fn exists(&self, key: &str) -> Result<bool> {
         self.ready(move |s, now| Ok(s.exists(key, now)))
     }
 
-    fn incr<'a>(
-        &'a self,
-        key: &'a str,
-        by: i64,
-        expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<i64>> {
+    async fn incr(&self, key: &str, by: i64, expire: Option<Duration>) -> Result<i64> {
         self.ready(move |s, now| s.incr(key, by, expire, now))
     }
 
     /// All of `writes` at once: readers see none or all of them.
-    fn apply<'a>(&'a self, writes: &'a [Write<'a>]) -> BoxFuture<'a, Result<()>> {
+    async fn apply(&self, writes: &[Write<'_>]) -> Result<()> {
         self.ready(move |s, now| s.apply(writes, now))
     }
 
-    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool>> {
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
         self.ready(move |s, now| Ok(s.expire(key, ttl, now)))
     }
 
-    fn get_expire<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Expiry>> {
+    async fn get_expire(&self, key: &str) -> Result<Expiry> {
         self.ready(move |s, now| Ok(s.get_expire(key, now)))
     }
 
-    fn ping(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(std::future::ready(Ok(())))
+    async fn ping(&self) -> Result<()> {
+        std::future::ready(Ok(())).await
     }
 
-    fn clear(&self) -> BoxFuture<'_, Result<()>> {
+    async fn clear(&self) -> Result<()> {
         self.ready(|s, _| {
             s.clear();
             Ok(())
         })
     }
 
-    fn get_keys_count(&self) -> BoxFuture<'_, Result<u64>> {
+    async fn get_keys_count(&self) -> Result<u64> {
         self.ready(|s, _| Ok(s.len()))
     }
 
-    fn get_size<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
+    async fn get_size(&self, key: &str) -> Result<Option<u64>> {
         self.ready(move |s, now| Ok(s.size_of(key, now)))
     }
 
-    fn set_lock<'a>(
-        &'a self,
-        key: &'a str,
-        token: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool>> {
+    async fn set_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
         let options = SetOptions {
             expire: Some(ttl),
             exist: crate::backend::Exist::IfAbsent,
@@ -253,64 +232,44 @@ impl Backend for MemoryBackend {
         self.ready(move |s, now| Ok(s.set(key, token, options, now)))
     }
 
-    fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<bool>> {
+    async fn unlock(&self, key: &str, token: &str) -> Result<bool> {
         self.ready(move |s, now| Ok(s.unlock(key, token, now)))
     }
 
-    fn get_bits<'a>(
-        &'a self,
-        key: &'a str,
-        indexes: &'a [u64],
-        size: u8,
-    ) -> BoxFuture<'a, Result<Vec<u64>>> {
+    async fn get_bits(&self, key: &str, indexes: &[u64], size: u8) -> Result<Vec<u64>> {
         self.ready(move |s, now| s.get_bits(key, indexes, size, now))
     }
 
-    fn incr_bits<'a>(
-        &'a self,
-        key: &'a str,
-        indexes: &'a [u64],
-        size: u8,
-        by: i64,
-    ) -> BoxFuture<'a, Result<Vec<u64>>> {
+    async fn incr_bits(&self, key: &str, indexes: &[u64], size: u8, by: i64) -> Result<Vec<u64>> {
         self.ready(move |s, now| s.incr_bits(key, indexes, size, by, now))
     }
 
-    fn slice_incr<'a>(
-        &'a self,
-        key: &'a str,
+    async fn slice_incr(
+        &self,
+        key: &str,
         start: u64,
         end: u64,
         max: u64,
         expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<u64>> {
+    ) -> Result<u64> {
         self.ready(move |s, now| s.slice_incr(key, (start, end, max), expire, now))
     }
 
-    fn set_add<'a>(
-        &'a self,
-        key: &'a str,
-        members: &'a [&'a str],
-        expire: Option<Duration>,
-    ) -> BoxFuture<'a, Result<u64>> {
+    async fn set_add(&self, key: &str, members: &[&str], expire: Option<Duration>) -> Result<u64> {
         self.ready(move |s, now| s.set_add(key, members, expire, now))
     }
 
-    fn set_remove<'a>(
-        &'a self,
-        key: &'a str,
-        members: &'a [&'a str],
-    ) -> BoxFuture<'a, Result<u64>> {
+    async fn set_remove(&self, key: &str, members: &[&str]) -> Result<u64> {
         self.ready(move |s, now| s.set_remove(key, members, now))
     }
 
-    fn set_pop<'a>(&'a self, key: &'a str, count: usize) -> BoxFuture<'a, Result<Vec<String>>> {
+    async fn set_pop(&self, key: &str, count: usize) -> Result<Vec<String>> {
         self.ready(move |s, now| s.set_pop(key, count, now))
     }
 
-    fn close(&self) -> BoxFuture<'_, Result<()>> {
+    async fn close(&self) -> Result<()> {
         self.sweeper.stop();
-        Box::pin(std::future::ready(Ok(())))
+        Ok(())
     }
 
     #[inline]

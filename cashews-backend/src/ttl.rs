@@ -34,14 +34,14 @@ impl Ttl {
     pub fn new(duration: Duration) -> Result<Ttl> {
         if duration.is_zero() {
             return Err(Error::Ttl {
-                input: format!("{duration:?}"),
+                input: display(duration).to_string(),
                 reason: "a ttl must be greater than zero (use Ttl::FOREVER for no expiry)",
             });
         }
         // Backends count milliseconds in an i64.
         if duration.as_millis() > i64::MAX as u128 {
             return Err(Error::Ttl {
-                input: format!("{duration:?}"),
+                input: display(duration).to_string(),
                 reason: "ttl is too large",
             });
         }
@@ -93,7 +93,7 @@ impl fmt::Display for Ttl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             None => f.write_str("forever"),
-            Some(d) => write!(f, "{d:?}"),
+            Some(d) => write!(f, "{}", display(d)),
         }
     }
 }
@@ -192,6 +192,11 @@ impl IntoTtl for f64 {
     }
 }
 
+/// `duration` as people write it (`1h 30m`, `250ms`), for messages.
+pub fn display(duration: Duration) -> impl fmt::Display {
+    humantime::format_duration(duration)
+}
+
 /// Parses `"1d2h3m50s"`, `"1.5h"`, `"90"`, `"2 hours 5min"` into a [`Duration`]
 /// (zero allowed here; [`Ttl::parse`] rejects it).
 pub fn parse_duration(input: &str) -> Result<Duration> {
@@ -207,6 +212,15 @@ mod tests {
 
     fn secs(s: &str) -> f64 {
         Ttl::parse(s).unwrap().duration().unwrap().as_secs_f64()
+    }
+
+    #[test]
+    fn displays_as_people_write_it() {
+        assert_eq!(Ttl::parse("1h30m").unwrap().to_string(), "1h 30m");
+        assert_eq!(Ttl::parse("250ms").unwrap().to_string(), "250ms");
+        assert_eq!(Ttl::FOREVER.to_string(), "forever");
+        let zero = Ttl::new(Duration::ZERO).unwrap_err().to_string();
+        assert!(zero.contains("\"0s\""), "{zero}");
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! The TTL string grammar, free of dependencies so the `#[cache]` macro can
 //! check TTL literals at compile time with exactly the rules of runtime
 //! parsing (the macro crate includes this file).
+//!
+//! TTLs are *formatted* with `humantime`, but not parsed with it: its
+//! parser takes no fractions (`1.5h`), no bare seconds (`90`) and no commas,
+//! and it takes months and years of average length, which a TTL should not
+//! silently mean. One grammar, here, serves compile and run time.
 
 use std::time::Duration;
 

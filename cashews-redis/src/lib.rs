@@ -488,8 +488,8 @@ impl Shared {
                 "redis",
                 true,
                 format!(
-                    "{command} not sent: redis was unreachable within the last response_timeout ({:?}); retrying after it",
-                    self.config.response_timeout
+                    "{command} not sent: redis was unreachable within the last response_timeout ({}); retrying after it",
+                    cashews_backend::ttl::display(self.config.response_timeout)
                 ),
             ));
         }
@@ -510,8 +510,8 @@ impl Shared {
                     "redis",
                     true,
                     format!(
-                        "{command} got no answer within response_timeout ({:?})",
-                        self.config.response_timeout
+                        "{command} got no answer within response_timeout ({})",
+                        cashews_backend::ttl::display(self.config.response_timeout)
                     ),
                 ))
             }

@@ -39,19 +39,14 @@ impl Strategy for Early {
     fn layer(&self, cx: &Layer<'_>) -> syn::Result<Code> {
         let (p, cache, key, inner, adapter) =
             (cx.private(), cx.cache(), cx.key(), &cx.inner, cx.adapter());
-        let bind = cx.bind_key();
-        let ttl = cx.bind_ttl(&self.ttl);
-        let (make, refresh) = if self.refreshes() {
-            cx.refresh()
-        } else {
-            Default::default()
-        };
+        let prepare = cx.bind_key_and_ttl(&self.ttl);
+        let (make, refresh) = cx.refresh(self.refreshes());
         let early = self
             .early_ttl
             .as_ref()
             .map_or_else(|| quote!(#p::fraction(ttl, 0.33)), |d| d.code(cx.krate));
         Ok(Code {
-            prepare: quote!(#bind #ttl #make),
+            prepare: quote!(#prepare #make),
             future: cx.skippable(quote! {
                 #p::strategy::Early::new(#cache, &#key, ttl, #early)
                     #refresh

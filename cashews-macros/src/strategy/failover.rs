@@ -33,14 +33,9 @@ impl Strategy for Failover {
     fn layer(&self, cx: &Layer<'_>) -> syn::Result<Code> {
         let (p, cache, key, inner, adapter) =
             (cx.private(), cx.cache(), cx.key(), &cx.inner, cx.adapter());
-        let bind = cx.bind_key();
-        let ttl = cx.bind_ttl(&self.ttl);
-        let on = self.on.as_ref().map(|on| {
-            let failed = cx.failed(Some(on));
-            quote!(.on(#failed))
-        });
+        let on = cx.on(self.on.as_ref());
         Ok(Code {
-            prepare: quote!(#bind #ttl),
+            prepare: cx.bind_key_and_ttl(&self.ttl),
             future: cx.skippable(quote! {
                 #p::strategy::Failover::new(#cache, &#key, ttl) #on .run::<#adapter>(#inner)
             }),

@@ -47,17 +47,12 @@ impl Strategy for Hit {
     fn layer(&self, cx: &Layer<'_>) -> syn::Result<Code> {
         let (p, cache, key, inner, adapter) =
             (cx.private(), cx.cache(), cx.key(), &cx.inner, cx.adapter());
-        let bind = cx.bind_key();
-        let ttl = cx.bind_ttl(&self.ttl);
-        let (make, refresh) = if self.refreshes() {
-            cx.refresh()
-        } else {
-            Default::default()
-        };
+        let prepare = cx.bind_key_and_ttl(&self.ttl);
+        let (make, refresh) = cx.refresh(self.refreshes());
         let hits = &self.cache_hits;
         let update_after = self.update_after.clone().unwrap_or_else(|| quote!(0));
         Ok(Code {
-            prepare: quote!(#bind #ttl #make),
+            prepare: quote!(#prepare #make),
             future: cx.skippable(quote! {
                 #p::strategy::Hit::new(#cache, &#key, ttl, #hits)
                     .update_after(#update_after)

@@ -58,8 +58,6 @@ impl Parse for Locked {
 impl Strategy for Locked {
     fn layer(&self, cx: &Layer<'_>) -> syn::Result<Code> {
         let (p, cache, key, inner) = (cx.private(), cx.cache(), cx.key(), &cx.inner);
-        let bind = cx.bind_key();
-        let ttl = cx.bind_ttl(&self.ttl);
         let wait = match &self.wait {
             Wait::Default => TokenStream::new(),
             Wait::No => quote!(.wait(::std::time::Duration::ZERO)),
@@ -74,7 +72,7 @@ impl Strategy for Locked {
         });
         let reject = cx.reject();
         Ok(Code {
-            prepare: quote!(#bind #ttl),
+            prepare: cx.bind_key_and_ttl(&self.ttl),
             future: cx.skippable(quote! {
                 #p::strategy::Locked::new(#cache, &#key, ttl) #wait #step .run(#inner, #reject)
             }),

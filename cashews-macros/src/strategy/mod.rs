@@ -151,6 +151,22 @@ impl Layer<'_> {
         quote!(let #name: ::std::option::Option<#p::Ttl> = #value;)
     }
 
+    /// Statements binding the layer's cache, key and TTL.
+    pub fn bind_key_and_ttl(&self, ttl: &TtlArg) -> TokenStream {
+        let bind = self.bind_key();
+        let ttl = self.bind_ttl(ttl);
+        quote!(#bind #ttl)
+    }
+
+    /// `.on(...)` for failover and soft: which errors the layer handles.
+    pub fn on(&self, on: Option<&Expr>) -> TokenStream {
+        on.map(|on| {
+            let failed = self.failed(Some(on));
+            quote!(.on(#failed))
+        })
+        .unwrap_or_default()
+    }
+
     /// `run` (which names the TTL `ttl`) when the layer's TTL is valid, else
     /// the inner future: a layer whose call-time TTL is invalid is skipped.
     pub fn skippable(&self, run: TokenStream) -> TokenStream {
@@ -188,7 +204,12 @@ impl Layer<'_> {
     /// A `'static` recompute from owned copies of the arguments: a
     /// statement making it now (before the body takes the arguments), and
     /// the `.refresh(...)` modifier passing it.
-    pub fn refresh(&self) -> (TokenStream, TokenStream) {
+    ///
+    /// Nothing when `wanted` is false.
+    pub fn refresh(&self, wanted: bool) -> (TokenStream, TokenStream) {
+        if !wanted {
+            return Default::default();
+        }
         let p = self.private();
         let output = self.output();
         let copies = self.function.copies();

@@ -36,18 +36,13 @@ impl Strategy for Soft {
     fn layer(&self, cx: &Layer<'_>) -> syn::Result<Code> {
         let (p, cache, key, inner, adapter) =
             (cx.private(), cx.cache(), cx.key(), &cx.inner, cx.adapter());
-        let bind = cx.bind_key();
-        let ttl = cx.bind_ttl(&self.ttl);
         let soft = self
             .soft_ttl
             .as_ref()
             .map_or_else(|| quote!(#p::fraction(ttl, 0.33)), |d| d.code(cx.krate));
-        let on = self.on.as_ref().map(|on| {
-            let failed = cx.failed(Some(on));
-            quote!(.on(#failed))
-        });
+        let on = cx.on(self.on.as_ref());
         Ok(Code {
-            prepare: quote!(#bind #ttl),
+            prepare: cx.bind_key_and_ttl(&self.ttl),
             future: cx.skippable(quote! {
                 #p::strategy::Soft::new(#cache, &#key, ttl, #soft) #on .run::<#adapter>(#inner)
             }),

@@ -838,3 +838,66 @@ async fn a_leader_that_never_finishes_holds_its_waiters_no_longer_than_the_bound
     assert!(!leader.is_finished());
     leader.abort();
 }
+
+// ---- a cached call before setup is reported once, naming the function -------------
+
+/// Counts error events and keeps their `function` field.
+#[derive(Clone, Default)]
+struct Errors(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl tracing::Subscriber for Errors {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Function(String);
+        impl tracing::field::Visit for Function {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "function" {
+                    self.0 = value.to_owned();
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        if *event.metadata().level() == tracing::Level::ERROR {
+            let mut function = Function(String::new());
+            event.record(&mut function);
+            self.0.lock().unwrap().push(function.0);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+static NEVER_SET_UP: LazyLock<Cache> = LazyLock::new(Cache::new);
+static NOT_SET_UP_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache(ttl = "1h", cache = NEVER_SET_UP)]
+async fn before_setup(id: u64) -> u64 {
+    NOT_SET_UP_CALLS.fetch_add(1, Ordering::SeqCst);
+    id
+}
+
+#[test]
+fn a_call_before_setup_runs_and_is_reported_once_with_the_function_name() {
+    let errors = Errors::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(errors.clone(), || {
+        runtime.block_on(async {
+            for _ in 0..3 {
+                assert_eq!(before_setup(7).await, 7);
+            }
+        })
+    });
+    assert_eq!(NOT_SET_UP_CALLS.load(Ordering::SeqCst), 3, "runs uncached");
+    let reported = errors.0.lock().unwrap().clone();
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(reported[0].ends_with("before_setup"), "{reported:?}");
+}

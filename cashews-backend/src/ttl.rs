@@ -18,9 +18,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-// Shared verbatim with the macro crate, which checks TTL literals at compile time.
-#[path = "ttl_grammar.rs"]
-mod grammar;
+// The grammar the macros check TTL literals with at compile time.
+use cashews_ttl as grammar;
 
 /// How long a value lives: a positive [`Duration`] or [`Ttl::FOREVER`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -156,7 +156,11 @@ impl Template {
                             quote_spanned!(span=> .#index)
                         }
                         Err(_) => {
-                            let ident = Ident::new(m, span);
+                            // Located at the template, but marked as macro
+                            // output, so rustc reports an unknown field
+                            // there without suggesting to rewrite the
+                            // whole string as the field's name.
+                            let ident = Ident::new(m, Span::mixed_site().located_at(span));
                             quote_spanned!(span=> .#ident)
                         }
                     });

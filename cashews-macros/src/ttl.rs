@@ -8,16 +8,15 @@ use syn::{Expr, Ident, Lit};
 
 use crate::function::Function;
 
-#[path = "../../cashews-backend/src/ttl_grammar.rs"]
-mod ttl_grammar;
-
 /// A `ttl = ...` option.
 pub enum TtlArg {
     /// A literal, checked: nanoseconds.
     Literal(u64),
-    /// The path of a function of the arguments (`ttl = ttl_for`).
+    /// The path of a function of the arguments (`ttl = ttl_for`: a
+    /// lower-case name, as Rust names functions).
     Function(syn::ExprPath),
-    /// Any other expression of a type that is `IntoTtl`.
+    /// Any other expression of a type that is `IntoTtl`, evaluated per call;
+    /// an upper-case path (`ttl = PROFILE_TTL`) is a const or static.
     Expr(Expr),
 }
 
@@ -26,7 +25,7 @@ impl TtlArg {
         Ok(match literal_duration(expr, option)? {
             Some(nanos) => TtlArg::Literal(nanos),
             None => match expr {
-                Expr::Path(path) => TtlArg::Function(path.clone()),
+                Expr::Path(path) if !names_a_value(path) => TtlArg::Function(path.clone()),
                 other => TtlArg::Expr(other.clone()),
             },
         })
@@ -57,6 +56,18 @@ impl TtlArg {
             _ => None,
         }
     }
+}
+
+/// Whether `path` names a const or static: its last segment is upper case
+/// (`PROFILE_TTL`, `ttl::DAY`), as Rust names them; functions are snake case.
+fn names_a_value(path: &syn::ExprPath) -> bool {
+    path.path.segments.last().is_some_and(|segment| {
+        let name = segment.ident.to_string();
+        name.chars().any(|c| c.is_ascii_uppercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    })
 }
 
 /// A duration option (`early_ttl`, `period`, `wait`, ...).
@@ -92,7 +103,7 @@ pub fn literal_duration(expr: &Expr, option: &str) -> syn::Result<Option<u64>> {
     };
     let bad = |reason: &str| syn::Error::new_spanned(lit, format!("invalid `{option}`: {reason}"));
     let duration = match &lit.lit {
-        Lit::Str(s) => ttl_grammar::parse(&s.value())
+        Lit::Str(s) => cashews_ttl::parse(&s.value())
             .map_err(|reason| bad(&format!("{:?}: {reason}", s.value())))?,
         Lit::Int(i) => std::time::Duration::from_secs(
             i.base10_parse::<u64>()

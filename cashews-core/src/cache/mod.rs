@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     disabled: AtomicU64,
     stats: control::Stats,
     pub(crate) flights: flight::Flights,
+    /// Whether a cached call on this cache before any setup was reported.
+    unconfigured_reported: std::sync::atomic::AtomicBool,
 }
 
 /// Routes and middlewares; replaced as a whole on every change, read without locks.
@@ -166,6 +168,7 @@ impl CacheBuilder {
                 disabled: AtomicU64::new(0),
                 stats: control::Stats::default(),
                 flights: flight::Flights::default(),
+                unconfigured_reported: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -488,6 +491,38 @@ impl Cache {
             crate::codec::Decoded::Value(value) => Some(value),
             crate::codec::Decoded::Miss(_) => None,
         }
+    }
+
+    /// Reports a cached call's cache failure: a cache with no backend set up
+    /// for the key is reported once per cache, at error level and naming
+    /// the function (and in debug builds also on stderr, so it is seen
+    /// without a tracing subscriber); any other failure is a warning.
+    pub(crate) fn report_failure(
+        &self,
+        error: &Error,
+        function: Option<&str>,
+        key: &str,
+        what: &str,
+    ) {
+        if matches!(error, Error::NotConfigured { .. }) {
+            if !self
+                .inner
+                .unconfigured_reported
+                .swap(true, Ordering::Relaxed)
+            {
+                let function = function.unwrap_or(key);
+                tracing::error!(
+                    function,
+                    "cashews: {function} was called before the cache was set up (call cashews::setup(url) or Cache::setup at start-up); cached functions run without caching until then"
+                );
+                #[cfg(debug_assertions)]
+                eprintln!(
+                    "cashews: {function} was called before the cache was set up (call cashews::setup(url) or Cache::setup at start-up); cached functions run without caching until then"
+                );
+            }
+            return;
+        }
+        tracing::warn!(key, %error, "{what}");
     }
 
     /// Joins the flight computing `key` in this process, or leads it.

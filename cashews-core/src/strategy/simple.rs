@@ -204,7 +204,12 @@ impl<'c, R> Memo<'c, R> {
         match self.cache.get::<A::Stored>(&self.key).await {
             Ok(hit) => hit.map(A::restore),
             Err(error) => {
-                tracing::warn!(key = %self.key, %error, "cache read failed; calling the function");
+                self.cache.report_failure(
+                    &error,
+                    self.stats.map(FunctionStats::name),
+                    &self.key,
+                    "cache read failed; calling the function",
+                );
                 None
             }
         }
@@ -291,7 +296,12 @@ impl<'c, R> Memo<'c, R> {
             options,
         };
         if let Err(error) = self.cache.run_one(request).await {
-            tracing::warn!(key = %self.key, %error, "cache write failed");
+            self.cache.report_failure(
+                &error,
+                self.stats.map(FunctionStats::name),
+                &self.key,
+                "cache write failed",
+            );
             return;
         }
         if !self.tags.is_empty() {

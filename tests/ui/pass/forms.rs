@@ -1,3 +1,5 @@
+#![deny(warnings)]
+
 use cashews::cache;
 use std::time::Duration;
 
@@ -29,4 +31,53 @@ async fn page(page: u32) -> Vec<u32> {
     vec![page]
 }
 
-fn main() {}
+/// A body of one expression compiles without "unnecessary braces".
+#[cache(ttl = "1h")]
+async fn one_expression(id: u64) -> u64 {
+    id
+}
+
+/// A TTL from a const: an upper-case path is a value.
+const PROFILE_TTL: Duration = Duration::from_secs(60);
+
+#[cache(ttl = PROFILE_TTL)]
+async fn const_ttl(id: u64) -> u64 {
+    id
+}
+
+/// A TTL from a static, through a module path.
+mod ttls {
+    pub static DAY: &str = "1d";
+}
+
+#[cache(ttl = ttls::DAY)]
+async fn static_ttl(id: u64) -> u64 {
+    id
+}
+
+/// A TTL function of the arguments: a lower-case path.
+fn ttl_for(id: &u64) -> Duration {
+    Duration::from_secs(*id + 1)
+}
+
+#[cache(ttl = ttl_for)]
+async fn computed_ttl(id: u64) -> u64 {
+    id
+}
+
+/// A stacked cache over a refreshed early layer, on a method.
+#[derive(Clone)]
+struct Service;
+
+impl Service {
+    #[cache(ttl = "1h")]
+    #[cache::early(ttl = "1h", early_ttl = "10m")]
+    async fn early(&self, name: &str) -> String {
+        name.to_owned()
+    }
+}
+
+fn main() {
+    let _ = (one_expression, const_ttl, static_ttl, computed_ttl, Service::early);
+    let _ = (profile, profile_card, options, page);
+}

@@ -1,11 +1,13 @@
-//! The TTL string grammar, free of dependencies so the `#[cache]` macro can
-//! check TTL literals at compile time with exactly the rules of runtime
-//! parsing (the macro crate includes this file).
+//! The TTL string grammar of cashews, free of dependencies so the `#[cache]`
+//! macros check TTL literals at compile time with exactly the rules of
+//! runtime parsing: both depend on this crate.
 //!
 //! TTLs are *formatted* with `humantime`, but not parsed with it: its
 //! parser takes no fractions (`1.5h`), no bare seconds (`90`) and no commas,
 //! and it takes months and years of average length, which a TTL should not
 //! silently mean. One grammar, here, serves compile and run time.
+
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

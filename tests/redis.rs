@@ -139,6 +139,7 @@ async fn without_suppress_errors_surface_as_transient() {
     }
 }
 
+#[cfg(feature = "redis-tls")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_connects_with_the_right_ca_and_fails_clearly_with_a_wrong_one() {
     use support::redis::TestCertificates;

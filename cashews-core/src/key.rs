@@ -385,15 +385,11 @@ pub mod fmt {
         let Some(payload) = token.split('.').nth(1).and_then(base64url) else {
             return;
         };
-        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&payload) else {
+        let Ok(payload) = std::str::from_utf8(&payload) else {
             return;
         };
-        match json.get(claim) {
-            Some(serde_json::Value::String(s)) => out.push_str(s),
-            Some(serde_json::Value::Null) | None => {}
-            Some(other) => {
-                let _ = write!(out, "{other}");
-            }
+        if let Some(value) = json::claim(payload, claim) {
+            out.push_str(&value);
         }
     }
 
@@ -417,6 +413,160 @@ pub mod fmt {
             }
         }
         Some(out)
+    }
+
+    /// Just enough JSON to read one top-level claim of a JWT payload
+    /// (no dependency on a JSON crate for one formatter).
+    mod json {
+        /// The value of `name` in the top-level object `text`: a string
+        /// unescaped, `null` as nothing, anything else as written.
+        pub(super) fn claim(text: &str, name: &str) -> Option<String> {
+            let mut p = Parser { text, at: 0 };
+            p.expect(b'{')?;
+            if p.peek() == Some(b'}') {
+                return None;
+            }
+            loop {
+                let key = p.string()?;
+                p.expect(b':')?;
+                let start = p.skip_ws();
+                let value = p.value()?;
+                if key == name {
+                    return match value {
+                        Value::Str(s) => Some(s),
+                        Value::Raw if &p.text[start..p.at] == "null" => None,
+                        Value::Raw => Some(p.text[start..p.at].to_owned()),
+                    };
+                }
+                match p.next_byte()? {
+                    b',' => continue,
+                    _ => return None,
+                }
+            }
+        }
+
+        enum Value {
+            Str(String),
+            Raw,
+        }
+
+        /// Four hex digits of a `\\u` escape.
+        fn hex4(chars: &mut std::str::CharIndices<'_>) -> Option<u32> {
+            let hex: String = (0..4).filter_map(|_| chars.next().map(|c| c.1)).collect();
+            if hex.len() != 4 {
+                return None;
+            }
+            u32::from_str_radix(&hex, 16).ok()
+        }
+
+        struct Parser<'a> {
+            text: &'a str,
+            at: usize,
+        }
+
+        impl Parser<'_> {
+            fn skip_ws(&mut self) -> usize {
+                let bytes = self.text.as_bytes();
+                while self.at < bytes.len() && bytes[self.at].is_ascii_whitespace() {
+                    self.at += 1;
+                }
+                self.at
+            }
+
+            fn peek(&mut self) -> Option<u8> {
+                self.skip_ws();
+                self.text.as_bytes().get(self.at).copied()
+            }
+
+            fn next_byte(&mut self) -> Option<u8> {
+                let b = self.peek()?;
+                self.at += 1;
+                Some(b)
+            }
+
+            fn expect(&mut self, byte: u8) -> Option<()> {
+                (self.next_byte()? == byte).then_some(())
+            }
+
+            fn string(&mut self) -> Option<String> {
+                self.expect(b'"')?;
+                let mut out = String::new();
+                let mut chars = self.text[self.at..].char_indices();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '"' => {
+                            self.at += i + 1;
+                            return Some(out);
+                        }
+                        '\\' => match chars.next()?.1 {
+                            '"' => out.push('"'),
+                            '\\' => out.push('\\'),
+                            '/' => out.push('/'),
+                            'b' => out.push('\u{8}'),
+                            'f' => out.push('\u{c}'),
+                            'n' => out.push('\n'),
+                            'r' => out.push('\r'),
+                            't' => out.push('\t'),
+                            'u' => {
+                                let first = hex4(&mut chars)?;
+                                let code = if (0xD800..0xDC00).contains(&first) {
+                                    if chars.next()?.1 != '\\' || chars.next()?.1 != 'u' {
+                                        return None;
+                                    }
+                                    let second = hex4(&mut chars)?;
+                                    0x10000
+                                        + ((first - 0xD800) << 10)
+                                        + (second.checked_sub(0xDC00)?)
+                                } else {
+                                    first
+                                };
+                                out.push(char::from_u32(code)?);
+                            }
+                            _ => return None,
+                        },
+                        c if (c as u32) < 0x20 => return None,
+                        c => out.push(c),
+                    }
+                }
+                None
+            }
+
+            /// Skips a value; strings are returned unescaped.
+            fn value(&mut self) -> Option<Value> {
+                match self.peek()? {
+                    b'"' => self.string().map(Value::Str),
+                    b'{' | b'[' => {
+                        let mut depth = 0usize;
+                        loop {
+                            match self.peek()? {
+                                b'"' => {
+                                    self.string()?;
+                                    continue;
+                                }
+                                b'{' | b'[' => depth += 1,
+                                b'}' | b']' => depth = depth.checked_sub(1)?,
+                                _ => {}
+                            }
+                            self.at += 1;
+                            if depth == 0 {
+                                return Some(Value::Raw);
+                            }
+                        }
+                    }
+                    _ => {
+                        let bytes = self.text.as_bytes();
+                        let start = self.at;
+                        while self.at < bytes.len()
+                            && !matches!(bytes[self.at], b',' | b'}' | b']')
+                            && !bytes[self.at].is_ascii_whitespace()
+                        {
+                            self.at += 1;
+                        }
+                        (self.at > start).then_some(Value::Raw)
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -527,5 +677,51 @@ mod tests {
         fmt::jwt(&mut out, "not a token", "sub");
         fmt::jwt(&mut out, "a.!!!.c", "sub");
         assert_eq!(out, "user-1|7|");
+    }
+
+    #[test]
+    fn jwt_claims_are_read_as_json_would() {
+        use base64_encode as b64;
+        let read = |payload: &str, claim: &str| {
+            let mut out = String::new();
+            fmt::jwt(&mut out, &format!("h.{}.s", b64(payload)), claim);
+            out
+        };
+        let payload = r#" { "a" : "x\"y\\z\u00e9\ud83d\ude00" , "n": -1.5e3, "t": true,
+            "z": null, "o": {"k": [1, "}"]}, "s": "last" } "#;
+        assert_eq!(read(payload, "a"), "x\"y\\z\u{e9}\u{1f600}");
+        assert_eq!(read(payload, "n"), "-1.5e3");
+        assert_eq!(read(payload, "t"), "true");
+        assert_eq!(read(payload, "z"), "");
+        assert_eq!(read(payload, "o"), r#"{"k": [1, "}"]}"#);
+        assert_eq!(read(payload, "s"), "last");
+        assert_eq!(read(payload, "missing"), "");
+        for broken in [
+            "",
+            "[]",
+            "{",
+            r#"{"a" 1}"#,
+            r#"{"a": "\ud800"}"#,
+            r#"{"a": "\u12"}"#,
+            "{\"a\": \"\u{1}\"}",
+        ] {
+            assert_eq!(read(broken, "a"), "", "{broken:?}");
+        }
+    }
+
+    /// base64url without padding, as JWTs encode.
+    fn base64_encode(text: &str) -> String {
+        const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in text.as_bytes().chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+            for i in 0..=chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
     }
 }

@@ -20,9 +20,16 @@ fn keys() -> Vec<String> {
 
 /// A cashews memory cache holding every key with a one-hour TTL.
 fn cashews_filled(keys: &[String]) -> cashews::Cache {
+    cashews_filled_with(keys, "bincode")
+}
+
+/// The same, storing with `codec`.
+fn cashews_filled_with(keys: &[String], codec: &str) -> cashews::Cache {
     let cache = cashews::Cache::new();
     cache
-        .setup(&format!("mem://?size={ENTRIES}&check_interval=0"))
+        .setup(&format!(
+            "mem://?size={ENTRIES}&check_interval=0&codec={codec}"
+        ))
         .unwrap();
     for (i, k) in keys.iter().enumerate() {
         ready(
@@ -178,6 +185,32 @@ trait IntoFutureReady: std::future::IntoFuture + Sized {
 }
 impl<T: std::future::IntoFuture> IntoFutureReady for T {}
 
+/// The binary codecs on the same hit and set: bincode (the default) and
+/// postcard (the maintained one a build without bincode uses).
+fn codecs(c: &mut Criterion) {
+    let keys = keys();
+    let mut group = c.benchmark_group("codec");
+    for codec in ["bincode", "postcard"] {
+        let cache = cashews_filled_with(&keys, codec);
+        let mut i = 0;
+        group.bench_function(format!("get_hit_{codec}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % ENTRIES;
+                let v: Option<Profile> = ready(cache.get(&keys[i])).unwrap();
+                black_box(v)
+            })
+        });
+        let value = profile(7);
+        group.bench_function(format!("set_{codec}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % ENTRIES;
+                ready(cache.set(&keys[i], &value).expire("1h").into_future_ready()).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
 fn main() {
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -186,6 +219,7 @@ fn main() {
     get_hit(&mut c);
     get_hit_two_threads(&mut c);
     set(&mut c);
+    codecs(&mut c);
     c.final_summary();
     print_ratios(
         "memory backend, 10k entries, String keys, struct values",
@@ -196,6 +230,8 @@ fn main() {
             ("get_hit_2threads/cashews", "get_hit/cashews"),
             ("set/cashews", "set/moka"),
             ("set/cashews", "set/quick_cache"),
+            ("codec/get_hit_postcard", "codec/get_hit_bincode"),
+            ("codec/set_postcard", "codec/set_bincode"),
         ],
     );
 }

@@ -590,6 +590,32 @@ async fn json_and_bincode_read_each_other() {
         .contains("\"name\":\"user 1\""));
 }
 
+#[tokio::test]
+async fn postcard_and_bincode_read_each_other_and_postcard_is_set_up_by_url() {
+    let [postcard, bincode] = shared([
+        Serializer::new(CodecKind::Postcard),
+        Serializer::new(CodecKind::Bincode),
+    ]);
+    postcard.set("p", &profile(1)).await.unwrap();
+    bincode.set("b", &profile(2)).await.unwrap();
+    assert_eq!(bincode.get::<Profile>("p").await.unwrap(), Some(profile(1)));
+    assert_eq!(
+        postcard.get::<Profile>("b").await.unwrap(),
+        Some(profile(2))
+    );
+    // The envelope names the codec: byte 2 is postcard's id.
+    assert_eq!(postcard.get_raw("p").await.unwrap().unwrap()[2], 3);
+
+    let cache = Cache::new();
+    cache.setup("mem://?codec=postcard").unwrap();
+    cache.set("k", &vec![profile(3)]).await.unwrap();
+    assert_eq!(cache.get_raw("k").await.unwrap().unwrap()[2], 3);
+    assert_eq!(
+        cache.get::<Vec<Profile>>("k").await.unwrap(),
+        Some(vec![profile(3)])
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_commits_are_seen_whole() {
     let cache = Cache::new();

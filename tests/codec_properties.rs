@@ -26,7 +26,7 @@ proptest! {
 
     #[test]
     fn any_bytes_decode_or_miss(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-        for serializer in [Serializer::new(CodecKind::Bincode), signer()] {
+        for serializer in [Serializer::new(CodecKind::Bincode), Serializer::new(CodecKind::Postcard), signer()] {
             if let Decoded::Value(profile) = serializer.decode::<Profile>("k", &bytes) {
                 prop_assert!(profile.name.len() <= bytes.len());
             }

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | 0 | magic `0xCA` (never an ASCII digit, so counters and values never mix) |
 //! | 1 | format version (1) |
-//! | 2 | codec id (1 = bincode, 2 = JSON) |
+//! | 2 | codec id (1 = bincode, 2 = JSON, 3 = postcard) |
 //! | 3 | flags (bit 0: signed) |
 //! | 4.. | if signed: digest id, then the MAC (16–64 bytes) |
 //!
@@ -42,19 +42,28 @@ pub trait Codec {
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BoxError>;
 }
 
-/// bincode 2 (serde mode), with [`DECODE_LIMIT`]. The default codec: compact
-/// and fast.
+/// bincode 2 (serde mode), with [`DECODE_LIMIT`] (feature `bincode`, on by
+/// default). The default codec when compiled in: compact and fast.
+///
+/// bincode 2 is flagged unmaintained by RustSec; a build that must pass
+/// `cargo deny` without it turns default features off and stores with
+/// [`Postcard`] (which reads nothing bincode wrote: keep the feature while
+/// such values live).
+#[cfg(feature = "bincode")]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bincode;
 
+#[cfg(feature = "bincode")]
 type BincodeConfig = bincode::config::Configuration<
     bincode::config::LittleEndian,
     bincode::config::Varint,
     bincode::config::Limit<DECODE_LIMIT>,
 >;
 
+#[cfg(feature = "bincode")]
 const BINCODE: BincodeConfig = bincode::config::standard().with_limit::<DECODE_LIMIT>();
 
+#[cfg(feature = "bincode")]
 impl Codec for Bincode {
     const ID: u8 = 1;
     const NAME: &'static str = "bincode";
@@ -68,6 +77,31 @@ impl Codec for Bincode {
         let (value, read) = bincode::serde::decode_from_slice(bytes, BINCODE)?;
         if read != bytes.len() {
             return Err(format!("{} trailing bytes after the value", bytes.len() - read).into());
+        }
+        Ok(value)
+    }
+}
+
+/// postcard (serde, varint-compact, maintained): the second binary codec,
+/// and the default when bincode is not compiled in. Lengths cannot make it
+/// allocate more than the input allows.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Postcard;
+
+impl Codec for Postcard {
+    const ID: u8 = 3;
+    const NAME: &'static str = "postcard";
+
+    fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
+        let buffer = std::mem::take(out);
+        *out = postcard::to_extend(value, buffer)?;
+        Ok(())
+    }
+
+    fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BoxError> {
+        let (value, rest) = postcard::take_from_bytes(bytes)?;
+        if !rest.is_empty() {
+            return Err(format!("{} trailing bytes after the value", rest.len()).into());
         }
         Ok(value)
     }
@@ -93,23 +127,37 @@ impl Codec for Json {
     }
 }
 
-/// The codec chosen at setup (`codec=bincode|json`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// The codec chosen at setup (`codec=bincode|postcard|json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CodecKind {
-    /// [`Bincode`].
-    #[default]
+    /// [`Bincode`] (feature `bincode`, the default).
+    #[cfg(feature = "bincode")]
     Bincode,
+    /// [`Postcard`].
+    Postcard,
     /// [`Json`] (feature `json`).
     #[cfg(feature = "json")]
     Json,
+}
+
+/// bincode when compiled in, else postcard.
+impl Default for CodecKind {
+    fn default() -> Self {
+        #[cfg(feature = "bincode")]
+        return CodecKind::Bincode;
+        #[cfg(not(feature = "bincode"))]
+        return CodecKind::Postcard;
+    }
 }
 
 impl CodecKind {
     /// The codecs compiled in, by name.
     pub fn names() -> &'static [&'static str] {
         &[
+            #[cfg(feature = "bincode")]
             Bincode::NAME,
+            Postcard::NAME,
             #[cfg(feature = "json")]
             Json::NAME,
         ]
@@ -118,7 +166,9 @@ impl CodecKind {
     /// Looks a codec up by its setup name.
     pub fn from_name(name: &str) -> Option<CodecKind> {
         match name {
+            #[cfg(feature = "bincode")]
             "bincode" => Some(CodecKind::Bincode),
+            "postcard" => Some(CodecKind::Postcard),
             #[cfg(feature = "json")]
             "json" => Some(CodecKind::Json),
             _ => None,
@@ -127,7 +177,9 @@ impl CodecKind {
 
     pub(crate) fn id(self) -> u8 {
         match self {
+            #[cfg(feature = "bincode")]
             CodecKind::Bincode => Bincode::ID,
+            CodecKind::Postcard => Postcard::ID,
             #[cfg(feature = "json")]
             CodecKind::Json => Json::ID,
         }
@@ -139,7 +191,9 @@ impl CodecKind {
         out: &mut Vec<u8>,
     ) -> Result<(), BoxError> {
         match self {
+            #[cfg(feature = "bincode")]
             CodecKind::Bincode => Bincode::encode(value, out),
+            CodecKind::Postcard => Postcard::encode(value, out),
             #[cfg(feature = "json")]
             CodecKind::Json => Json::encode(value, out),
         }
@@ -152,7 +206,9 @@ impl CodecKind {
         bytes: &[u8],
     ) -> Option<Result<T, BoxError>> {
         match id {
+            #[cfg(feature = "bincode")]
             Bincode::ID => Some(Bincode::decode(bytes)),
+            Postcard::ID => Some(Postcard::decode(bytes)),
             #[cfg(feature = "json")]
             Json::ID => Some(Json::decode(bytes)),
             _ => None,

@@ -7,6 +7,7 @@
 //! Applications use the `cashews` crate; a backend author depends on this
 //! crate only (`cashews::backend` re-exports it).
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backend;
 pub mod bits;

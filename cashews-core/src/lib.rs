@@ -6,6 +6,7 @@
 //! with the attribute macros and the backends chosen by cargo feature.
 //! Backend crates (`cashews-redis`, `cashews-disk`) depend on this crate only.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
 pub mod codec;

@@ -67,31 +67,30 @@ macro_rules! attributes {
 }
 
 attributes! {
-    /// Caches an async function's result (the simple strategy).
+    #[doc = include_str!("doc/cache.md")]
     cache => cache::Cache;
-    /// Always calls; on a failure, returns the last stored success.
+    #[doc = include_str!("doc/failover.md")]
     failover => failover::Failover;
-    /// Serves a stored value for a number of hits, then recomputes.
+    #[doc = include_str!("doc/hit.md")]
     hit => hit::Hit;
-    /// Refreshes a value before it expires, once, in the background.
+    #[doc = include_str!("doc/early.md")]
     early => early::Early;
-    /// Recomputes after a soft TTL; serves the stale value on failure.
+    #[doc = include_str!("doc/soft.md")]
     soft => soft::Soft;
-    /// One execution at a time per key, across processes.
+    #[doc = include_str!("doc/locked.md")]
     locked => locked::Locked;
-    /// A fixed-window rate limit with a ban.
+    #[doc = include_str!("doc/rate_limit.md")]
     rate_limit => rate_limit::RateLimit;
-    /// A sliding-window rate limit.
+    #[doc = include_str!("doc/slice_rate_limit.md")]
     slice_rate_limit => rate_limit::SliceRateLimit;
-    /// A circuit breaker with deterministic half-open trials.
+    #[doc = include_str!("doc/circuit_breaker.md")]
     circuit_breaker => circuit_breaker::CircuitBreaker;
-    /// Answers `false` without calling for items never added to the
-    /// function's bloom filter (`BloomFilter::new(cache, "module::fn", ..).add(key)`).
+    #[doc = include_str!("doc/bloom.md")]
     bloom => bloom::Bloom;
-    /// Remembers a boolean function's answers in two bloom filters.
+    #[doc = include_str!("doc/dual_bloom.md")]
     dual_bloom => bloom::DualBloom;
-    /// Deletes the keys matching a pattern after a successful call.
+    #[doc = include_str!("doc/invalidate.md")]
     invalidate => invalidate::Invalidate;
-    /// Caches the items of a returned stream and replays them.
+    #[doc = include_str!("doc/iterator.md")]
     iterator => iterator::Iterator;
 }

@@ -59,6 +59,7 @@
 //! - On a cluster tracking is enabled on every primary (each reports the
 //!   keys it holds); a lost node connection drops the local copy as above.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 mod commands;

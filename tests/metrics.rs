@@ -70,12 +70,12 @@ async fn metrics_are_scraped_in_prometheus_format() {
         let backend = harness.cache.backend_name("m:a").unwrap();
         let hits = sample(
             &text,
-            "cashews_get_operation",
+            "cashews_get_operation_total",
             &[("result", "hit"), ("backend", backend)],
         );
         let misses = sample(
             &text,
-            "cashews_get_operation",
+            "cashews_get_operation_total",
             &[("result", "miss"), ("backend", backend)],
         );
         assert_eq!((hits, misses), (Some(3.0), Some(2.0)), "{backend}\n{text}");

@@ -22,6 +22,15 @@ fn redis_urls_are_checked() {
         ),
         ("redis://127.0.0.1:6379/db", "database number"),
         ("redis://h1:1,h2:2/0", "cluster"),
+        ("redis://127.0.0.1:6379/0?db=2", "path"),
+        ("redis://127.0.0.1:6379/0?protocol=resp4", "protocol"),
+        (
+            "redis://127.0.0.1:6379/0?protocol=resp2&client_side=true",
+            "resp3",
+        ),
+        ("redis+unix://host/run/redis.sock", "socket"),
+        ("redis+unix:///run/redis.sock?cluster=true", "cluster"),
+        ("unix:///run/redis.sock?db=x", "database number"),
     ] {
         let err = cache.setup(url).expect_err(url).to_string();
         assert!(err.contains(needle), "{url}: {err}");
@@ -29,6 +38,60 @@ fn redis_urls_are_checked() {
     cache
         .setup("redis://127.0.0.1:6379/2?suppress=no&connect_timeout=200ms&client_name=svc")
         .unwrap();
+    cache
+        .setup("redis://127.0.0.1:6379/2?protocol=resp3")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_sockets_work_as_redis_and_unix_urls() {
+    let dir = std::env::temp_dir().join(format!("cashews-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("redis.sock");
+    let _server = RedisServer::start_unix(&socket);
+    for (scheme, db) in [("redis+unix", 3), ("unix", 4)] {
+        let cache = Cache::new();
+        cache
+            .setup(&format!(
+                "{scheme}://{}?db={db}&response_timeout=2s",
+                socket.display()
+            ))
+            .unwrap();
+        cache.set("k", &scheme).await.unwrap();
+        assert_eq!(
+            cache.get::<String>("k").await.unwrap().as_deref(),
+            Some(scheme)
+        );
+        assert_eq!(
+            cache.get_keys_count().await.unwrap(),
+            1,
+            "{scheme}: its own db"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_is_built_on_an_existing_redis_rs_client_and_a_typed_config() {
+    use cashews::backend::Backend;
+    use cashews::codec::{CodecKind, Serializer};
+    use cashews::redis::{RedisBackend, RedisConfig};
+    let server = RedisServer::start();
+    let client = ::redis::Client::open(format!("redis://127.0.0.1:{}/5", server.port)).unwrap();
+    let config = RedisConfig::default()
+        .response_timeout("500ms")
+        .unwrap()
+        .client_name("from-client");
+    assert!(RedisConfig::default().response_timeout("0s").is_err());
+    let backend: std::sync::Arc<dyn Backend> =
+        std::sync::Arc::new(RedisBackend::from_client(client, config));
+    let cache = Cache::new();
+    cache.add_backend("", backend, Serializer::new(CodecKind::Postcard));
+    cache.set("shared", &41u32).await.unwrap();
+    assert_eq!(cache.get::<u32>("shared").await.unwrap(), Some(41));
+    let clients = server.cli(&["CLIENT", "LIST"]);
+    assert!(clients.contains("name=from-client"), "{clients}");
+    assert_eq!(server.cli(&["-n", "5", "EXISTS", "shared"]).trim(), "1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

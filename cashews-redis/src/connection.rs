@@ -70,6 +70,23 @@ pub(crate) enum Conn {
 pub(crate) type Node = Option<(String, u16)>;
 
 impl Connector {
+    /// A connector on a redis-rs client the application made (one server).
+    pub(crate) fn on_client(client: redis::Client, tracking: Option<Arc<Tracking>>) -> Connector {
+        let client = Box::new(client);
+        match tracking {
+            Some(tracking) => Connector::Tracked {
+                client,
+                tracking,
+                current: ArcSwapOption::empty(),
+                connecting: tokio::sync::Mutex::new(()),
+            },
+            None => Connector::Single {
+                client,
+                connection: OnceCell::new(),
+            },
+        }
+    }
+
     pub(crate) fn new(
         config: &RedisConfig,
         tracking: Option<Arc<Tracking>>,
@@ -100,19 +117,7 @@ impl Connector {
                 connection: OnceCell::new(),
             });
         }
-        let client = Box::new(client(config)?);
-        Ok(match tracking {
-            Some(tracking) => Connector::Tracked {
-                client,
-                tracking,
-                current: ArcSwapOption::empty(),
-                connecting: tokio::sync::Mutex::new(()),
-            },
-            None => Connector::Single {
-                client,
-                connection: OnceCell::new(),
-            },
-        })
+        Ok(Connector::on_client(client(config)?, tracking))
     }
 
     /// The connection if it is made already: no future, so callers' futures

@@ -1,6 +1,9 @@
 //! The Redis backend of [cashews](https://docs.rs/cashews):
 //! `redis://[user:pass@]host:port/db?...`, a cluster with
-//! `redis://host1:port1,host2:port2?cluster=true`.
+//! `redis://host1:port1,host2:port2?cluster=true`, a unix socket with
+//! `redis+unix:///run/redis.sock?db=0` (or `unix://`), TLS with `rediss://`
+//! (feature `tls`). A [`RedisBackend`] can also be built from a
+//! [`RedisConfig`] (its builder) or around an existing redis-rs `Client`.
 //!
 //! | parameter | default | meaning |
 //! |---|---|---|
@@ -8,6 +11,8 @@
 //! | `connect_timeout` | `1s` | how long a connection attempt may take (above zero) |
 //! | `response_timeout` | `1s` | the deadline of every command, connecting, redis-rs' retry and enabling client tracking included (above zero) |
 //! | `client_name` | `cashews` | `CLIENT SETNAME` of the connection (single server) |
+//! | `protocol` | `resp2` (`resp3` with `client_side`) | redis-rs' protocol parameter |
+//! | `db` | `0` | unix sockets only: the database (a tcp url names it as its path) |
 //! | `ssl_ca_certs` | system roots | `rediss://` only: a PEM file of the CA(s) to trust |
 //! | `ssl_certfile`, `ssl_keyfile` | none | `rediss://` only: a client certificate and key (PEM) for mutual TLS |
 //! | `cluster` | `false` | the hosts are seeds of a Redis Cluster |
@@ -76,7 +81,7 @@ use tokio::time::Instant;
 
 use cashews_backend::driver::{Driver, DriverContext};
 use cashews_backend::url::{Params, SetupUrl};
-use cashews_backend::{Backend, Clock, Command, Error, Result};
+use cashews_backend::{Backend, Clock, Command, Error, IntoTtl, Result};
 
 use connection::{Conn, Connector};
 use tracking::Tracking;
@@ -85,9 +90,9 @@ use tracking::Tracking;
 pub const DRIVER: Driver = Driver {
     name: "redis",
     #[cfg(feature = "tls")]
-    schemes: &["redis", "rediss"],
+    schemes: &["redis", "rediss", "redis+unix", "unix"],
     #[cfg(not(feature = "tls"))]
-    schemes: &["redis"],
+    schemes: &["redis", "redis+unix", "unix"],
     connect,
 };
 
@@ -150,6 +155,73 @@ impl Default for ClientSideConfig {
     }
 }
 
+/// `redis://127.0.0.1:6379/0` with every default.
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig::parse("redis://127.0.0.1:6379/0").expect("the default url parses")
+    }
+}
+
+/// A typed builder beside URL strings: start from [`RedisConfig::default`]
+/// or [`RedisConfig::parse`], then change what differs.
+///
+/// ```
+/// use cashews_redis::RedisConfig;
+/// let config = RedisConfig::parse("redis://cache.internal:6379/2")?
+///     .response_timeout("300ms")?
+///     .suppress(false)
+///     .client_name("billing");
+/// assert!(!config.suppress);
+/// # Ok::<(), cashews_backend::Error>(())
+/// ```
+impl RedisConfig {
+    /// Turns connection failures into misses (`true`) or errors.
+    pub fn suppress(mut self, suppress: bool) -> Self {
+        self.suppress = suppress;
+        self
+    }
+
+    /// The deadline of every command.
+    pub fn response_timeout(mut self, timeout: impl IntoTtl) -> Result<Self> {
+        self.response_timeout = positive(timeout, "response_timeout")?;
+        Ok(self)
+    }
+
+    /// How long a connection attempt may take.
+    pub fn connect_timeout(mut self, timeout: impl IntoTtl) -> Result<Self> {
+        self.connect_timeout = positive(timeout, "connect_timeout")?;
+        Ok(self)
+    }
+
+    /// The connection's client name.
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.client_name = name.into();
+        self
+    }
+
+    /// Client-side caching with `config` (over RESP3; a client given to
+    /// [`RedisBackend::from_client`] must speak RESP3 itself).
+    pub fn client_side(mut self, config: ClientSideConfig) -> Self {
+        self.client_side = Some(config);
+        // Tracking reports travel on RESP3.
+        for address in &mut self.addresses {
+            if !address.contains("protocol=") {
+                address.push(if address.contains('?') { '&' } else { '?' });
+                address.push_str("protocol=resp3");
+            }
+        }
+        self
+    }
+}
+
+/// A finite, positive duration from any TTL form.
+fn positive(value: impl IntoTtl, name: &str) -> Result<Duration> {
+    value
+        .into_ttl()?
+        .duration()
+        .ok_or_else(|| Error::config(format!("{name} must be finite")))
+}
+
 impl RedisConfig {
     /// The settings a `redis://` URL names (backend parameters only): for
     /// building a [`RedisBackend`] by hand.
@@ -171,7 +243,22 @@ impl RedisConfig {
     pub fn from_url(url: &SetupUrl, params: &mut Params<'_>) -> Result<RedisConfig> {
         let invalid =
             |message: String| Error::config(format!("setup url {:?}: {message}", url.display));
-        let hosts: Vec<&str> = if url.hosts.is_empty() {
+        let unix = matches!(url.scheme.as_str(), "redis+unix" | "unix");
+        let cluster = params.bool("cluster")?.unwrap_or(false);
+        let hosts: Vec<&str> = if unix {
+            if !url.hosts.is_empty() || url.path.is_empty() {
+                return Err(invalid(
+                    "a unix socket url names the socket's path: redis+unix:///run/redis.sock?db=0"
+                        .into(),
+                ));
+            }
+            if cluster {
+                return Err(invalid(
+                    "a cluster is reached over tcp, not a unix socket".into(),
+                ));
+            }
+            Vec::new()
+        } else if url.hosts.is_empty() {
             vec!["127.0.0.1:6379"]
         } else {
             url.hosts.split(',').map(str::trim).collect()
@@ -179,16 +266,23 @@ impl RedisConfig {
         if hosts.iter().any(|h| h.is_empty()) {
             return Err(invalid("an empty host in the host list".into()));
         }
-        let cluster = params.bool("cluster")?.unwrap_or(false);
         if hosts.len() > 1 && !cluster {
             return Err(invalid(
                 "several hosts are the nodes of a cluster: add cluster=true".into(),
             ));
         }
-        let db = if url.path.is_empty() {
-            "0"
-        } else {
-            url.path.as_str()
+        let db_param = params.take("db");
+        let db = match (unix, db_param) {
+            (true, Some(db)) => db,
+            (true, None) => "0",
+            (false, Some(_)) => {
+                return Err(invalid(
+                    "the database is the url's path (redis://host:6379/2), not a db parameter"
+                        .into(),
+                ))
+            }
+            (false, None) if url.path.is_empty() => "0",
+            (false, None) => url.path.as_str(),
         };
         if db.parse::<u16>().is_err() {
             return Err(invalid(format!(
@@ -226,16 +320,43 @@ impl RedisConfig {
             _ => return Err(invalid("ssl_certfile and ssl_keyfile go together".into())),
         };
         let client_side = ClientSideConfig::from_params(params, &invalid)?;
-        // RESP3 carries the tracking reports on the data connection.
-        let protocol = if client_side.is_some() {
-            "?protocol=resp3"
-        } else {
-            ""
+        // redis-rs' own `protocol` parameter; RESP3 carries the tracking
+        // reports of client-side caching on the data connection.
+        let protocol = match (params.take("protocol"), client_side.is_some()) {
+            (None, false) => None,
+            (None | Some("resp3"), true) | (Some("resp3"), false) => Some("resp3"),
+            (Some("resp2"), false) => Some("resp2"),
+            (Some("resp2"), true) => {
+                return Err(invalid("client_side=true needs protocol=resp3".into()))
+            }
+            (Some(other), _) => {
+                return Err(invalid(format!(
+                    "protocol is resp2 or resp3, got {other:?}"
+                )))
+            }
         };
-        let addresses = hosts
-            .iter()
-            .map(|host| format!("{}://{auth}{host}/{db}{protocol}", url.scheme))
-            .collect();
+        let addresses = if unix {
+            let mut query = format!("db={db}");
+            if let Some(protocol) = protocol {
+                query.push_str(&format!("&protocol={protocol}"));
+            }
+            if let Some(info) = url.userinfo.as_deref() {
+                let (user, pass) = info.split_once(':').unwrap_or(("", info));
+                if !user.is_empty() {
+                    query.push_str(&format!("&user={}", encode(user)));
+                }
+                query.push_str(&format!("&pass={}", encode(pass)));
+            }
+            vec![format!("redis+unix:///{}?{query}", url.path)]
+        } else {
+            let protocol = protocol
+                .map(|p| format!("?protocol={p}"))
+                .unwrap_or_default();
+            hosts
+                .iter()
+                .map(|host| format!("{}://{auth}{host}/{db}{protocol}", url.scheme))
+                .collect()
+        };
         Ok(RedisConfig {
             ca_certs,
             client_cert,
@@ -346,7 +467,36 @@ impl RedisBackend {
             .map(|c| Arc::new(Tracking::new(c, clock)));
         let connector = Connector::new(&config, tracking.clone())
             .map_err(|e| Error::config(format!("invalid redis address: {e}")))?;
-        Ok(RedisBackend {
+        Ok(RedisBackend::assemble(config, connector, tracking))
+    }
+
+    /// A backend on a redis-rs [`Client`](redis::Client) the application
+    /// already has (one server; its address, credentials and TLS are the
+    /// client's). `config` gives the rest ([`RedisConfig::default`], or
+    /// parsed from a URL); its addresses are not used.
+    ///
+    /// ```
+    /// use cashews_redis::{RedisBackend, RedisConfig};
+    /// let client = redis::Client::open("redis://127.0.0.1:6379/0").unwrap();
+    /// let backend = RedisBackend::from_client(client, RedisConfig::default().response_timeout("250ms")?);
+    /// # let _ = backend;
+    /// # Ok::<(), cashews_backend::Error>(())
+    /// ```
+    pub fn from_client(client: redis::Client, config: RedisConfig) -> RedisBackend {
+        let tracking = config
+            .client_side
+            .as_ref()
+            .map(|c| Arc::new(Tracking::new(c, Clock::system())));
+        let connector = Connector::on_client(client, tracking.clone());
+        RedisBackend::assemble(config, connector, tracking)
+    }
+
+    fn assemble(
+        config: RedisConfig,
+        connector: Connector,
+        tracking: Option<Arc<Tracking>>,
+    ) -> RedisBackend {
+        RedisBackend {
             shared: Arc::new(Shared {
                 connector,
                 config,
@@ -355,7 +505,7 @@ impl RedisBackend {
                 down_until: AtomicU64::new(0),
                 tracking,
             }),
-        })
+        }
     }
 
     /// How many failures were turned into misses (`suppress=true`).

@@ -22,6 +22,28 @@ impl RedisServer {
         RedisServer::start_on(port)
     }
 
+    /// Starts a server that also listens on the unix socket `socket`.
+    pub fn start_unix(socket: &std::path::Path) -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let socket = socket.display().to_string();
+        RedisServer::spawn(
+            port,
+            &[
+                "--port",
+                &port.to_string(),
+                "--unixsocket",
+                &socket,
+                "--unixsocketperm",
+                "700",
+            ],
+        )
+        .ready()
+    }
+
     /// Starts a server on `port` (e.g. again after [`RedisServer::kill`]).
     pub fn start_on(port: u16) -> RedisServer {
         RedisServer::spawn(port, &["--port", &port.to_string()]).ready()

@@ -194,7 +194,7 @@ fn log_event(event: &Event<'_>) {
 
 /// Records every command in the [`metrics`](https://docs.rs/metrics) facade:
 /// the histogram `cashews_operations_latency_seconds{operation, backend}`
-/// and, for reads, the counter `cashews_get_operation{result = "hit" |
+/// and, for reads, the counter `cashews_get_operation_total{result = "hit" |
 /// "miss", backend}` (one per key). Install a recorder (for example
 /// `metrics-exporter-prometheus`) to collect them.
 #[cfg(feature = "metrics")]
@@ -215,7 +215,7 @@ impl Middleware for Metrics {
                 for (result, count) in [("hit", hits), ("miss", misses)] {
                     if count > 0 {
                         metrics::counter!(
-                            "cashews_get_operation",
+                            "cashews_get_operation_total",
                             "result" => result,
                             "backend" => event.backend,
                         )

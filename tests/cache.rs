@@ -663,3 +663,51 @@ async fn memory_commits_are_seen_whole() {
     writer.await.unwrap();
     assert!(reads > 0);
 }
+
+#[tokio::test]
+async fn duration_settings_take_any_ttl_form_and_an_invalid_one_is_handled_not_panicked() {
+    use cashews::strategy::{Limit, OnBackendError, RateLimit, SliceRateLimit, Soft};
+    let cache = Cache::new();
+    cache.setup("mem://").unwrap();
+    // Any TTL form.
+    let guard = cache
+        .lock("l", "10s")
+        .wait("250ms")
+        .backoff("1ms")
+        .await
+        .unwrap();
+    // Zero waits not at all: a held lock fails at once.
+    assert!(matches!(
+        cache.lock("l", "10s").wait(0u64).await,
+        Err(Error::Locked { .. })
+    ));
+    guard.release().await.unwrap();
+    // An invalid wait is the request's error.
+    assert!(cache.lock("l", "10s").wait("soon").await.is_err());
+    // An invalid period: the limit decides as for a failing backend.
+    let allowed = RateLimit::new(&cache, "a", 1, "never")
+        .run(async { true }, |_| false)
+        .await;
+    assert!(allowed, "on_backend_error = allow runs the call");
+    let denied = SliceRateLimit::new(&cache, "d", 1, None::<u64>)
+        .on_backend_error(OnBackendError::Deny)
+        .run(async { true }, |_| false)
+        .await;
+    assert!(!denied, "deny rejects it");
+    assert!(
+        RateLimit::new(&cache, "ok", 1, "1m")
+            .run(async { true }, |_| false)
+            .await
+    );
+    // An invalid soft_ttl runs the call straight through.
+    let ttl = cashews::Ttl::parse("1h").unwrap();
+    let out: u8 = Soft::new(&cache, "s", ttl, "x")
+        .run::<cashews::strategy::Whole>(async { 7 })
+        .await;
+    assert_eq!(out, 7);
+    // A transaction with an invalid lock wait fails when it locks.
+    let tx = cache
+        .transaction(cashews::TransactionMode::Locked)
+        .lock_wait("later");
+    assert!(tx.set("t", &1, "1m").await.is_err());
+}

@@ -108,6 +108,14 @@ impl FromStr for Ttl {
 pub trait IntoTtl {
     /// Converts, or explains why the input is not a valid TTL.
     fn into_ttl(self) -> Result<Ttl>;
+
+    /// A wait or pause (zero allowed, unlike a TTL; never "forever").
+    fn into_wait(self) -> Result<Duration>
+    where
+        Self: Sized,
+    {
+        finite(self, "wait")
+    }
 }
 
 impl IntoTtl for Ttl {
@@ -120,11 +128,17 @@ impl IntoTtl for Duration {
     fn into_ttl(self) -> Result<Ttl> {
         Ttl::new(self)
     }
+    fn into_wait(self) -> Result<Duration> {
+        Ok(self)
+    }
 }
 
 impl IntoTtl for &str {
     fn into_ttl(self) -> Result<Ttl> {
         Ttl::parse(self)
+    }
+    fn into_wait(self) -> Result<Duration> {
+        parse_duration(self)
     }
 }
 
@@ -132,11 +146,17 @@ impl IntoTtl for String {
     fn into_ttl(self) -> Result<Ttl> {
         Ttl::parse(&self)
     }
+    fn into_wait(self) -> Result<Duration> {
+        parse_duration(&self)
+    }
 }
 
 impl IntoTtl for &String {
     fn into_ttl(self) -> Result<Ttl> {
         Ttl::parse(self)
+    }
+    fn into_wait(self) -> Result<Duration> {
+        parse_duration(self)
     }
 }
 
@@ -154,6 +174,9 @@ macro_rules! unsigned_seconds {
                     Error::Ttl { reason, .. } => Error::Ttl { input: self.to_string(), reason },
                     other => other,
                 })
+            }
+            fn into_wait(self) -> Result<Duration> {
+                Ok(Duration::from_secs(self as u64))
             }
         }
     )*};
@@ -189,6 +212,16 @@ impl IntoTtl for f64 {
         let d = Duration::try_from_secs_f64(self).map_err(|_| reject("ttl is too large"))?;
         Ttl::new(d).map_err(|_| reject("a ttl must be at least one nanosecond"))
     }
+}
+
+/// A finite, positive duration from any TTL form, for settings that are
+/// not a value's life (waits, periods, timeouts): `"300ms"`, `90`, a
+/// [`Duration`]. `what` names the setting in the error.
+pub fn finite(value: impl IntoTtl, what: &str) -> Result<Duration> {
+    value.into_ttl()?.duration().ok_or_else(|| Error::Ttl {
+        input: format!("{what} = forever"),
+        reason: "this setting needs a finite duration",
+    })
 }
 
 /// `duration` as people write it (`1h 30m`, `250ms`), for messages.

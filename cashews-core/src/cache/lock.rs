@@ -28,8 +28,8 @@ pub struct LockBuilder<'c> {
     cache: &'c Cache,
     key: String,
     ttl: Result<Ttl>,
-    wait: Duration,
-    first_backoff: Duration,
+    wait: Result<Duration>,
+    first_backoff: Result<Duration>,
 }
 
 impl<'c> LockBuilder<'c> {
@@ -38,27 +38,30 @@ impl<'c> LockBuilder<'c> {
             cache,
             key: key.to_owned(),
             ttl: ttl.into_ttl(),
-            wait: DEFAULT_LOCK_WAIT,
-            first_backoff: FIRST_BACKOFF,
+            wait: Ok(DEFAULT_LOCK_WAIT),
+            first_backoff: Ok(FIRST_BACKOFF),
         }
     }
 
-    /// Waits at most `limit` for a held lock, then fails with [`Error::Locked`].
-    pub fn wait(mut self, limit: Duration) -> Self {
-        self.wait = limit;
+    /// Waits at most `limit` (`"2s"`, a [`Duration`], zero: not at all) for
+    /// a held lock, then fails with [`Error::Locked`]. An invalid limit is
+    /// the request's error when awaited.
+    pub fn wait(mut self, limit: impl IntoTtl) -> Self {
+        self.wait = limit.into_wait();
         self
     }
 
     /// The first pause between two attempts (default 2 ms); pauses double up
     /// to 200 ms, with jitter.
-    pub fn backoff(mut self, first: Duration) -> Self {
-        self.first_backoff = first.max(Duration::from_micros(100));
+    pub fn backoff(mut self, first: impl IntoTtl) -> Self {
+        self.first_backoff = first.into_wait().map(|d| d.max(Duration::from_micros(100)));
         self
     }
 
     /// Fails at once with [`Error::Locked`] if the lock is held.
-    pub fn no_wait(self) -> Self {
-        self.wait(Duration::ZERO)
+    pub fn no_wait(mut self) -> Self {
+        self.wait = Ok(Duration::ZERO);
+        self
     }
 }
 
@@ -72,10 +75,11 @@ impl<'c> IntoFuture for LockBuilder<'c> {
                 input: "forever".into(),
                 reason: "a lock needs a finite ttl, so a crashed holder cannot keep it forever",
             })?;
-            let wait = self.wait;
+            let wait = self.wait?;
+            let first_backoff = self.first_backoff?;
             let token = random_token();
             let started = tokio::time::Instant::now();
-            let mut backoff = self.first_backoff;
+            let mut backoff = first_backoff;
             let mut jitter =
                 u64::from_le_bytes(token.as_bytes()[..8].try_into().expect("32 hex chars"));
             loop {
@@ -98,7 +102,7 @@ impl<'c> IntoFuture for LockBuilder<'c> {
                 let pause =
                     backoff + Duration::from_micros(jitter % (backoff.as_micros() as u64 / 2 + 1));
                 tokio::time::sleep(pause.min(wait - waited)).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF.max(self.first_backoff));
+                backoff = (backoff * 2).min(MAX_BACKOFF.max(first_backoff));
             }
         })
     }

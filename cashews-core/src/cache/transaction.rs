@@ -75,8 +75,9 @@ pub enum TransactionMode {
 pub struct Transaction {
     cache: Cache,
     mode: TransactionMode,
-    lock_ttl: Duration,
-    lock_wait: Duration,
+    /// `Err`: why the value given was not a duration.
+    lock_ttl: std::result::Result<Duration, String>,
+    lock_wait: std::result::Result<Duration, String>,
     state: Arc<Mutex<State>>,
 }
 
@@ -115,8 +116,8 @@ impl Cache {
         Transaction {
             cache: self.clone(),
             mode,
-            lock_ttl: Duration::from_secs(30),
-            lock_wait: Duration::from_secs(5),
+            lock_ttl: Ok(Duration::from_secs(30)),
+            lock_wait: Ok(Duration::from_secs(5)),
             state: Arc::default(),
         }
     }
@@ -148,16 +149,17 @@ impl Cache {
 
 impl Transaction {
     /// How long a lock taken by the transaction lives if its holder dies
-    /// (default 30 s). Keep it longer than the transaction runs.
-    pub fn lock_ttl(mut self, ttl: Duration) -> Self {
-        self.lock_ttl = ttl.max(Duration::from_millis(1));
+    /// (default 30 s). Keep it longer than the transaction runs. An invalid
+    /// value is the error of the first command that locks.
+    pub fn lock_ttl(mut self, ttl: impl IntoTtl) -> Self {
+        self.lock_ttl = crate::ttl::finite(ttl, "lock_ttl").map_err(|e| e.to_string());
         self
     }
 
     /// How long to wait for a key locked by another transaction before
     /// failing with [`Error::Locked`] (default 5 s).
-    pub fn lock_wait(mut self, wait: Duration) -> Self {
-        self.lock_wait = wait;
+    pub fn lock_wait(mut self, wait: impl IntoTtl) -> Self {
+        self.lock_wait = wait.into_wait().map_err(|e| e.to_string());
         self
     }
 
@@ -209,9 +211,18 @@ impl Transaction {
     }
 
     async fn take_lock(&self, key: &str) -> Result<LockGuard> {
+        let setting = |value: &std::result::Result<Duration, String>, name: &str| {
+            value
+                .clone()
+                .map_err(|why| Error::InvalidArgument(format!("transaction {name}: {why}")))
+        };
+        let (ttl, wait) = (
+            setting(&self.lock_ttl, "lock_ttl")?,
+            setting(&self.lock_wait, "lock_wait")?,
+        );
         self.cache
-            .lock(&lock_key(key), self.lock_ttl)
-            .wait(self.lock_wait)
+            .lock(&lock_key(key), ttl)
+            .wait(wait)
             .await
             .map_err(|error| match error {
                 Error::Locked { .. } => Error::Locked {

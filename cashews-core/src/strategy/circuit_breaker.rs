@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::OnBackendError;
 use crate::cache::Cache;
+use crate::ttl::IntoTtl;
 
 /// A call rejected because the circuit is open; convert it into the
 /// function's error with `From<CircuitOpen>`.
@@ -37,6 +38,7 @@ pub struct CircuitBreaker<'c> {
     half_open_ttl: Option<Duration>,
     min_calls: u64,
     half_open_calls: u64,
+    invalid: Option<String>,
     on_backend_error: OnBackendError,
 }
 
@@ -61,15 +63,19 @@ impl<'c> CircuitBreaker<'c> {
         cache: &'c Cache,
         key: &str,
         errors_rate: f64,
-        period: Duration,
-        ttl: Duration,
+        period: impl IntoTtl,
+        ttl: impl IntoTtl,
     ) -> Self {
+        let mut invalid = None;
+        let period = super::setting(period, "period", &mut invalid);
+        let ttl = super::setting(ttl, "ttl", &mut invalid);
         CircuitBreaker {
             cache,
             key: format!("circuit_breaker:{key}"),
             errors_rate,
             period,
             ttl,
+            invalid,
             half_open_ttl: None,
             min_calls: 1,
             half_open_calls: 1,
@@ -85,8 +91,12 @@ impl<'c> CircuitBreaker<'c> {
     }
 
     /// After `ttl`, lets trial calls through for `half_open_ttl`.
-    pub fn half_open_ttl(mut self, half_open_ttl: Duration) -> Self {
-        self.half_open_ttl = Some(half_open_ttl);
+    pub fn half_open_ttl(mut self, half_open_ttl: impl IntoTtl) -> Self {
+        self.half_open_ttl = Some(super::setting(
+            half_open_ttl,
+            "half_open_ttl",
+            &mut self.invalid,
+        ));
         self
     }
 
@@ -123,6 +133,14 @@ impl<'c> CircuitBreaker<'c> {
             self.on_backend_error
                 .allows("circuit breaker", &self.key, error)
         };
+        if let Some(why) = &self.invalid {
+            let error = super::invalid_setting("circuit breaker", &self.key, why);
+            return if unknown(&error) {
+                inner.await
+            } else {
+                reject(rejected())
+            };
+        }
         match c.is_locked(&self.part("open")).await {
             Ok(true) => return reject(rejected()),
             Ok(false) => {}

@@ -12,7 +12,7 @@ use super::Adapter;
 use crate::cache::flight::Share;
 use crate::cache::Cache;
 use crate::layout::random_token;
-use crate::ttl::Ttl;
+use crate::ttl::{IntoTtl, Ttl};
 
 /// The early-refresh strategy, stored at `early:{key}` as
 /// `(fresh_until_ms, value)`; the refresh lock is `early:{key}:lock`.
@@ -20,6 +20,7 @@ pub struct Early<'c, R> {
     slot: Slot<'c>,
     ttl: Ttl,
     early_ttl: Duration,
+    invalid: Option<String>,
     refresh: Option<Refresh<R>>,
 }
 
@@ -35,11 +36,16 @@ impl<R> std::fmt::Debug for Early<'_, R> {
 
 impl<'c, R: Send + 'static> Early<'c, R> {
     /// Values of `key` live `ttl` and are refreshed once older than `early_ttl`.
-    pub fn new(cache: &'c Cache, key: &str, ttl: Ttl, early_ttl: Duration) -> Self {
+    /// `early_ttl` takes any TTL form; an invalid one makes every call run
+    /// straight through (logged).
+    pub fn new(cache: &'c Cache, key: &str, ttl: Ttl, early_ttl: impl IntoTtl) -> Self {
+        let mut invalid = None;
+        let early_ttl = super::setting(early_ttl, "early_ttl", &mut invalid);
         Early {
             slot: Slot::new(cache, format!("early:{key}")),
             ttl,
             early_ttl,
+            invalid,
             refresh: None,
         }
     }
@@ -56,6 +62,14 @@ impl<'c, R: Send + 'static> Early<'c, R> {
     where
         A::Stored: 'static,
     {
+        if let Some(why) = &self.invalid {
+            super::invalid_setting("early", &self.slot.key, why);
+            return inner.await;
+        }
+        if let Some(why) = &self.invalid {
+            super::invalid_setting("early", &self.slot.key, why);
+            return inner.await;
+        }
         let cache = self.slot.cache;
         let read = || async {
             self.slot

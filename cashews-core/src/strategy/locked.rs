@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::cache::Cache;
 use crate::error::Error;
+use crate::ttl::IntoTtl;
 use crate::ttl::Ttl;
 
 /// The lock strategy: holds `locked:{key}` while the call runs. Caches nothing.
@@ -13,8 +14,8 @@ pub struct Locked<'c> {
     cache: &'c Cache,
     key: String,
     ttl: Ttl,
-    wait: Option<Duration>,
-    step: Option<Duration>,
+    wait: Option<std::result::Result<Duration, String>>,
+    step: Option<std::result::Result<Duration, String>>,
 }
 
 impl<'c> Locked<'c> {
@@ -31,15 +32,22 @@ impl<'c> Locked<'c> {
         }
     }
 
-    /// Waits at most `limit` (`Duration::ZERO`: not at all).
-    pub fn wait(mut self, limit: Duration) -> Self {
-        self.wait = Some(limit);
+    /// Waits at most `limit` (any TTL form, zero included: not at all). An invalid limit makes the lock request fail, so the call
+    /// runs without the lock (logged).
+    pub fn wait(mut self, limit: impl IntoTtl) -> Self {
+        self.wait = Some(limit.into_wait().map_err(|e| e.to_string()));
+        self
+    }
+
+    /// Does not wait for a held lock.
+    pub fn no_wait(mut self) -> Self {
+        self.wait = Some(Ok(Duration::ZERO));
         self
     }
 
     /// The first pause between attempts to take a held lock (then doubling).
-    pub fn step(mut self, step: Duration) -> Self {
-        self.step = Some(step);
+    pub fn step(mut self, step: impl IntoTtl) -> Self {
+        self.step = Some(step.into_wait().map_err(|e| e.to_string()));
         self
     }
 
@@ -52,11 +60,16 @@ impl<'c> Locked<'c> {
         locked: impl FnOnce(Error) -> R,
     ) -> R {
         let mut request = self.cache.lock(&self.key, self.ttl);
-        if let Some(wait) = self.wait {
-            request = request.wait(wait);
+        match self.wait {
+            Some(Ok(Duration::ZERO)) => request = request.no_wait(),
+            Some(Ok(wait)) => request = request.wait(wait),
+            Some(Err(ref why)) => request = request.wait(InvalidSetting(why.clone())),
+            None => {}
         }
-        if let Some(step) = self.step {
-            request = request.backoff(step);
+        match self.step {
+            Some(Ok(step)) => request = request.backoff(step),
+            Some(Err(ref why)) => request = request.backoff(InvalidSetting(why.clone())),
+            None => {}
         }
         let guard = match request.await {
             Ok(guard) => Some(guard),
@@ -73,5 +86,15 @@ impl<'c> Locked<'c> {
             }
         }
         output
+    }
+}
+
+/// A setting that did not convert, carried to the lock request so it
+/// fails there with the reason.
+struct InvalidSetting(String);
+
+impl IntoTtl for InvalidSetting {
+    fn into_ttl(self) -> crate::Result<crate::Ttl> {
+        Err(Error::InvalidArgument(self.0))
     }
 }

@@ -62,6 +62,26 @@ pub fn local_hit<A: Adapter<R>, R>(cache: &Cache, key: &str) -> Option<R> {
     }
 }
 
+/// A strategy's duration setting from any TTL form: the duration, or zero
+/// and the reason recorded in `invalid` (the first one wins). A strategy
+/// with an invalid setting treats every call as it treats a failing
+/// backend, and logs why.
+pub(crate) fn setting(value: impl IntoTtl, name: &str, invalid: &mut Option<String>) -> Duration {
+    match crate::ttl::finite(value, name) {
+        Ok(duration) => duration,
+        Err(error) => {
+            invalid.get_or_insert_with(|| format!("{name}: {error}"));
+            Duration::ZERO
+        }
+    }
+}
+
+/// Logs a strategy's invalid setting for the call on `key`.
+pub(crate) fn invalid_setting(what: &str, key: &str, why: &str) -> crate::Error {
+    tracing::warn!(key, why, "{what} has an invalid setting");
+    crate::Error::InvalidArgument(format!("{what} for {key:?}: {why}"))
+}
+
 /// A duration from any TTL form (`time_condition`); invalid forms log and
 /// read as zero, so every call is stored.
 #[doc(hidden)]

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::cache::Cache;
+use crate::ttl::IntoTtl;
 
 /// A rate limit: counts a call and says whether it may run.
 pub trait Limit {
@@ -83,6 +84,9 @@ pub struct RateLimit<'c> {
     limit: u64,
     period: Duration,
     ban: Duration,
+    /// Why a setting is invalid: every call is then decided by
+    /// `on_backend_error`.
+    invalid: Option<String>,
     on_backend_error: OnBackendError,
 }
 
@@ -99,21 +103,26 @@ impl fmt::Debug for RateLimit<'_> {
 }
 
 impl<'c> RateLimit<'c> {
-    /// `limit` calls per `period` for `key`.
-    pub fn new(cache: &'c Cache, key: &str, limit: u64, period: Duration) -> Self {
+    /// `limit` calls per `period` (any TTL form) for `key`. An invalid
+    /// period or ban decides every call as a failing backend does
+    /// ([`OnBackendError`]).
+    pub fn new(cache: &'c Cache, key: &str, limit: u64, period: impl IntoTtl) -> Self {
+        let mut invalid = None;
+        let period = super::setting(period, "period", &mut invalid);
         RateLimit {
             cache,
             key: format!("rate_limit:{key}"),
             limit,
             period,
             ban: period,
+            invalid,
             on_backend_error: OnBackendError::default(),
         }
     }
 
     /// How long a client over the limit is rejected.
-    pub fn ban(mut self, ban: Duration) -> Self {
-        self.ban = ban;
+    pub fn ban(mut self, ban: impl IntoTtl) -> Self {
+        self.ban = super::setting(ban, "ban", &mut self.invalid);
         self
     }
 
@@ -124,10 +133,26 @@ impl<'c> RateLimit<'c> {
     }
 }
 
+impl RateLimit<'_> {
+    /// A call that cannot be counted: allowed or rejected by policy.
+    fn decide(&self, error: &crate::Error) -> Result<(), RateLimited> {
+        if self.on_backend_error.allows("rate limit", &self.key, error) {
+            Ok(())
+        } else {
+            Err(RateLimited {
+                key: self.key.clone(),
+            })
+        }
+    }
+}
+
 impl Limit for RateLimit<'_> {
     /// Counts this call: `Err` if it is over the limit. A failing backend
     /// decides by [`OnBackendError`].
     async fn check(&self) -> Result<(), RateLimited> {
+        if let Some(why) = &self.invalid {
+            return self.decide(&super::invalid_setting("rate limit", &self.key, why));
+        }
         let count = match self.cache.incr(&self.key).expire(self.period).await {
             Ok(count) => count,
             Err(error)
@@ -166,6 +191,7 @@ pub struct SliceRateLimit<'c> {
     key: String,
     limit: u64,
     period: Duration,
+    invalid: Option<String>,
     on_backend_error: OnBackendError,
 }
 
@@ -181,13 +207,17 @@ impl fmt::Debug for SliceRateLimit<'_> {
 }
 
 impl<'c> SliceRateLimit<'c> {
-    /// `limit` calls in any `period` for `key`.
-    pub fn new(cache: &'c Cache, key: &str, limit: u64, period: Duration) -> Self {
+    /// `limit` calls in any `period` (any TTL form) for `key`; an invalid
+    /// period decides every call as a failing backend does.
+    pub fn new(cache: &'c Cache, key: &str, limit: u64, period: impl IntoTtl) -> Self {
+        let mut invalid = None;
+        let period = super::setting(period, "period", &mut invalid);
         SliceRateLimit {
             cache,
             key: format!("srl:{key}"),
             limit,
             period,
+            invalid,
             on_backend_error: OnBackendError::default(),
         }
     }
@@ -202,6 +232,19 @@ impl<'c> SliceRateLimit<'c> {
 impl Limit for SliceRateLimit<'_> {
     /// Counts this call: `Err` if `limit` calls happened within `period`.
     async fn check(&self) -> Result<(), RateLimited> {
+        if let Some(why) = &self.invalid {
+            let error = super::invalid_setting("rate limit", &self.key, why);
+            return if self
+                .on_backend_error
+                .allows("rate limit", &self.key, &error)
+            {
+                Ok(())
+            } else {
+                Err(RateLimited {
+                    key: self.key.clone(),
+                })
+            };
+        }
         let now = self.cache.clock().unix_ms();
         let period = self.period.as_millis() as u64;
         let start = now.saturating_sub(period.saturating_sub(1));

@@ -134,8 +134,8 @@ impl<'c, R> Memo<'c, R> {
     }
 
     /// Stores only outputs that took longer than `threshold` to compute.
-    pub fn time_condition(mut self, threshold: Duration) -> Self {
-        self.time_condition = Some(threshold);
+    pub fn time_condition(mut self, threshold: impl crate::ttl::IntoTtl) -> Self {
+        self.time_condition = Some(super::duration_of(threshold));
         self
     }
 

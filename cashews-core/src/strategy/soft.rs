@@ -7,13 +7,14 @@ use std::time::Duration;
 use super::slot::Slot;
 use super::Adapter;
 use crate::cache::Cache;
-use crate::ttl::Ttl;
+use crate::ttl::{IntoTtl, Ttl};
 
 /// The soft-TTL strategy, stored at `soft:{key}` as `(fresh_until_ms, value)`.
 pub struct Soft<'c, R> {
     slot: Slot<'c>,
     ttl: Ttl,
     soft_ttl: Duration,
+    invalid: Option<String>,
     on: Option<fn(&R) -> bool>,
 }
 
@@ -29,11 +30,16 @@ impl<R> std::fmt::Debug for Soft<'_, R> {
 
 impl<'c, R> Soft<'c, R> {
     /// Values of `key` are fresh for `soft_ttl` and kept (for failures) for `ttl`.
-    pub fn new(cache: &'c Cache, key: &str, ttl: Ttl, soft_ttl: Duration) -> Self {
+    /// `soft_ttl` takes any TTL form; an invalid one makes every call run
+    /// straight through (logged).
+    pub fn new(cache: &'c Cache, key: &str, ttl: Ttl, soft_ttl: impl IntoTtl) -> Self {
+        let mut invalid = None;
+        let soft_ttl = super::setting(soft_ttl, "soft_ttl", &mut invalid);
         Soft {
             slot: Slot::new(cache, format!("soft:{key}")),
             ttl,
             soft_ttl,
+            invalid,
             on: None,
         }
     }
@@ -46,6 +52,10 @@ impl<'c, R> Soft<'c, R> {
 
     /// Runs the call; see the module docs.
     pub async fn run<A: Adapter<R>>(self, inner: impl Future<Output = R>) -> R {
+        if let Some(why) = &self.invalid {
+            super::invalid_setting("soft", &self.slot.key, why);
+            return inner.await;
+        }
         let now = self.slot.cache.clock().unix_ms();
         let stale = match self.slot.read::<(u64, A::Stored)>().await {
             Some((fresh_until, value)) if now < fresh_until => return A::restore(value),

@@ -60,7 +60,7 @@ impl Strategy for Locked {
         let (p, cache, key, inner) = (cx.private(), cx.cache(), cx.key(), &cx.inner);
         let wait = match &self.wait {
             Wait::Default => TokenStream::new(),
-            Wait::No => quote!(.wait(::std::time::Duration::ZERO)),
+            Wait::No => quote!(.no_wait()),
             Wait::For(d) => {
                 let d = d.code(cx.krate);
                 quote!(.wait(#d))

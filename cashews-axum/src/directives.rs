@@ -1,7 +1,7 @@
 //! What a request asks of the cache: `Cache-Control`, `Clear-Site-Data`,
 //! `If-None-Match`; and what a response allows.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderMap};
 
@@ -66,8 +66,46 @@ pub(crate) fn none_match(headers: &HeaderMap, etag: &str) -> bool {
     list(headers, header::IF_NONE_MATCH).any(|tag| tag == "*" || bare(tag) == etag)
 }
 
-/// Why a response is not stored, if it is not.
-pub(crate) fn uncacheable(status: http::StatusCode, headers: &HeaderMap) -> Option<&'static str> {
+/// How long a response says it may be stored by a shared cache:
+/// `s-maxage`, else `max-age`, else `Expires` (against `Date`, else `now`).
+/// `None` when it does not say.
+pub(crate) fn response_lifetime(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let seconds = |name: &str| {
+        list(headers, header::CACHE_CONTROL).find_map(|d| {
+            let (n, v) = d.split_once('=')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().trim_matches('"').parse::<u64>().ok())
+                .flatten()
+        })
+    };
+    if let Some(secs) = seconds("s-maxage").or_else(|| seconds("max-age")) {
+        return Some(Duration::from_secs(secs));
+    }
+    let date = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| httpdate::parse_http_date(v.trim()))
+    };
+    match date(header::EXPIRES)? {
+        // An invalid Expires means "already expired" (RFC 9111 5.3).
+        Err(_) => Some(Duration::ZERO),
+        Ok(expires) => {
+            let base = date(header::DATE).and_then(Result::ok).unwrap_or(now);
+            Some(expires.duration_since(base).unwrap_or(Duration::ZERO))
+        }
+    }
+}
+
+/// Why a response is not stored, if it is not. `keyed` are the request
+/// headers the key varies on: a `Vary` naming another header is not stored
+/// (its variants would share one entry).
+pub(crate) fn uncacheable(
+    status: http::StatusCode,
+    headers: &HeaderMap,
+    keyed: &[header::HeaderName],
+) -> Option<&'static str> {
     let status_ok = (status.is_success() && status != http::StatusCode::PARTIAL_CONTENT)
         || (status.is_redirection() && status != http::StatusCode::NOT_MODIFIED);
     if !status_ok {
@@ -79,12 +117,22 @@ pub(crate) fn uncacheable(status: http::StatusCode, headers: &HeaderMap) -> Opti
     }
     if list(headers, header::CACHE_CONTROL).any(|d| {
         let name = d.split('=').next().unwrap_or("").trim();
-        name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("private")
+        name.eq_ignore_ascii_case("no-store")
+            || name.eq_ignore_ascii_case("private")
+            || name.eq_ignore_ascii_case("no-cache")
     }) {
         return Some("cache-control");
     }
-    if list(headers, header::VARY).any(|v| v == "*") {
-        return Some("vary: *");
+    for varied in list(headers, header::VARY) {
+        if varied == "*" {
+            return Some("vary: *");
+        }
+        if !keyed
+            .iter()
+            .any(|k| k.as_str().eq_ignore_ascii_case(varied))
+        {
+            return Some("vary names a header the key does not include");
+        }
     }
     None
 }
@@ -132,18 +180,75 @@ mod tests {
     #[test]
     fn what_is_not_stored() {
         use http::StatusCode as S;
-        assert_eq!(uncacheable(S::OK, &HeaderMap::new()), None);
-        assert_eq!(uncacheable(S::MOVED_PERMANENTLY, &HeaderMap::new()), None);
+        assert_eq!(uncacheable(S::OK, &HeaderMap::new(), &[]), None);
+        assert_eq!(
+            uncacheable(S::MOVED_PERMANENTLY, &HeaderMap::new(), &[]),
+            None
+        );
         for status in [
             S::NOT_FOUND,
             S::INTERNAL_SERVER_ERROR,
             S::PARTIAL_CONTENT,
             S::NOT_MODIFIED,
         ] {
-            assert_eq!(uncacheable(status, &HeaderMap::new()), Some("status"));
+            assert_eq!(uncacheable(status, &HeaderMap::new(), &[]), Some("status"));
         }
-        assert!(uncacheable(S::OK, &headers(&[("set-cookie", "id=1")])).is_some());
-        assert!(uncacheable(S::OK, &headers(&[("cache-control", "private, max-age=5")])).is_some());
-        assert!(uncacheable(S::OK, &headers(&[("vary", "*")])).is_some());
+        assert!(uncacheable(S::OK, &headers(&[("set-cookie", "id=1")]), &[]).is_some());
+        assert!(uncacheable(
+            S::OK,
+            &headers(&[("cache-control", "private, max-age=5")]),
+            &[]
+        )
+        .is_some());
+    }
+
+    #[test]
+    fn response_lifetimes() {
+        let now = httpdate::parse_http_date("Sat, 28 Nov 2026 00:00:00 GMT").unwrap();
+        let life = |h: &[(&'static str, &'static str)]| response_lifetime(&headers(h), now);
+        assert_eq!(life(&[]), None);
+        assert_eq!(
+            life(&[("cache-control", "max-age=100, s-maxage=5")]),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            life(&[("cache-control", "public, max-age=100")]),
+            Some(Duration::from_secs(100))
+        );
+        assert_eq!(
+            life(&[("expires", "Sat, 28 Nov 2026 00:01:00 GMT")]),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            life(&[
+                ("expires", "Sat, 28 Nov 2026 00:01:00 GMT"),
+                ("date", "Sat, 28 Nov 2026 00:00:30 GMT")
+            ]),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(life(&[("expires", "0")]), Some(Duration::ZERO));
+        assert_eq!(
+            life(&[("cache-control", "max-age=100"), ("expires", "0")]),
+            Some(Duration::from_secs(100))
+        );
+        assert!(uncacheable(http::StatusCode::OK, &headers(&[("vary", "*")]), &[]).is_some());
+        assert!(uncacheable(
+            http::StatusCode::OK,
+            &headers(&[("cache-control", "no-cache")]),
+            &[]
+        )
+        .is_some());
+        let lang = [header::ACCEPT_LANGUAGE];
+        assert!(
+            uncacheable(http::StatusCode::OK, &headers(&[("vary", "Cookie")]), &lang).is_some()
+        );
+        assert_eq!(
+            uncacheable(
+                http::StatusCode::OK,
+                &headers(&[("vary", "Accept-Language")]),
+                &lang
+            ),
+            None
+        );
     }
 }

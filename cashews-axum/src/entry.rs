@@ -76,6 +76,16 @@ impl Stored {
     }
 
     /// How long it stays stored after `now_ms` (`None`: no expiry).
+    /// Whether the response's own lifetime has passed.
+    pub(crate) fn expired(&self, now_ms: u64) -> bool {
+        self.remaining(now_ms).is_some_and(|r| r.is_zero())
+    }
+
+    /// The stored body's length.
+    pub(crate) fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
     fn remaining(&self, now_ms: u64) -> Option<Duration> {
         self.ttl_ms.map(|ttl| {
             Duration::from_millis(ttl.saturating_sub(now_ms.saturating_sub(self.stored_at_ms)))
@@ -118,14 +128,10 @@ impl Stored {
         if let Ok(etag) = HeaderValue::from_str(&self.etag) {
             headers.insert(header::ETAG, etag);
         }
+        // The stored headers as the origin sent them (never a rewritten
+        // Cache-Control), with the entry's Age.
         if hit {
             headers.insert(header::AGE, HeaderValue::from(self.age(now_ms).as_secs()));
-            let max_age = self
-                .remaining(now_ms)
-                .and_then(|r| HeaderValue::from_str(&format!("max-age={}", r.as_secs())).ok());
-            if let Some(max_age) = max_age {
-                headers.insert(header::CACHE_CONTROL, max_age);
-            }
         }
         response
     }
@@ -165,9 +171,13 @@ mod tests {
     }
 
     #[test]
-    fn hits_carry_age_and_remaining_max_age() {
+    fn hits_carry_age_and_the_origin_s_own_cache_control() {
         let stored = Stored::new(
-            &parts(&[("content-type", "text/plain"), ("connection", "keep-alive")]),
+            &parts(&[
+                ("content-type", "text/plain"),
+                ("connection", "keep-alive"),
+                ("cache-control", "public, s-maxage=60"),
+            ]),
             Bytes::from_static(b"body"),
             1_000,
             Some(Duration::from_secs(60)),
@@ -175,7 +185,8 @@ mod tests {
         let hit = stored.response(21_500, true);
         let h = hit.headers();
         assert_eq!(h["age"], "20");
-        assert_eq!(h["cache-control"], "max-age=39");
+        assert_eq!(h["cache-control"], "public, s-maxage=60", "never rewritten");
+        assert!(!stored.expired(60_999) && stored.expired(61_000));
         assert_eq!(h["content-type"], "text/plain");
         assert!(!h.contains_key("connection"));
         let miss = stored.response(1_000, false);

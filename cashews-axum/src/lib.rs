@@ -5,27 +5,40 @@
 //! and body — keyed by path and query (and chosen request headers), and
 //! answers `GET` and `HEAD` from them:
 //!
+//! It is a *shared* cache (RFC 9111): what one client sends never changes
+//! what another is served.
+//!
 //! - `X-Cache: HIT` or `MISS` on every cached route (the name is
-//!   configurable); a hit also carries `Age` and `Cache-Control: max-age=`
-//!   the time it has left.
+//!   configurable); a hit replays the stored headers as the origin sent them
+//!   (never a rewritten `Cache-Control`) with an `Age`.
+//! - The key is the authority (`Host`), path, query and the
+//!   [`vary`](CacheLayer::vary) headers' values (byte-exact), or what
+//!   [`key_with`](CacheLayer::key_with) builds.
 //! - Every stored response has an `ETag` (its own, or a hash of the body).
 //!   A request whose `If-None-Match` names it gets `304 Not Modified`
 //!   without the handler running. The ETag lives in the entry, so once the
 //!   entry is deleted or expired the ETag is no longer recognised.
-//! - Request `Cache-Control: no-cache` skips the read (the fresh response is
-//!   stored), `no-store` skips read and write, `max-age=N` accepts a stored
-//!   response at most `N` seconds old and stores for at most `N` seconds.
-//! - `Clear-Site-Data: "cache"` deletes what the request would read before
-//!   it is answered.
+//! - Request `Cache-Control` is ignored by default, as CDNs and reverse
+//!   proxies ignore it; [`honor_request_directives`](CacheLayer::honor_request_directives)
+//!   makes `no-cache` skip the read, `no-store` skip read and write, and
+//!   `max-age=N` accept at most `N`-second-old answers and store for at most
+//!   `N` seconds. `Clear-Site-Data: "cache"` purges the request's entry only
+//!   when [`allow_purge`](CacheLayer::allow_purge) says the request may.
+//! - A response's own lifetime bounds its entry: `s-maxage`, else
+//!   `max-age`, else `Expires`.
+//! - `HEAD` is answered from the `GET` entry with the same `Content-Length`.
 //! - Concurrent requests for one cold key run the handler once (the cache's
 //!   single flight); the others get its response.
 //! - Requests with `Authorization` pass through (neither read nor stored)
 //!   unless `.vary([AUTHORIZATION])` keys entries by it.
 //! - Never stored: other methods, statuses other than 2xx/3xx (and 206,
-//!   304), responses with `Set-Cookie`, `Cache-Control: no-store` or
-//!   `private`, or `Vary: *`, and bodies larger than
+//!   304), responses with `Set-Cookie`, `Cache-Control: no-store`,
+//!   `private` or `no-cache`, a zero lifetime, `Vary: *` or a `Vary` naming
+//!   a header the key does not include, and bodies larger than
 //!   [`CacheLayer::max_body`]. Streaming bodies (no known length) pass
 //!   through untouched unless [`CacheLayer::cache_streaming`] is on.
+//! - Not done: revalidating a stale entry with the origin (`If-None-Match`
+//!   upstream); a stale entry is recomputed.
 //!
 //! A failing cache backend never fails a request: the handler answers.
 //!
@@ -69,7 +82,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum_core::body::Body;
 use cashews_core::{Cache, Error, IntoTtl, Result, Ttl};
@@ -80,10 +93,11 @@ use http_body_util::BodyExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use directives::{none_match, uncacheable, RequestDirectives};
+use directives::{none_match, response_lifetime, uncacheable, RequestDirectives};
 use entry::Stored;
 
 type TtlFn = dyn Fn(&request::Parts) -> Option<Ttl> + Send + Sync;
+type PartsFn<T> = dyn Fn(&request::Parts) -> T + Send + Sync;
 
 /// A tower [`Layer`] caching HTTP responses; see the [crate docs](crate).
 #[derive(Clone)]
@@ -101,6 +115,9 @@ struct Config {
     status_header: HeaderName,
     cache_streaming: bool,
     max_body: usize,
+    honor_request_directives: bool,
+    allow_purge: Option<Arc<PartsFn<bool>>>,
+    key_with: Option<Arc<PartsFn<String>>>,
 }
 
 impl fmt::Debug for CacheLayer {
@@ -132,6 +149,9 @@ impl CacheLayer {
                 status_header: HeaderName::from_static("x-cache"),
                 cache_streaming: false,
                 max_body: 8 << 20,
+                honor_request_directives: false,
+                allow_purge: None,
+                key_with: None,
             }),
         }
     }
@@ -187,6 +207,30 @@ impl CacheLayer {
     /// The largest body stored, in bytes (default 8 MiB).
     pub fn max_body(self, bytes: usize) -> Self {
         self.with(|c| c.max_body = bytes)
+    }
+
+    /// Honours the request's `Cache-Control` (`no-cache`, `no-store`,
+    /// `max-age`) as a private cache would. Off by default: this layer is a
+    /// shared cache, and one client must not decide what every other client
+    /// is served (as CDNs and reverse proxies ignore them).
+    pub fn honor_request_directives(self, on: bool) -> Self {
+        self.with(|c| c.honor_request_directives = on)
+    }
+
+    /// Which requests may purge their entry with `Clear-Site-Data:
+    /// "cache"` (an authenticated admin, say). Without it no request can.
+    pub fn allow_purge(
+        self,
+        allowed: impl Fn(&request::Parts) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.with(|c| c.allow_purge = Some(Arc::new(allowed)))
+    }
+
+    /// Builds the key from the request (fastapi-cache's `key_builder`); the
+    /// layer's prefix is put in front. The default is method, authority,
+    /// path, query and the [`vary`](Self::vary) headers' values.
+    pub fn key_with(self, key: impl Fn(&request::Parts) -> String + Send + Sync + 'static) -> Self {
+        self.with(|c| c.key_with = Some(Arc::new(key)))
     }
 
     /// The cache key of a request (to delete its entry by hand).
@@ -274,26 +318,30 @@ fn take<S>(pending: &Pending<S>) -> Option<(Request<Body>, S)> {
 
 impl Config {
     fn key(&self, parts: &request::Parts) -> String {
+        if let Some(key_with) = &self.key_with {
+            return format!("{}{}", self.prefix, key_with(parts));
+        }
         let target = parts
             .uri
             .path_and_query()
             .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
-        let mut key = format!("{}GET:{target}", self.prefix);
+        // The authority is part of the key: one server may answer for
+        // several hosts, and a client must not reach another host's entry.
+        let authority = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().as_bytes())
+            .or_else(|| parts.headers.get(header::HOST).map(HeaderValue::as_bytes))
+            .unwrap_or_default();
+        let mut key = format!("{}GET:", self.prefix);
+        escape_bytes(&mut key, authority);
+        key.push_str(target);
         for name in &self.vary {
             key.push('|');
             key.push_str(name.as_str());
             key.push('=');
             for value in parts.headers.get_all(name) {
-                // The separators are escaped, so no value can pose as another
-                // header's part of the key.
-                for c in String::from_utf8_lossy(value.as_bytes()).chars() {
-                    match c {
-                        '%' => key.push_str("%25"),
-                        '|' => key.push_str("%7C"),
-                        ';' => key.push_str("%3B"),
-                        c => key.push(c),
-                    }
-                }
+                escape_bytes(&mut key, value.as_bytes());
                 key.push(';');
             }
         }
@@ -327,6 +375,12 @@ impl Config {
             stored.response(now, hit)
         };
         if method == Method::HEAD {
+            // The same Content-Length as the GET, without the body.
+            if response.status() != StatusCode::NOT_MODIFIED {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(stored.body_len()));
+            }
             *response.body_mut() = Body::empty();
         }
         self.mark(response, hit)
@@ -339,7 +393,7 @@ impl Config {
         expire: Option<Duration>,
     ) -> std::result::Result<Stored, Response<Body>> {
         let (parts, body) = response.into_parts();
-        if let Some(reason) = uncacheable(parts.status, &parts.headers) {
+        if let Some(reason) = uncacheable(parts.status, &parts.headers, &self.vary) {
             tracing::debug!(status = %parts.status, reason, "response not cached");
             return Err(Response::from_parts(parts, body));
         }
@@ -360,6 +414,14 @@ impl Config {
             }
         };
         if bytes.len() > self.max_body {
+            return Err(Response::from_parts(parts, Body::from(bytes)));
+        }
+        // The response's own freshness bounds what is stored.
+        let expire = match (expire, response_lifetime(&parts.headers, SystemTime::now())) {
+            (Some(ttl), Some(own)) => Some(ttl.min(own)),
+            (ttl, own) => ttl.or(own),
+        };
+        if expire.is_some_and(|d| d.is_zero()) {
             return Err(Response::from_parts(parts, Body::from(bytes)));
         }
         Ok(Stored::new(&parts, bytes, self.now_ms(), expire))
@@ -388,10 +450,20 @@ impl Config {
             let mut inner = inner;
             return inner.call(Request::from_parts(parts, body)).await;
         };
-        let directives = RequestDirectives::parse(&parts.headers);
+        let parsed = RequestDirectives::parse(&parts.headers);
+        let directives = if self.honor_request_directives {
+            parsed
+        } else {
+            RequestDirectives::default()
+        };
         let key = self.key(&parts);
         let method = parts.method.clone();
-        if directives.clear {
+        let purge = parsed.clear
+            && self
+                .allow_purge
+                .as_ref()
+                .is_some_and(|allowed| allowed(&parts));
+        if purge {
             if let Err(error) = self.cache.delete(&key).await {
                 tracing::warn!(key, %error, "Clear-Site-Data: could not delete the entry");
             }
@@ -407,9 +479,8 @@ impl Config {
         let store = !directives.no_store && method == Method::GET && ttl.is_some();
         let read = !directives.no_store && !directives.no_cache;
         let fresh = |stored: &Stored| {
-            directives
-                .max_age
-                .is_none_or(|max| stored.age(self.now_ms()) <= max)
+            let now = self.now_ms();
+            !stored.expired(now) && directives.max_age.is_none_or(|max| stored.age(now) <= max)
         };
         let head = parts.clone_without_extensions();
         let pending: Pending<S> =
@@ -506,6 +577,19 @@ impl CloneHead for request::Parts {
     }
 }
 
+/// Appends `bytes` to `key`: printable ASCII as it is, every other byte and
+/// the key's separators percent-encoded, so distinct byte strings (non-UTF-8
+/// ones included) never share a key.
+fn escape_bytes(key: &mut String, bytes: &[u8]) {
+    for &b in bytes {
+        if b.is_ascii_graphic() && !matches!(b, b'%' | b'|' | b';') || b == b' ' {
+            key.push(b as char);
+        } else {
+            key.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,5 +619,21 @@ mod tests {
             forged,
             "http:GET:/items?page=2|accept-language=de%3B%7Cx-tenant=a;|x-tenant="
         );
+        // Values that are not UTF-8 keep their bytes: no two collide.
+        let raw = |bytes: &[u8]| {
+            let mut p = parts(&[]);
+            p.headers
+                .insert("x-tenant", HeaderValue::from_bytes(bytes).unwrap());
+            layer.key(&p)
+        };
+        assert_ne!(raw(b"\xff"), raw(b"\xfe"));
+        assert!(raw(b"\xff").ends_with("|x-tenant=%FF;"));
+        // The authority is part of the key.
+        let on = |host: &'static str| layer.key(&parts(&[("host", host)]));
+        assert_ne!(on("a.example"), on("b.example"));
+        assert!(on("a.example").starts_with("http:GET:a.example/items"));
+        // key_with replaces the rule (the prefix stays).
+        let custom = CacheLayer::new(&cache).key_with(|p| p.uri.path().to_owned());
+        assert_eq!(custom.key(&parts(&[("host", "x")])), "http:/items");
     }
 }

@@ -421,6 +421,28 @@ mod cases {
         assert_eq!(calls.slow(), 1);
     }
 
+    pub async fn namespaces_are_cleared_alone(h: &Harness) {
+        let users = layer(&h.cache).namespace("users");
+        let orders = layer(&h.cache).namespace("orders");
+        let (users_at, _) = serve(users.clone()).await;
+        let (orders_at, _) = serve(orders.clone()).await;
+        fetch(users_at, "/slow").await;
+        fetch(users_at, "/slow?page=2").await;
+        fetch(orders_at, "/slow").await;
+        assert_eq!(users.clear_namespace().await.unwrap(), 2);
+        assert_eq!(fetch(users_at, "/slow").await.x_cache(), Some("MISS"));
+        assert_eq!(fetch(orders_at, "/slow").await.x_cache(), Some("HIT"));
+        // One entry by hand.
+        let parts = axum::http::Request::get("/slow")
+            .header("host", "localhost")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        assert!(orders.invalidate(&parts).await.unwrap());
+        assert_eq!(fetch(orders_at, "/slow").await.x_cache(), Some("MISS"));
+    }
+
     pub async fn errors_posts_cookies_and_streams_are_not_cached(h: &Harness) {
         let (address, calls) = serve(layer(&h.cache)).await;
         for _ in 0..2 {
@@ -507,6 +529,7 @@ macro_rules! http_suite {
             request_cache_control, clear_site_data_invalidates_the_entry,
             clear_site_data_is_refused_without_a_purge_rule,
             clients_cannot_steer_or_poison_the_shared_entry, responses_decide_what_is_stored,
+            namespaces_are_cleared_alone,
             errors_posts_cookies_and_streams_are_not_cached,
             concurrent_cold_requests_run_the_handler_once, vary_headers_and_per_request_ttl);
     };

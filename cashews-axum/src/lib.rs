@@ -185,6 +185,25 @@ impl CacheLayer {
         self.with(|c| c.prefix = prefix.to_owned())
     }
 
+    /// Puts this layer's entries in the namespace `name` (fastapi-cache's
+    /// `namespace`): keys start with `{prefix}{name}:`, and
+    /// [`clear_namespace`](Self::clear_namespace) deletes them all.
+    pub fn namespace(self, name: &str) -> Self {
+        self.with(|c| c.prefix = format!("{}{name}:", c.prefix))
+    }
+
+    /// Deletes every entry of this layer (its prefix and namespace);
+    /// returns how many. Entries of other layers are untouched.
+    pub async fn clear_namespace(&self) -> Result<u64> {
+        let pattern = format!("{}*", cashews_core::glob::escape(&self.config.prefix));
+        self.config.cache.delete_match(&pattern).await
+    }
+
+    /// Deletes the entry a request would read; returns whether there was one.
+    pub async fn invalidate(&self, request: &request::Parts) -> Result<bool> {
+        self.config.cache.delete(&self.config.key(request)).await
+    }
+
     /// Request headers whose values are part of the key (as a `Vary`
     /// response header would name them), e.g. `accept-language`.
     pub fn vary(self, headers: impl IntoIterator<Item = HeaderName>) -> Self {

@@ -179,6 +179,17 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The head of a GET of `path` as `send` makes it (Host: localhost), to
+/// compute its key.
+fn parts(path: &str) -> axum::http::request::Parts {
+    axum::http::Request::get(path)
+        .header("host", "localhost")
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0
+}
+
 async fn fetch(address: SocketAddr, path: &str) -> Reply {
     send(address, "GET", path, &[]).await
 }
@@ -270,12 +281,7 @@ mod cases {
         )
         .await;
         assert_eq!(capped.x_cache(), Some("MISS"));
-        let parts = axum::http::Request::get("/slow?capped")
-            .header("host", "localhost")
-            .body(())
-            .unwrap()
-            .into_parts()
-            .0;
+        let parts = parts("/slow?capped");
         let key = layer(&h.cache).key(&parts);
         match h.cache.get_expire(&key).await.unwrap() {
             Expiry::Remaining(d) => assert!(d <= Duration::from_secs(5), "{d:?}"),
@@ -319,12 +325,7 @@ mod cases {
             );
         }
         // `max-age=1` did not re-store the entry with a 1 s TTL.
-        let parts = axum::http::Request::get("/slow")
-            .header("host", "localhost")
-            .body(())
-            .unwrap()
-            .into_parts()
-            .0;
+        let parts = parts("/slow");
         match h
             .cache
             .get_expire(&layer(&h.cache).key(&parts))
@@ -433,12 +434,7 @@ mod cases {
         assert_eq!(fetch(users_at, "/slow").await.x_cache(), Some("MISS"));
         assert_eq!(fetch(orders_at, "/slow").await.x_cache(), Some("HIT"));
         // One entry by hand.
-        let parts = axum::http::Request::get("/slow")
-            .header("host", "localhost")
-            .body(())
-            .unwrap()
-            .into_parts()
-            .0;
+        let parts = parts("/slow");
         assert!(orders.invalidate(&parts).await.unwrap());
         assert_eq!(fetch(orders_at, "/slow").await.x_cache(), Some("MISS"));
     }

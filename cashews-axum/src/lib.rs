@@ -604,7 +604,10 @@ fn escape_bytes(key: &mut String, bytes: &[u8]) {
         if b.is_ascii_graphic() && !matches!(b, b'%' | b'|' | b';') || b == b' ' {
             key.push(b as char);
         } else {
-            key.push_str(&format!("%{b:02X}"));
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            key.push('%');
+            key.push(HEX[usize::from(b >> 4)] as char);
+            key.push(HEX[usize::from(b & 15)] as char);
         }
     }
 }

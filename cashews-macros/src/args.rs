@@ -191,7 +191,7 @@ impl Options {
         Ok(self.value(name)?.cloned())
     }
 
-    /// The `crate = path` option's path, else `::cashews`.
+    /// The `crate = path` option's path, if given.
     pub fn krate(&self) -> syn::Result<Option<TokenStream>> {
         Ok(self.value("crate")?.map(ToTokens::to_token_stream))
     }

@@ -183,13 +183,13 @@ impl RedisConfig {
 
     /// The deadline of every command.
     pub fn response_timeout(mut self, timeout: impl IntoTtl) -> Result<Self> {
-        self.response_timeout = positive(timeout, "response_timeout")?;
+        self.response_timeout = cashews_backend::ttl::finite(timeout, "response_timeout")?;
         Ok(self)
     }
 
     /// How long a connection attempt may take.
     pub fn connect_timeout(mut self, timeout: impl IntoTtl) -> Result<Self> {
-        self.connect_timeout = positive(timeout, "connect_timeout")?;
+        self.connect_timeout = cashews_backend::ttl::finite(timeout, "connect_timeout")?;
         Ok(self)
     }
 
@@ -212,14 +212,6 @@ impl RedisConfig {
         }
         self
     }
-}
-
-/// A finite, positive duration from any TTL form.
-fn positive(value: impl IntoTtl, name: &str) -> Result<Duration> {
-    value
-        .into_ttl()?
-        .duration()
-        .ok_or_else(|| Error::config(format!("{name} must be finite")))
 }
 
 impl RedisConfig {

@@ -32,8 +32,8 @@ impl<'c> Locked<'c> {
         }
     }
 
-    /// Waits at most `limit` (any TTL form, zero included: not at all). An invalid limit makes the lock request fail, so the call
-    /// runs without the lock (logged).
+    /// Waits at most `limit` (any TTL form, zero included: not at all). An
+    /// invalid limit makes the call run without the lock (logged).
     pub fn wait(mut self, limit: impl IntoTtl) -> Self {
         self.wait = Some(limit.into_wait().map_err(|e| e.to_string()));
         self
@@ -59,17 +59,19 @@ impl<'c> Locked<'c> {
         inner: impl Future<Output = R>,
         locked: impl FnOnce(Error) -> R,
     ) -> R {
+        let (wait, step) = match (self.wait.transpose(), self.step.transpose()) {
+            (Ok(wait), Ok(step)) => (wait, step),
+            (Err(why), _) | (_, Err(why)) => {
+                super::invalid_setting("locked", &self.key, &why);
+                return inner.await;
+            }
+        };
         let mut request = self.cache.lock(&self.key, self.ttl);
-        match self.wait {
-            Some(Ok(Duration::ZERO)) => request = request.no_wait(),
-            Some(Ok(wait)) => request = request.wait(wait),
-            Some(Err(ref why)) => request = request.wait(InvalidSetting(why.clone())),
-            None => {}
+        if let Some(wait) = wait {
+            request = request.wait(wait);
         }
-        match self.step {
-            Some(Ok(step)) => request = request.backoff(step),
-            Some(Err(ref why)) => request = request.backoff(InvalidSetting(why.clone())),
-            None => {}
+        if let Some(step) = step {
+            request = request.backoff(step);
         }
         let guard = match request.await {
             Ok(guard) => Some(guard),
@@ -86,15 +88,5 @@ impl<'c> Locked<'c> {
             }
         }
         output
-    }
-}
-
-/// A setting that did not convert, carried to the lock request so it
-/// fails there with the reason.
-struct InvalidSetting(String);
-
-impl IntoTtl for InvalidSetting {
-    fn into_ttl(self) -> crate::Result<crate::Ttl> {
-        Err(Error::InvalidArgument(self.0))
     }
 }

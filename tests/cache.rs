@@ -365,6 +365,84 @@ async fn a_cancelled_leader_hands_over() {
     assert_eq!(v, 2);
 }
 
+/// A value carrying its own lifetime and version, as an HTTP response or a
+/// token does.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Versioned {
+    version: u32,
+    valid_secs: u64,
+}
+
+#[tokio::test(start_paused = true)]
+async fn get_or_set_takes_the_ttl_from_the_value_and_refuses_unusable_hits() {
+    let cache = Cache::with_clock(Clock::tokio());
+    cache.setup("mem://").unwrap();
+    let load = |version, valid_secs| {
+        cache
+            .get_or_set("v", move || async move {
+                Versioned {
+                    version,
+                    valid_secs,
+                }
+            })
+            .expire("1h")
+            .expire_with(|v: &Versioned| cashews::Ttl::from_secs(v.valid_secs).ok())
+    };
+    // The value's own lifetime, not the builder's hour.
+    assert_eq!(load(1, 30).await.unwrap().version, 1);
+    match cache.get_expire("v").await.unwrap() {
+        cashews::Expiry::Remaining(d) => assert_eq!(d, Duration::from_secs(30)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(load(2, 30).await.unwrap().version, 1, "a hit");
+    // `None` from the hook: returned, not stored.
+    cache.delete("v").await.unwrap();
+    assert_eq!(load(3, 0).await.unwrap().version, 3);
+    assert_eq!(cache.get::<Versioned>("v").await.unwrap(), None);
+
+    // hit_if: a stored value it refuses is reloaded (once for concurrent
+    // callers) and replaced.
+    cache
+        .set(
+            "v",
+            &Versioned {
+                version: 4,
+                valid_secs: 60,
+            },
+        )
+        .await
+        .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_set("v", || async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        Ok::<_, LoadError>(Versioned {
+                            version: 5,
+                            valid_secs: 60,
+                        })
+                    })
+                    .fallible()
+                    .hit_if(|v: &Versioned| v.version >= 5)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().version, 5);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        cache.get::<Versioned>("v").await.unwrap().unwrap().version,
+        5
+    );
+}
+
 #[derive(Debug)]
 struct Record(&'static str, Arc<Mutex<Vec<String>>>);
 

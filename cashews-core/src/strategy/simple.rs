@@ -68,9 +68,16 @@ pub struct Memo<'c, R> {
     stats: Option<&'static FunctionStats>,
     /// How a failed output reaches the callers waiting on this one.
     failures: Option<FailureShare<R>>,
+    /// The TTL of a computed output, from the output (`None`: not stored).
+    expire_with: Option<OutputFn<'c, R, Option<Ttl>>>,
+    /// Whether a stored output is served; one that is not counts as missing.
+    hit_if: Option<OutputFn<'c, R, bool>>,
     /// Whether this call ran the body (for `stats`).
     computed: AtomicBool,
 }
+
+/// A hook reading an output.
+type OutputFn<'c, R, T> = Box<dyn Fn(&R) -> T + Send + Sync + 'c>;
 
 /// Erases an output for waiters and gets it back as a clone.
 struct FailureShare<R> {
@@ -90,6 +97,8 @@ impl<R> fmt::Debug for Memo<'_, R> {
             .field("tags", &self.tags)
             .field("stats", &self.stats.map(FunctionStats::name))
             .field("share_failures", &self.failures.is_some())
+            .field("expire_with", &self.expire_with.is_some())
+            .field("hit_if", &self.hit_if.is_some())
             .finish()
     }
 }
@@ -108,8 +117,27 @@ impl<'c, R> Memo<'c, R> {
             tags: Vec::new(),
             stats: None,
             failures: None,
+            expire_with: None,
+            hit_if: None,
             computed: AtomicBool::new(false),
         }
+    }
+
+    /// Stores a computed output for the TTL `ttl` chooses from it (the
+    /// output's own lifetime: an HTTP response's `max-age`, a token's
+    /// expiry), in place of the memo's; `None` does not store it. Waiting
+    /// callers get it either way.
+    pub fn expire_with(mut self, ttl: impl Fn(&R) -> Option<Ttl> + Send + Sync + 'c) -> Self {
+        self.expire_with = Some(Box::new(ttl));
+        self
+    }
+
+    /// Serves a stored output only when `usable` says so; one it refuses
+    /// (too old by the output's own measure, say) counts as missing: the
+    /// call computes, once for concurrent callers, and replaces it.
+    pub fn hit_if(mut self, usable: impl Fn(&R) -> bool + Send + Sync + 'c) -> Self {
+        self.hit_if = Some(Box::new(usable));
+        self
     }
 
     /// Callers waiting on this call (single flight) get a clone of its
@@ -202,7 +230,9 @@ impl<'c, R> Memo<'c, R> {
 
     async fn read<A: Adapter<R>>(&self) -> Option<R> {
         match self.cache.get::<A::Stored>(&self.key).await {
-            Ok(hit) => hit.map(A::restore),
+            Ok(hit) => hit
+                .map(A::restore)
+                .filter(|output| self.hit_if.as_ref().is_none_or(|usable| usable(output))),
             Err(error) => {
                 self.cache.report_failure(
                     &error,
@@ -251,8 +281,12 @@ impl<'c, R> Memo<'c, R> {
             None => nothing(&output),
             Some(stored) => match self.cache.encode(&self.key, stored) {
                 Ok(bytes) => {
-                    if self.should_store(&output, stored, elapsed) {
-                        self.store(bytes.clone()).await;
+                    let ttl = match &self.expire_with {
+                        Some(ttl_of) => ttl_of(&output),
+                        None => Some(self.ttl),
+                    };
+                    if let (Some(ttl), true) = (ttl, self.should_store(&output, stored, elapsed)) {
+                        self.store(bytes.clone(), ttl).await;
                     }
                     Share::Value(bytes)
                 }
@@ -285,9 +319,9 @@ impl<'c, R> Memo<'c, R> {
         }
     }
 
-    async fn store(&self, bytes: Bytes) {
+    async fn store(&self, bytes: Bytes, ttl: Ttl) {
         let options = SetOptions {
-            expire: self.ttl.duration(),
+            expire: ttl.duration(),
             ..SetOptions::default()
         };
         let request = Request::Set {
@@ -306,7 +340,7 @@ impl<'c, R> Memo<'c, R> {
         }
         if !self.tags.is_empty() {
             let tags: Vec<&str> = self.tags.iter().map(String::as_str).collect();
-            if let Err(error) = self.cache.tag(&self.key, &tags, self.ttl).await {
+            if let Err(error) = self.cache.tag(&self.key, &tags, ttl).await {
                 tracing::warn!(key = %self.key, ?tags, %error, "cannot record the key under its tags");
             }
         }

@@ -6,6 +6,9 @@
 //! curl -i http://127.0.0.1:3000/report          # X-Cache: MISS, after a second
 //! curl -i http://127.0.0.1:3000/report          # X-Cache: HIT, at once
 //! curl -i -H 'If-None-Match: "<etag>"' http://127.0.0.1:3000/report   # 304
+//! sleep 10
+//! curl -i http://127.0.0.1:3000/report          # X-Cache: STALE, at once (refreshing)
+//! curl -i http://127.0.0.1:3000/live            # never stored
 //! ```
 //!
 //! `REDIS_URL` chooses the server (default `redis://127.0.0.1:6379/0`),
@@ -16,7 +19,7 @@ use std::time::Duration;
 use axum::extract::Query;
 use axum::routing::get;
 use axum::Router;
-use cashews::axum::CacheLayer;
+use cashews::axum::{CacheLayer, CacheOverride};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -38,9 +41,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cache = cashews::Cache::new();
     cache.setup(&redis)?;
 
+    // Fresh for 10 s; for a minute after that, answered at once while one
+    // request refreshes it; for an hour after that, answered if the
+    // handler fails.
     let app = Router::new()
         .route("/report", get(report))
-        .layer(CacheLayer::new(&cache).ttl("5m")?);
+        .route(
+            "/live",
+            get(|| async { "not cached\n" }).layer(CacheOverride::no_store()),
+        )
+        .layer(
+            CacheLayer::new(&cache)
+                .ttl("10s")?
+                .stale_while_revalidate("1m")?
+                .stale_if_error("1h")?,
+        );
 
     let listener = tokio::net::TcpListener::bind(&address).await?;
     println!("serving http://{}/report", listener.local_addr()?);

@@ -4,7 +4,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,21 +13,44 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
-use cashews::axum::CacheLayer;
-use cashews::{Cache, Expiry};
+use cashews::axum::{CacheLayer, CacheOverride};
+use cashews::{Cache, Clock, Expiry, ManualClock};
 use support::Harness;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// How often each handler ran.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Calls {
     slow: Arc<AtomicUsize>,
     error: Arc<AtomicUsize>,
     post: Arc<AtomicUsize>,
     stream: Arc<AtomicUsize>,
     cookie: Arc<AtomicUsize>,
+    flaky: Arc<AtomicUsize>,
+    /// `/flaky` answers 503 while set.
+    failing: Arc<AtomicBool>,
+    live: Arc<AtomicUsize>,
+    /// Every `/live` call after the first waits here until 4 are inside.
+    live_gate: Arc<tokio::sync::Barrier>,
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Calls {
+            slow: Arc::default(),
+            error: Arc::default(),
+            post: Arc::default(),
+            stream: Arc::default(),
+            cookie: Arc::default(),
+            flaky: Arc::default(),
+            failing: Arc::default(),
+            live: Arc::default(),
+            live_gate: Arc::new(tokio::sync::Barrier::new(4)),
+        }
+    }
 }
 
 impl Calls {
@@ -78,15 +101,60 @@ async fn cookie(State(calls): State<Calls>) -> impl IntoResponse {
     ([(header::SET_COOKIE, format!("session={n}"))], "hello")
 }
 
-/// Serves the test app behind `layer`; its address and call counters.
+/// Succeeds (with `cache-control` from `?cc=`) until told to fail.
+async fn flaky(
+    State(calls): State<Calls>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let n = calls.flaky.fetch_add(1, Ordering::SeqCst) + 1;
+    if calls.failing.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+    }
+    let mut response = format!("flaky {n}").into_response();
+    if let Some(cc) = q.get("cc") {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, cc.parse().unwrap());
+    }
+    response
+}
+
+/// A route that must never be cached; every call after the first waits
+/// until four are running at once, so requests queued behind each other
+/// never finish.
+async fn live(State(calls): State<Calls>) -> String {
+    let n = calls.live.fetch_add(1, Ordering::SeqCst) + 1;
+    if n > 1 {
+        calls.live_gate.wait().await;
+    }
+    format!("live {n}")
+}
+
+/// Serves the test app behind `layer` on `cache`'s URL; its address and
+/// call counters.
 async fn serve(layer: CacheLayer) -> (SocketAddr, Calls) {
-    let calls = Calls::default();
+    serve_with(layer, Calls::default()).await
+}
+
+/// As `serve`, with counters shared with another server (another process
+/// on the same backend).
+async fn serve_with(layer: CacheLayer, calls: Calls) -> (SocketAddr, Calls) {
     let app = Router::new()
         .route("/slow", get(slow).post(post))
         .route("/error", get(error))
         .route("/stream", get(stream))
         .route("/cookie", get(cookie))
         .route("/directed", get(directed))
+        .route("/flaky", get(flaky))
+        .route("/live", get(live).layer(CacheOverride::no_store()))
+        .route(
+            "/report",
+            get(|| async { "report" }).layer(CacheOverride::ttl("1h").unwrap()),
+        )
+        .route(
+            "/extension",
+            get(|| async { (Extension(CacheOverride::no_store()), "not stored") }),
+        )
         .layer(layer)
         .with_state(calls.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -192,6 +260,23 @@ fn parts(path: &str) -> axum::http::request::Parts {
 
 async fn fetch(address: SocketAddr, path: &str) -> Reply {
     send(address, "GET", path, &[]).await
+}
+
+/// Fetches `path` until a reply satisfies `done` (a background refresh
+/// has landed); fails after 10 s.
+async fn eventually(address: SocketAddr, path: &str, done: impl Fn(&Reply) -> bool) -> Reply {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = fetch(address, path).await;
+        if done(&reply) {
+            return reply;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never got there: {reply:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The cases, run on every backend below.
@@ -485,6 +570,151 @@ mod cases {
         assert_eq!(misses, 1);
     }
 
+    /// A second cache on the case's backend, on a clock the case moves by
+    /// hand: the layer judges staleness by it.
+    fn on_manual_clock(h: &Harness) -> (Cache, ManualClock) {
+        let (clock, hand) = Clock::manual();
+        let cache = Cache::with_clock(clock);
+        cache.setup(&h.url).unwrap();
+        (cache, hand)
+    }
+
+    pub async fn stale_while_revalidate_answers_at_once_and_refreshes_once(h: &Harness) {
+        let (cache, hand) = on_manual_clock(h);
+        let layer = CacheLayer::new(&cache)
+            .ttl("10s")
+            .unwrap()
+            .stale_while_revalidate("60s")
+            .unwrap();
+        let (address, calls) = serve(layer).await;
+        assert_eq!(fetch(address, "/slow").await.body, "computed 1");
+        hand.advance(Duration::from_secs(11));
+        // Twenty requests within the window: none waits for the 200 ms
+        // handler (each is answered from the stale entry, or from the
+        // refreshed one if it landed already); one refresh runs.
+        let requests: Vec<_> = (0..20)
+            .map(|_| tokio::spawn(async move { fetch(address, "/slow").await }))
+            .collect();
+        for request in requests {
+            let reply = request.await.unwrap();
+            let seen = (reply.x_cache(), reply.body.as_str());
+            assert!(
+                seen == (Some("STALE"), "computed 1") || seen == (Some("HIT"), "computed 2"),
+                "{reply:?}"
+            );
+        }
+        let refreshed = eventually(address, "/slow", |r| r.x_cache() == Some("HIT")).await;
+        assert_eq!(refreshed.body, "computed 2");
+        assert_eq!(calls.slow(), 2, "one background refresh");
+        // Past the window: recomputed in line.
+        hand.advance(Duration::from_secs(10 + 61));
+        let late = fetch(address, "/slow").await;
+        assert_eq!(
+            (late.x_cache(), late.body.as_str()),
+            (Some("MISS"), "computed 3")
+        );
+        // The response's own stale-while-revalidate, on a layer without one.
+        let (address, calls) = serve(CacheLayer::new(&cache).prefix("own:")).await;
+        let path = "/directed?cc=max-age=10,%20stale-while-revalidate=30";
+        assert_eq!(fetch(address, path).await.x_cache(), Some("MISS"));
+        hand.advance(Duration::from_secs(11));
+        let stale = fetch(address, path).await;
+        assert_eq!(
+            (stale.x_cache(), stale.body.as_str()),
+            (Some("STALE"), "directed 1")
+        );
+        eventually(address, path, |r| r.body == "directed 2").await;
+        assert_eq!(calls.slow(), 2);
+    }
+
+    pub async fn stale_if_error_answers_a_failing_handler(h: &Harness) {
+        let (cache, hand) = on_manual_clock(h);
+        let layer = CacheLayer::new(&cache)
+            .ttl("10s")
+            .unwrap()
+            .stale_if_error("60s")
+            .unwrap();
+        let (address, calls) = serve(layer).await;
+        assert_eq!(fetch(address, "/flaky").await.body, "flaky 1");
+        hand.advance(Duration::from_secs(11));
+        calls.failing.store(true, Ordering::SeqCst);
+        let stale = fetch(address, "/flaky").await;
+        assert_eq!(
+            (stale.status, stale.x_cache(), stale.body.as_str()),
+            (200, Some("STALE"), "flaky 1")
+        );
+        // A success replaces it.
+        calls.failing.store(false, Ordering::SeqCst);
+        let fresh = fetch(address, "/flaky").await;
+        assert_eq!(
+            (fresh.x_cache(), fresh.body.as_str()),
+            (Some("MISS"), "flaky 3")
+        );
+        // Past the window a failure is answered as it is.
+        hand.advance(Duration::from_secs(10 + 61));
+        calls.failing.store(true, Ordering::SeqCst);
+        let failed = fetch(address, "/flaky").await;
+        assert_eq!((failed.status, failed.x_cache()), (503, Some("MISS")));
+        // The response's own window beats the layer's: 1 s here.
+        calls.failing.store(false, Ordering::SeqCst);
+        let path = "/flaky?cc=max-age=10,%20stale-if-error=1";
+        assert_eq!(fetch(address, path).await.status, 200);
+        hand.advance(Duration::from_secs(12));
+        calls.failing.store(true, Ordering::SeqCst);
+        assert_eq!(fetch(address, path).await.status, 503);
+    }
+
+    /// A router-wide layer, with routes overriding it.
+    pub async fn routes_override_the_router_wide_layer(h: &Harness) {
+        let status = header::HeaderName::from_static("x-cashews");
+        let (address, calls) = serve(layer(&h.cache).status_header(status)).await;
+        // no_store: never stored, and after the first answer requests go to
+        // the handler at once — four must be inside together to finish,
+        // which requests queued behind each other never are.
+        let first = fetch(address, "/live").await;
+        assert_eq!(
+            (first.header("x-cashews"), first.x_cache()),
+            (Some("MISS"), None)
+        );
+        let requests: Vec<_> = (0..4)
+            .map(|_| tokio::spawn(async move { fetch(address, "/live").await }))
+            .collect();
+        for request in requests {
+            let reply = tokio::time::timeout(Duration::from_secs(10), request)
+                .await
+                .expect("requests for an uncacheable route queued behind each other")
+                .unwrap();
+            assert_eq!(reply.header("x-cashews"), Some("MISS"));
+        }
+        assert_eq!(calls.live.load(Ordering::SeqCst), 5);
+        // The handler's own Extension(CacheOverride) works the same.
+        for _ in 0..2 {
+            let reply = fetch(address, "/extension").await;
+            assert_eq!(
+                (reply.header("x-cashews"), reply.body.as_str()),
+                (Some("MISS"), "not stored")
+            );
+        }
+        // A TTL of its own: an hour, not the layer's minute.
+        assert_eq!(
+            fetch(address, "/report").await.header("x-cashews"),
+            Some("MISS")
+        );
+        assert_eq!(
+            fetch(address, "/report").await.header("x-cashews"),
+            Some("HIT")
+        );
+        match h
+            .cache
+            .get_expire(&layer(&h.cache).key(&parts("/report")))
+            .await
+            .unwrap()
+        {
+            Expiry::Remaining(d) => assert!(d > Duration::from_secs(3500), "{d:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     pub async fn vary_headers_and_per_request_ttl(h: &Harness) {
         let layer = layer(&h.cache)
             .vary([header::ACCEPT_LANGUAGE])
@@ -527,7 +757,9 @@ macro_rules! http_suite {
             clients_cannot_steer_or_poison_the_shared_entry, responses_decide_what_is_stored,
             namespaces_are_cleared_alone,
             errors_posts_cookies_and_streams_are_not_cached,
-            concurrent_cold_requests_run_the_handler_once, vary_headers_and_per_request_ttl);
+            concurrent_cold_requests_run_the_handler_once, vary_headers_and_per_request_ttl,
+            stale_while_revalidate_answers_at_once_and_refreshes_once,
+            stale_if_error_answers_a_failing_handler, routes_override_the_router_wide_layer);
     };
 }
 
@@ -543,6 +775,78 @@ http_suite!(
     [tokio::test(flavor = "multi_thread", worker_threads = 2)],
     Harness::redis("")
 );
+
+/// Three processes on one Redis serve a stale entry: one background
+/// refresh in all (the backend lock), not one per process.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_background_refresh_across_processes() {
+    let h = Harness::redis("");
+    let (clock, hand) = Clock::manual();
+    let calls = Calls::default();
+    let mut addresses = Vec::new();
+    for _ in 0..3 {
+        let cache = Cache::with_clock(clock.clone());
+        cache.setup(&h.url).unwrap();
+        let layer = CacheLayer::new(&cache)
+            .ttl("10s")
+            .unwrap()
+            .stale_while_revalidate("60s")
+            .unwrap();
+        addresses.push(serve_with(layer, calls.clone()).await.0);
+    }
+    assert_eq!(fetch(addresses[0], "/slow").await.body, "computed 1");
+    hand.advance(Duration::from_secs(11));
+    let requests: Vec<_> = (0..15)
+        .map(|n| {
+            let address = addresses[n % 3];
+            tokio::spawn(async move { fetch(address, "/slow").await })
+        })
+        .collect();
+    for request in requests {
+        let reply = request.await.unwrap();
+        assert_ne!(reply.x_cache(), Some("MISS"), "{reply:?}");
+    }
+    for address in &addresses {
+        let reply = eventually(*address, "/slow", |r| r.x_cache() == Some("HIT")).await;
+        assert_eq!(reply.body, "computed 2");
+    }
+    assert_eq!(calls.slow(), 2);
+}
+
+static HANDLER_CACHE: std::sync::LazyLock<Cache> = std::sync::LazyLock::new(|| {
+    let cache = Cache::new();
+    cache.setup("mem://").unwrap();
+    cache
+});
+static USER_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// `#[cache]` on a plain handler: extractors are arguments like any other
+/// (named, not destructured), and the output must be serde.
+#[cashews::cache(ttl = "1m", key = "user:{id.0}", cache = HANDLER_CACHE)]
+async fn user(id: axum::extract::Path<u64>) -> String {
+    let n = USER_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+    format!("user {} (call {n})", id.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_attribute_on_a_handler() {
+    let app = Router::new().route("/users/{id}", get(user));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    assert_eq!(fetch(address, "/users/7").await.body, "user 7 (call 1)");
+    assert_eq!(fetch(address, "/users/7").await.body, "user 7 (call 1)");
+    assert_eq!(fetch(address, "/users/8").await.body, "user 8 (call 2)");
+    assert_eq!(
+        HANDLER_CACHE
+            .get::<String>("user:7")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("user 7 (call 1)")
+    );
+}
 
 #[test]
 fn every_case_of_the_suite_is_listed() {

@@ -66,21 +66,27 @@ pub(crate) fn none_match(headers: &HeaderMap, etag: &str) -> bool {
     list(headers, header::IF_NONE_MATCH).any(|tag| tag == "*" || bare(tag) == etag)
 }
 
+/// The seconds of the response `Cache-Control` directive `name=N`, if any
+/// (an unparsable value is ignored, as HTTP caches do).
+fn directive_secs(headers: &HeaderMap, name: &str) -> Option<Duration> {
+    list(headers, header::CACHE_CONTROL).find_map(|d| {
+        let (n, v) = d.split_once('=')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().trim_matches('"').parse::<u64>().ok())
+            .flatten()
+            .map(Duration::from_secs)
+    })
+}
+
 /// How long a response says it may be stored by a shared cache:
 /// `s-maxage`, else `max-age`, else `Expires` (against `Date`, else `now`).
 /// `None` when it does not say.
 pub(crate) fn response_lifetime(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let seconds = |name: &str| {
-        list(headers, header::CACHE_CONTROL).find_map(|d| {
-            let (n, v) = d.split_once('=')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().trim_matches('"').parse::<u64>().ok())
-                .flatten()
-        })
-    };
-    if let Some(secs) = seconds("s-maxage").or_else(|| seconds("max-age")) {
-        return Some(Duration::from_secs(secs));
+    if let Some(lifetime) =
+        directive_secs(headers, "s-maxage").or_else(|| directive_secs(headers, "max-age"))
+    {
+        return Some(lifetime);
     }
     let date = |name| {
         headers
@@ -96,6 +102,15 @@ pub(crate) fn response_lifetime(headers: &HeaderMap, now: SystemTime) -> Option<
             Some(expires.duration_since(base).unwrap_or(Duration::ZERO))
         }
     }
+}
+
+/// The RFC 5861 windows a response grants past its lifetime:
+/// `stale-while-revalidate=N` and `stale-if-error=N`.
+pub(crate) fn stale_windows(headers: &HeaderMap) -> (Option<Duration>, Option<Duration>) {
+    (
+        directive_secs(headers, "stale-while-revalidate"),
+        directive_secs(headers, "stale-if-error"),
+    )
 }
 
 /// Why a response is not stored, if it is not. `keyed` are the request
@@ -227,6 +242,20 @@ mod tests {
             Some(Duration::from_secs(30))
         );
         assert_eq!(life(&[("expires", "0")]), Some(Duration::ZERO));
+        assert_eq!(
+            stale_windows(&headers(&[(
+                "cache-control",
+                "max-age=5, stale-while-revalidate=30, stale-if-error=\"600\""
+            )])),
+            (
+                Some(Duration::from_secs(30)),
+                Some(Duration::from_secs(600))
+            )
+        );
+        assert_eq!(
+            stale_windows(&headers(&[("cache-control", "stale-if-error=soon")])),
+            (None, None)
+        );
         assert_eq!(
             life(&[("cache-control", "max-age=100"), ("expires", "0")]),
             Some(Duration::from_secs(100))

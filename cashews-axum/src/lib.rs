@@ -8,7 +8,7 @@
 //! It is a *shared* cache (RFC 9111): what one client sends never changes
 //! what another is served.
 //!
-//! - `X-Cache: HIT` or `MISS` on every cached route (the name is
+//! - `X-Cache: HIT`, `MISS` or `STALE` on every cached route (the name is
 //!   configurable); a hit replays the stored headers as the origin sent them
 //!   (never a rewritten `Cache-Control`) with an `Age`.
 //! - The key is the authority (`Host`), path, query and the
@@ -37,8 +37,20 @@
 //!   a header the key does not include, and bodies larger than
 //!   [`CacheLayer::max_body`]. Streaming bodies (no known length) pass
 //!   through untouched unless [`CacheLayer::cache_streaming`] is on.
+//! - RFC 5861: within [`stale_while_revalidate`](CacheLayer::stale_while_revalidate)
+//!   past its lifetime an entry is answered at once while one background
+//!   request refreshes it (one per key across processes, through a backend
+//!   lock); within [`stale_if_error`](CacheLayer::stale_if_error) it answers
+//!   a handler that fails. A response's own `stale-while-revalidate=N` /
+//!   `stale-if-error=N` take precedence.
+//! - Routes under a router-wide layer override it with [`CacheOverride`]
+//!   (their TTL, stale windows, or never stored).
+//! - A key whose response said it is not storable is marked
+//!   *hit-for-miss*: its next requests go to the handler at once instead of
+//!   queueing behind each other, until a storable response replaces the
+//!   mark.
 //! - Not done: revalidating a stale entry with the origin (`If-None-Match`
-//!   upstream); a stale entry is recomputed.
+//!   upstream); a stale entry is recomputed whole.
 //!
 //! A failing cache backend never fails a request: the handler answers.
 //!
@@ -75,7 +87,9 @@
 
 mod directives;
 mod entry;
+mod route;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -93,8 +107,9 @@ use http_body_util::BodyExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use directives::{none_match, response_lifetime, uncacheable, RequestDirectives};
-use entry::Stored;
+use directives::{none_match, response_lifetime, stale_windows, uncacheable, RequestDirectives};
+use entry::{Entry, Freshness, Stored, Windows};
+pub use route::{CacheOverride, OverrideService};
 
 type TtlFn = dyn Fn(&request::Parts) -> Option<Ttl> + Send + Sync;
 type PartsFn<T> = dyn Fn(&request::Parts) -> T + Send + Sync;
@@ -118,6 +133,9 @@ struct Config {
     honor_request_directives: bool,
     allow_purge: Option<Arc<PartsFn<bool>>>,
     key_with: Option<Arc<PartsFn<String>>>,
+    windows: Windows,
+    /// Keys this process is refreshing in the background.
+    refreshing: Arc<Mutex<HashSet<String>>>,
 }
 
 impl fmt::Debug for CacheLayer {
@@ -131,6 +149,7 @@ impl fmt::Debug for CacheLayer {
             .field("status_header", &c.status_header)
             .field("cache_streaming", &c.cache_streaming)
             .field("max_body", &c.max_body)
+            .field("windows", &c.windows)
             .finish_non_exhaustive()
     }
 }
@@ -152,6 +171,8 @@ impl CacheLayer {
                 honor_request_directives: false,
                 allow_purge: None,
                 key_with: None,
+                windows: Windows::default(),
+                refreshing: Arc::default(),
             }),
         }
     }
@@ -252,6 +273,31 @@ impl CacheLayer {
         self.with(|c| c.key_with = Some(Arc::new(key)))
     }
 
+    /// Serves an entry up to `window` past its lifetime at once
+    /// (`X-Cache: STALE`) while one background request refreshes it — one
+    /// per key across every process sharing the backend (RFC 5861
+    /// `stale-while-revalidate`). A response's own
+    /// `Cache-Control: stale-while-revalidate=N` takes precedence.
+    ///
+    /// # Errors
+    /// [`Error::Ttl`] for a malformed window.
+    pub fn stale_while_revalidate(self, window: impl IntoTtl) -> Result<Self> {
+        let window = cashews_core::ttl::finite(window, "stale_while_revalidate")?;
+        Ok(self.with(|c| c.windows.while_revalidate = Some(window)))
+    }
+
+    /// Serves an entry up to `window` past its lifetime when the handler
+    /// fails — an error or a `5xx` — instead of the failure
+    /// (`X-Cache: STALE`; RFC 5861 `stale-if-error`). A response's own
+    /// `Cache-Control: stale-if-error=N` takes precedence.
+    ///
+    /// # Errors
+    /// [`Error::Ttl`] for a malformed window.
+    pub fn stale_if_error(self, window: impl IntoTtl) -> Result<Self> {
+        let window = cashews_core::ttl::finite(window, "stale_if_error")?;
+        Ok(self.with(|c| c.windows.if_error = Some(window)))
+    }
+
     /// The cache key of a request (to delete its entry by hand).
     pub fn key(&self, request: &request::Parts) -> String {
         self.config.key(request)
@@ -312,10 +358,20 @@ where
     }
 }
 
+/// The cache status a response is marked with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Hit,
+    Miss,
+    Stale,
+}
+
 /// Why a load did not produce a stored response.
 enum Load<E> {
     /// The response is not stored; it goes to the client as it is.
     Uncached(Response<Body>),
+    /// The handler failed, and a stale entry answers instead.
+    Stale(Stored),
     /// The handler failed.
     Service(E),
     /// The cache failed before the handler ran.
@@ -328,11 +384,61 @@ impl<E> From<Error> for Load<E> {
     }
 }
 
+/// A response the layer does not store, and whether the response (or its
+/// route) said so itself — then the key gets a hit-for-miss marker.
+struct NotStored {
+    response: Response<Body>,
+    pass: bool,
+}
+
+impl NotStored {
+    fn new(response: Response<Body>, pass: bool) -> NotStored {
+        NotStored { response, pass }
+    }
+}
+
+/// What `fetch` does with the handler's response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    /// Makes it storable; one that says it is not marks the key
+    /// hit-for-miss.
+    Store,
+    /// Makes it storable; the key is marked hit-for-miss already.
+    StoreMarked,
+    /// Hands it back as it is (a `HEAD`).
+    PassThrough,
+}
+
+/// What one request allows: the layer's TTL for it (`None`: no expiry)
+/// and, when request directives are honoured, the client's `max-age`.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    ttl: Option<Duration>,
+    max_age: Option<Duration>,
+}
+
 /// The request and the service, until one of the paths takes them.
 type Pending<S> = Arc<Mutex<Option<(Request<Body>, S)>>>;
 
 fn take<S>(pending: &Pending<S>) -> Option<(Request<Body>, S)> {
-    pending.lock().unwrap_or_else(|e| e.into_inner()).take()
+    lock(pending).take()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes a key from the set of keys this process refreshes, however the
+/// refresh ends.
+struct Refreshing {
+    set: Arc<Mutex<HashSet<String>>>,
+    key: String,
+}
+
+impl Drop for Refreshing {
+    fn drop(&mut self) {
+        lock(&self.set).remove(&self.key);
+    }
 }
 
 impl Config {
@@ -371,8 +477,12 @@ impl Config {
         self.cache.clock().unix_ms()
     }
 
-    fn mark(&self, mut response: Response<Body>, hit: bool) -> Response<Body> {
-        let value = HeaderValue::from_static(if hit { "HIT" } else { "MISS" });
+    fn mark(&self, mut response: Response<Body>, status: Status) -> Response<Body> {
+        let value = HeaderValue::from_static(match status {
+            Status::Hit => "HIT",
+            Status::Miss => "MISS",
+            Status::Stale => "STALE",
+        });
         response
             .headers_mut()
             .insert(self.status_header.clone(), value);
@@ -385,13 +495,14 @@ impl Config {
         stored: &Stored,
         parts: &request::Parts,
         method: &Method,
-        hit: bool,
+        status: Status,
     ) -> Response<Body> {
         let now = self.now_ms();
+        let from_cache = status != Status::Miss;
         let mut response = if none_match(&parts.headers, &stored.etag) {
             stored.not_modified(now)
         } else {
-            stored.response(now, hit)
+            stored.response(now, from_cache)
         };
         if method == Method::HEAD {
             // The same Content-Length as the GET, without the body.
@@ -402,24 +513,32 @@ impl Config {
             }
             *response.body_mut() = Body::empty();
         }
-        self.mark(response, hit)
+        self.mark(response, status)
     }
 
-    /// Reads a response whole and stores it, or hands it back untouched.
+    /// Reads a response whole to store it, or hands it back untouched.
     async fn to_stored(
         &self,
         response: Response<Body>,
-        expire: Option<Duration>,
-    ) -> std::result::Result<Stored, Response<Body>> {
+        plan: Plan,
+    ) -> std::result::Result<Stored, NotStored> {
         let (parts, body) = response.into_parts();
+        let route = parts.extensions.get::<CacheOverride>().copied();
+        if route.is_some_and(|route| !route.store) {
+            return Err(NotStored::new(Response::from_parts(parts, body), true));
+        }
         if let Some(reason) = uncacheable(parts.status, &parts.headers, &self.vary) {
             tracing::debug!(status = %parts.status, reason, "response not cached");
-            return Err(Response::from_parts(parts, body));
+            // A status may differ next time; what the headers say will not.
+            let pass = reason != "status";
+            return Err(NotStored::new(Response::from_parts(parts, body), pass));
         }
         match body.size_hint().exact() {
-            None if !self.cache_streaming => return Err(Response::from_parts(parts, body)),
+            None if !self.cache_streaming => {
+                return Err(NotStored::new(Response::from_parts(parts, body), true))
+            }
             Some(len) if len > self.max_body as u64 => {
-                return Err(Response::from_parts(parts, body))
+                return Err(NotStored::new(Response::from_parts(parts, body), true))
             }
             _ => {}
         }
@@ -429,21 +548,192 @@ impl Config {
                 tracing::warn!(%error, "response body failed while being read for the cache");
                 let mut failed = Response::new(Body::empty());
                 *failed.status_mut() = StatusCode::BAD_GATEWAY;
-                return Err(failed);
+                return Err(NotStored::new(failed, false));
             }
         };
         if bytes.len() > self.max_body {
-            return Err(Response::from_parts(parts, Body::from(bytes)));
+            return Err(NotStored::new(
+                Response::from_parts(parts, Body::from(bytes)),
+                true,
+            ));
         }
-        // The response's own freshness bounds what is stored.
-        let expire = match (expire, response_lifetime(&parts.headers, SystemTime::now())) {
-            (Some(ttl), Some(own)) => Some(ttl.min(own)),
-            (ttl, own) => ttl.or(own),
+        // The route's TTL or the layer's, within the client's max-age (when
+        // honoured) and the response's own lifetime.
+        let ttl = match route.and_then(|route| route.ttl) {
+            Some(ttl) => ttl.duration(),
+            None => plan.ttl,
         };
+        let own = response_lifetime(&parts.headers, SystemTime::now());
+        let expire = [ttl, plan.max_age, own].into_iter().flatten().min();
         if expire.is_some_and(|d| d.is_zero()) {
-            return Err(Response::from_parts(parts, Body::from(bytes)));
+            let pass = own.is_some_and(|d| d.is_zero());
+            return Err(NotStored::new(
+                Response::from_parts(parts, Body::from(bytes)),
+                pass,
+            ));
         }
-        Ok(Stored::new(&parts, bytes, self.now_ms(), expire))
+        // Stale windows: the response's own, else the route's, else the
+        // layer's.
+        let (revalidate, if_error) = stale_windows(&parts.headers);
+        let windows = Windows {
+            while_revalidate: revalidate
+                .or(route.and_then(|r| r.stale_while_revalidate))
+                .or(self.windows.while_revalidate),
+            if_error: if_error
+                .or(route.and_then(|r| r.stale_if_error))
+                .or(self.windows.if_error),
+        };
+        Ok(Stored::new(&parts, bytes, self.now_ms(), expire, windows))
+    }
+
+    /// Calls the handler and makes its response storable (per `mode`). A
+    /// failure (an error, a 5xx) is answered by `stale` when there is one.
+    /// A response that says it is not storable leaves a hit-for-miss
+    /// marker under `key`, so the next requests do not queue.
+    async fn fetch<S>(
+        &self,
+        request: Request<Body>,
+        mut inner: S,
+        key: &str,
+        plan: Plan,
+        stale: Option<Stored>,
+        mode: Fetch,
+    ) -> std::result::Result<Stored, Load<S::Error>>
+    where
+        S: Service<Request<Body>, Response = Response<Body>>,
+    {
+        let response = match inner.call(request).await {
+            Ok(response) => response,
+            Err(error) => {
+                return Err(match stale {
+                    Some(stale) => {
+                        tracing::warn!(key, "handler failed; serving the stale entry");
+                        Load::Stale(stale)
+                    }
+                    None => Load::Service(error),
+                })
+            }
+        };
+        if response.status().is_server_error() {
+            if let Some(stale) = stale {
+                tracing::warn!(key, status = %response.status(), "serving the stale entry");
+                return Err(Load::Stale(stale));
+            }
+        }
+        if mode == Fetch::PassThrough {
+            return Err(Load::Uncached(response));
+        }
+        match self.to_stored(response, plan).await {
+            Ok(stored) => Ok(stored),
+            Err(NotStored { response, pass }) => {
+                if pass && mode == Fetch::Store {
+                    let ttl = plan
+                        .ttl
+                        .and_then(|d| Ttl::new(d).ok())
+                        .unwrap_or(Ttl::FOREVER);
+                    if let Err(error) = self
+                        .cache
+                        .set(key, &Entry::<Stored>::Pass)
+                        .expire(ttl)
+                        .await
+                    {
+                        tracing::debug!(key, %error, "cannot mark the key hit-for-miss");
+                    }
+                }
+                Err(Load::Uncached(response))
+            }
+        }
+    }
+
+    /// Stores a response for its backend TTL; hands it back.
+    async fn store(&self, key: &str, stored: Stored) -> Stored {
+        let Some(ttl) = stored.backend_ttl() else {
+            return stored;
+        };
+        let entry: Entry<&Stored> = Entry::Response(&stored);
+        if let Err(error) = self.cache.set(key, &entry).expire(ttl).await {
+            tracing::warn!(key, %error, "cache write failed");
+        }
+        stored
+    }
+
+    /// A `500` for a request the layer could not answer.
+    fn failed(&self) -> Response<Body> {
+        let mut failed = Response::new(Body::empty());
+        *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        self.mark(failed, Status::Miss)
+    }
+
+    /// Refreshes a stale entry in the background: one refresh per key in
+    /// this process, and one across processes through a backend lock.
+    fn refresh<S>(
+        self: &Arc<Self>,
+        key: &str,
+        stale: &Stored,
+        request: Request<Body>,
+        inner: S,
+        plan: Plan,
+    ) where
+        S: Service<Request<Body>, Response = Response<Body>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+    {
+        if !lock(&self.refreshing).insert(key.to_owned()) {
+            return;
+        }
+        let refreshing = Refreshing {
+            set: self.refreshing.clone(),
+            key: key.to_owned(),
+        };
+        let config = self.clone();
+        // The lock outlives a refresh that hangs only by the window in which
+        // the stale entry is served anyway.
+        let lock_ttl = stale.revalidate_window().max(Duration::from_secs(1));
+        tokio::spawn(async move {
+            let key = refreshing.key.as_str();
+            let guard = match config
+                .cache
+                .lock(&format!("lock:{key}"), lock_ttl)
+                .no_wait()
+                .await
+            {
+                Ok(guard) => guard,
+                Err(Error::Locked { .. }) => return, // another process refreshes it
+                Err(error) => {
+                    tracing::warn!(key, %error, "cannot take the refresh lock; not refreshing");
+                    return;
+                }
+            };
+            // Another process may have refreshed it a moment ago.
+            let now = config.now_ms();
+            let fresh = matches!(
+                config.cache.get::<Entry>(key).await,
+                Ok(Some(Entry::Response(current))) if current.freshness(now) == Freshness::Fresh
+            );
+            if !fresh {
+                match config
+                    .fetch(request, inner, key, plan, None, Fetch::Store)
+                    .await
+                {
+                    Ok(stored) => {
+                        config.store(key, stored).await;
+                    }
+                    Err(Load::Service(_)) => {
+                        tracing::warn!(
+                            key,
+                            "background refresh: the handler failed; the stale entry stays"
+                        )
+                    }
+                    Err(Load::Uncached(response)) => {
+                        tracing::debug!(key, status = %response.status(), "background refresh not stored")
+                    }
+                    Err(Load::Stale(_) | Load::Cache(_)) => {}
+                }
+            }
+            if let Err(error) = guard.release().await {
+                tracing::debug!(key, %error, "cannot release the refresh lock; it expires");
+            }
+        });
     }
 
     async fn handle<S>(
@@ -487,90 +777,135 @@ impl Config {
                 tracing::warn!(key, %error, "Clear-Site-Data: could not delete the entry");
             }
         }
-        let expire = match (ttl.duration(), directives.max_age) {
-            (Some(ttl), Some(cap)) => Some(ttl.min(cap)),
-            (ttl, cap) => ttl.or(cap),
+        let plan = Plan {
+            ttl: ttl.duration(),
+            max_age: directives.max_age,
         };
-        let ttl = match expire {
-            None => Some(Ttl::FOREVER),
-            Some(d) => Ttl::new(d).ok(),
-        };
-        let store = !directives.no_store && method == Method::GET && ttl.is_some();
+        let store = !directives.no_store && method == Method::GET;
         let read = !directives.no_store && !directives.no_cache;
-        let fresh = |stored: &Stored| {
-            let now = self.now_ms();
-            !stored.expired(now) && directives.max_age.is_none_or(|max| stored.age(now) <= max)
-        };
+        // Within the client's max-age, when that is honoured.
+        let young = |stored: &Stored, now| plan.max_age.is_none_or(|max| stored.age(now) <= max);
         let head = parts.clone_without_extensions();
         let pending: Pending<S> =
             Arc::new(Mutex::new(Some((Request::from_parts(parts, body), inner))));
+        // A stale entry that answers if the handler fails.
+        let fallback: Mutex<Option<Stored>> = Mutex::new(None);
 
-        if read {
-            if let (true, Some(ttl)) = (store, ttl) {
-                let ran = AtomicBool::new(false);
-                let load = || async {
-                    ran.store(true, Ordering::Relaxed);
-                    let Some((request, mut inner)) = take(&pending) else {
-                        return Err(Load::Cache(Error::InvalidArgument(
-                            "request already taken".into(),
-                        )));
-                    };
-                    let response = inner.call(request).await.map_err(Load::Service)?;
-                    self.to_stored(response, expire)
-                        .await
-                        .map_err(Load::Uncached)
+        let mut mode = if store {
+            Fetch::Store
+        } else {
+            Fetch::PassThrough
+        };
+        if read && store {
+            let ran = AtomicBool::new(false);
+            let load = || async {
+                ran.store(true, Ordering::Relaxed);
+                let Some((request, inner)) = take(&pending) else {
+                    return Err(Load::Cache(Error::InvalidArgument(
+                        "request already taken".into(),
+                    )));
                 };
-                let loaded = self
-                    .cache
-                    .get_or_set(&key, load)
-                    .expire(ttl)
-                    .fallible()
-                    .await;
-                let ran = ran.load(Ordering::Relaxed);
-                match loaded {
-                    Ok(stored) if ran || fresh(&stored) => {
-                        return Ok(self.answer(&stored, &head, &method, !ran))
+                let stale = lock(&fallback).take();
+                self.fetch(request, inner, &key, plan, stale, Fetch::Store)
+                    .await
+                    .map(Entry::Response)
+            };
+            // Served: fresh or revalidating entries and hit-for-miss
+            // markers. Refused (loaded once for concurrent requests):
+            // missing, dead, and stale-if-error entries (kept to answer a
+            // failure).
+            let usable = |entry: &Entry| {
+                let Entry::Response(stored) = entry else {
+                    return true;
+                };
+                let now = self.now_ms();
+                if !young(stored, now) {
+                    return false;
+                }
+                match stored.freshness(now) {
+                    Freshness::Fresh | Freshness::Revalidate => true,
+                    Freshness::IfError => {
+                        *lock(&fallback) = Some(stored.clone());
+                        false
                     }
-                    Ok(_) => {} // older than the request's max-age: refresh below
-                    Err(Load::Uncached(response)) => return Ok(self.mark(response, false)),
-                    Err(Load::Service(error)) => return Err(error),
-                    Err(Load::Cache(error)) => {
-                        tracing::warn!(key, %error, "cache failed; calling the handler");
+                    Freshness::Dead => false,
+                }
+            };
+            let loaded = self
+                .cache
+                .get_or_set(&key, load)
+                .fallible()
+                .expire_with(|entry: &Entry| match entry {
+                    Entry::Response(stored) => stored.backend_ttl(),
+                    Entry::Pass => None,
+                })
+                .hit_if(usable)
+                .await;
+            let ran = ran.load(Ordering::Relaxed);
+            match loaded {
+                Ok(Entry::Response(stored)) if ran => {
+                    return Ok(self.answer(&stored, &head, &method, Status::Miss))
+                }
+                Ok(Entry::Response(stored)) => {
+                    if stored.freshness(self.now_ms()) == Freshness::Revalidate {
+                        if let Some((request, inner)) = take(&pending) {
+                            self.refresh(&key, &stored, request, inner, plan);
+                        }
+                        return Ok(self.answer(&stored, &head, &method, Status::Stale));
+                    }
+                    return Ok(self.answer(&stored, &head, &method, Status::Hit));
+                }
+                // Hit-for-miss: straight to the handler, below.
+                Ok(Entry::Pass) => mode = Fetch::StoreMarked,
+                Err(Load::Uncached(response)) => return Ok(self.mark(response, Status::Miss)),
+                Err(Load::Stale(stored)) => {
+                    return Ok(self.answer(&stored, &head, &method, Status::Stale))
+                }
+                Err(Load::Service(error)) => return Err(error),
+                Err(Load::Cache(error)) => {
+                    tracing::warn!(key, %error, "cache failed; calling the handler");
+                }
+            }
+        } else if read {
+            // HEAD: answered from the GET entry, never stored.
+            match self.cache.get::<Entry>(&key).await {
+                Ok(Some(Entry::Response(stored))) if young(&stored, self.now_ms()) => {
+                    match stored.freshness(self.now_ms()) {
+                        Freshness::Fresh => {
+                            return Ok(self.answer(&stored, &head, &method, Status::Hit))
+                        }
+                        Freshness::Revalidate => {
+                            return Ok(self.answer(&stored, &head, &method, Status::Stale))
+                        }
+                        Freshness::IfError => *lock(&fallback) = Some(stored),
+                        Freshness::Dead => {}
                     }
                 }
-            } else {
-                match self.cache.get::<Stored>(&key).await {
-                    Ok(Some(stored)) if fresh(&stored) => {
-                        return Ok(self.answer(&stored, &head, &method, true))
-                    }
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::warn!(key, %error, "cache read failed; calling the handler")
-                    }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(key, %error, "cache read failed; calling the handler")
                 }
             }
         }
 
-        let Some((request, mut inner)) = take(&pending) else {
+        let Some((request, inner)) = take(&pending) else {
             // Only reachable if a load took the request and then the cache
             // failed; answer rather than panic.
-            let mut failed = Response::new(Body::empty());
-            *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            return Ok(self.mark(failed, false));
+            return Ok(self.failed());
         };
-        let response = inner.call(request).await?;
-        if !store {
-            return Ok(self.mark(response, false));
-        }
-        match self.to_stored(response, expire).await {
+        let stale = lock(&fallback).take();
+        match self.fetch(request, inner, &key, plan, stale, mode).await {
             Ok(stored) => {
-                let ttl = ttl.unwrap_or(Ttl::FOREVER);
-                if let Err(error) = self.cache.set(&key, &stored).expire(ttl).await {
-                    tracing::warn!(key, %error, "cache write failed");
-                }
-                Ok(self.answer(&stored, &head, &method, false))
+                let stored = self.store(&key, stored).await;
+                Ok(self.answer(&stored, &head, &method, Status::Miss))
             }
-            Err(response) => Ok(self.mark(response, false)),
+            Err(Load::Uncached(response)) => Ok(self.mark(response, Status::Miss)),
+            Err(Load::Stale(stored)) => Ok(self.answer(&stored, &head, &method, Status::Stale)),
+            Err(Load::Service(error)) => Err(error),
+            Err(Load::Cache(error)) => {
+                tracing::warn!(key, %error, "cache failed");
+                Ok(self.failed())
+            }
         }
     }
 }

@@ -14,6 +14,9 @@ use cashews::{Cache, Clock};
 /// A cache under test and a way to let time pass for it.
 pub struct Harness {
     pub cache: Cache,
+    /// The URL the cache was set up with (for a second cache on the same
+    /// backend: another process, or another clock).
+    pub url: String,
     paused: bool,
     /// Real backends run time-heavy cases 10x faster (durations scaled).
     scale: f64,
@@ -71,6 +74,7 @@ impl Harness {
         cache.setup(url).expect("valid url");
         Harness {
             cache,
+            url: url.to_owned(),
             paused: true,
             scale: 1.0,
             #[cfg(feature = "redis")]
@@ -86,11 +90,11 @@ impl Harness {
     pub fn redis(params: &str) -> Harness {
         let server = redis::RedisServer::start();
         let cache = Cache::new();
-        cache
-            .setup(&format!("{}{params}", server.url()))
-            .expect("valid url");
+        let url = format!("{}{params}", server.url());
+        cache.setup(&url).expect("valid url");
         Harness {
             cache,
+            url,
             paused: false,
             scale: 0.1,
             server: Some(server),
@@ -105,11 +109,11 @@ impl Harness {
     pub fn redis_cluster(params: &str) -> Harness {
         let cluster = redis::RedisCluster::start();
         let cache = Cache::new();
-        cache
-            .setup(&format!("{}{params}", cluster.url()))
-            .expect("valid url");
+        let url = format!("{}{params}", cluster.url());
+        cache.setup(&url).expect("valid url");
         Harness {
             cache,
+            url,
             paused: false,
             scale: 0.1,
             server: None,
@@ -124,11 +128,11 @@ impl Harness {
     pub fn disk(params: &str) -> Harness {
         let dir = TempDir::new("disk");
         let cache = Cache::new();
-        cache
-            .setup(&format!("disk://?directory={}{params}", dir.path.display()))
-            .expect("valid url");
+        let url = format!("disk://?directory={}{params}", dir.path.display());
+        cache.setup(&url).expect("valid url");
         Harness {
             cache,
+            url,
             paused: false,
             scale: 0.1,
             #[cfg(feature = "redis")]

@@ -715,6 +715,21 @@ mod cases {
         }
     }
 
+    /// Bytes in the backend that are not an entry (written by an attacker
+    /// with access to the backend, or by another program) are a miss,
+    /// replaced by the handler's answer.
+    pub async fn a_tampered_entry_is_a_miss(h: &Harness) {
+        let (address, calls) = serve(layer(&h.cache)).await;
+        let key = layer(&h.cache).key(&parts("/slow"));
+        for garbage in [&b"garbage"[..], &[0xCA, 1, 1, 0, 0xFF, 0xFF][..], &[][..]] {
+            h.cache.set_raw(&key, garbage.to_vec()).await.unwrap();
+            let reply = fetch(address, "/slow").await;
+            assert_eq!((reply.status, reply.x_cache()), (200, Some("MISS")));
+            assert_eq!(fetch(address, "/slow").await.x_cache(), Some("HIT"));
+        }
+        assert_eq!(calls.slow(), 3);
+    }
+
     pub async fn vary_headers_and_per_request_ttl(h: &Harness) {
         let layer = layer(&h.cache)
             .vary([header::ACCEPT_LANGUAGE])
@@ -759,7 +774,8 @@ macro_rules! http_suite {
             errors_posts_cookies_and_streams_are_not_cached,
             concurrent_cold_requests_run_the_handler_once, vary_headers_and_per_request_ttl,
             stale_while_revalidate_answers_at_once_and_refreshes_once,
-            stale_if_error_answers_a_failing_handler, routes_override_the_router_wide_layer);
+            stale_if_error_answers_a_failing_handler, routes_override_the_router_wide_layer,
+            a_tampered_entry_is_a_miss);
     };
 }
 
@@ -812,6 +828,66 @@ async fn one_background_refresh_across_processes() {
         assert_eq!(reply.body, "computed 2");
     }
     assert_eq!(calls.slow(), 2);
+}
+
+/// A hung (SIGSTOP) or dead (killed) Redis never fails a request nor holds
+/// it much past the per-call deadline: the handler answers. Stale serving
+/// needs the backend, so it degrades to the handler too.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layer_answers_through_a_hung_or_dead_backend() {
+    let mut server = support::redis::RedisServer::start();
+    let (clock, hand) = Clock::manual();
+    let cache = Cache::with_clock(clock);
+    cache
+        .setup(&format!(
+            "{}?response_timeout=400ms&connect_timeout=400ms",
+            server.url()
+        ))
+        .unwrap();
+    let layer = CacheLayer::new(&cache)
+        .ttl("10s")
+        .unwrap()
+        .stale_while_revalidate("60s")
+        .unwrap()
+        .stale_if_error("60s")
+        .unwrap();
+    let (address, calls) = serve(layer).await;
+    assert_eq!(fetch(address, "/slow").await.x_cache(), Some("MISS"));
+    // Each request: at most two deadlines, the 200 ms handler and slack.
+    let bound = Duration::from_millis(2 * 400 + 200 + 600);
+    let timed = |path: &'static str| async move {
+        let started = std::time::Instant::now();
+        let reply = fetch(address, path).await;
+        let took = started.elapsed();
+        assert!(took <= bound, "{path} took {took:?} ({reply:?})");
+        reply
+    };
+    server.pause();
+    for _ in 0..3 {
+        let reply = timed("/slow").await;
+        assert_eq!((reply.status, reply.x_cache()), (200, Some("MISS")));
+        assert!(reply.body.starts_with("computed "), "{reply:?}");
+    }
+    server.resume();
+    // Back: an entry answers again — the first, or one the server took in
+    // from its socket buffer once it resumed (a whole response either way).
+    let reply = eventually(address, "/slow", |r| r.x_cache() == Some("HIT")).await;
+    assert!(reply.body.starts_with("computed "), "{reply:?}");
+    hand.advance(Duration::from_secs(11));
+    assert_eq!(timed("/slow").await.x_cache(), Some("STALE"));
+    let before = calls.slow();
+    server.kill();
+    for _ in 0..3 {
+        let reply = timed("/slow").await;
+        assert_eq!((reply.status, reply.x_cache()), (200, Some("MISS")));
+    }
+    assert!(calls.slow() >= before + 3);
+    // With the backend gone there is no stale entry to serve: a failing
+    // handler's answer goes to the client.
+    calls.failing.store(true, Ordering::SeqCst);
+    let failed = timed("/flaky").await;
+    assert_eq!(failed.status, 503);
 }
 
 static HANDLER_CACHE: std::sync::LazyLock<Cache> = std::sync::LazyLock::new(|| {

@@ -31,6 +31,17 @@ async fn page(page: u32) -> Vec<u32> {
     vec![page]
 }
 
+/// ISO 8601 and clock forms, checked at compile time like the others.
+#[cache(ttl = "PT5M")]
+async fn iso(id: u64) -> u64 {
+    id
+}
+
+#[cache(ttl = "4 10:15:30.5")]
+async fn clock(id: u64) -> u64 {
+    id
+}
+
 /// A body of one expression compiles without "unnecessary braces".
 #[cache(ttl = "1h")]
 async fn one_expression(id: u64) -> u64 {

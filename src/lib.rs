@@ -8,8 +8,8 @@
 #[doc(inline)]
 pub use cashews_core::{
     Cache, CacheBuilder, CacheStats, Clock, Command, CommandSet, Error, Exist, Expiry, IntoTtl,
-    LockGuard, ManualClock, Result, Transaction, TransactionMode, Ttl, DEFAULT_LOCK_WAIT, DRIVERS,
-    MAX_FLIGHT_WAIT, TAGS_PREFIX,
+    LockGuard, ManualClock, Result, ResultTtl, Transaction, TransactionMode, Ttl,
+    DEFAULT_LOCK_WAIT, DRIVERS, MAX_FLIGHT_WAIT, TAGS_PREFIX,
 };
 
 /// Sets up the default cache ([`Cache::global`]) for every key from `url`;
@@ -106,8 +106,8 @@ pub mod cache {
 #[doc(hidden)]
 pub mod __private {
     pub use cashews_core::strategy::{
-        bypassed, cache_info, duration_of, invalid_ttl, layer_ttl, local_hit, uncached, Condition,
-        Either, FunctionStats, Memo, OkPart, Whole,
+        bypassed, cache_info, duration_of, invalid_ttl, layer_ttl, local_hit, result_ttl, uncached,
+        Condition, Either, FunctionStats, Memo, OkPart, Whole,
     };
     pub use cashews_core::{glob, key, scope, strategy};
     pub use cashews_core::{Cache, IntoTtl, Ttl};
@@ -118,6 +118,11 @@ pub mod __private {
             .map_or(std::time::Duration::from_secs(3600), |d| {
                 d.mul_f64(fraction)
             })
+    }
+
+    /// Whether a result is an `Err` (`negative_ttl`).
+    pub fn is_err<T, E>(output: &::std::result::Result<T, E>) -> bool {
+        output.is_err()
     }
 
     /// The cache of `#[cache]` functions that name none.

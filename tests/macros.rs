@@ -360,33 +360,67 @@ async fn time_condition_caches_only_slow_calls() {
     assert_eq!(TIMED_CALLS.load(Ordering::SeqCst), 3, "slow calls are");
 }
 
-fn ttl_for(user: &User, long: &bool) -> Duration {
+/// The TTL from the result and the arguments: a token lives as long as
+/// it says; a long-lived user's answers an hour; `None` is not stored.
+fn ttl_for(
+    out: &Result<Option<u64>, String>,
+    user: &User,
+    long: &bool,
+    _valid: &Option<u64>,
+) -> Option<Duration> {
     let _ = user;
-    Duration::from_secs(if *long { 3600 } else { 10 })
+    match out {
+        Ok(Some(valid_secs)) if !*long => Some(Duration::from_secs(*valid_secs)),
+        Ok(Some(_)) => Some(Duration::from_secs(3600)),
+        Ok(None) | Err(_) => None,
+    }
 }
 
 static DYNAMIC: LazyLock<Cache> = LazyLock::new(memory_cache);
+static DYNAMIC_CALLS: AtomicUsize = AtomicUsize::new(0);
 
-#[cache(ttl = ttl_for, cache = DYNAMIC, key = "d:{user.id}:{long}")]
-async fn dynamic_ttl(user: &User, long: bool) -> u64 {
-    let _ = long;
-    user.id
+#[cache(ttl = ttl_for, cache = DYNAMIC, key = "d:{user.id}:{long}:{valid}")]
+async fn dynamic_ttl(user: &User, long: bool, valid: Option<u64>) -> Result<Option<u64>, String> {
+    DYNAMIC_CALLS.fetch_add(1, Ordering::SeqCst);
+    let _ = (user, long);
+    Ok(valid)
+}
+
+/// A TTL function answering something that is not a TTL: not stored.
+fn zero_ttl(_out: &u64, _id: &u64) -> u64 {
+    0
+}
+
+#[cache(ttl = zero_ttl, cache = DYNAMIC, key = "z:{id}")]
+async fn zero(id: u64) -> u64 {
+    id
 }
 
 #[tokio::test]
-async fn ttl_can_be_computed_from_the_arguments() {
-    dynamic_ttl(&ann(), true).await;
-    dynamic_ttl(&ann(), false).await;
-    let long = DYNAMIC.get_expire("d:7:true").await.unwrap();
-    let short = DYNAMIC.get_expire("d:7:false").await.unwrap();
+async fn ttl_can_be_computed_from_the_result_and_the_arguments() {
+    let expiry = |key: &'static str| async move { DYNAMIC.get_expire(key).await.unwrap() };
+    assert_eq!(dynamic_ttl(&ann(), false, Some(30)).await, Ok(Some(30)));
     assert!(
-        matches!(long, cashews::Expiry::Remaining(d) if d > Duration::from_secs(3000)),
-        "{long:?}"
+        matches!(expiry("d:7:false:30").await, cashews::Expiry::Remaining(d) if d <= Duration::from_secs(30) && d > Duration::from_secs(25)),
+        "the result's own lifetime"
     );
+    dynamic_ttl(&ann(), true, Some(30)).await.unwrap();
     assert!(
-        matches!(short, cashews::Expiry::Remaining(d) if d <= Duration::from_secs(10)),
-        "{short:?}"
+        matches!(expiry("d:7:true:30").await, cashews::Expiry::Remaining(d) if d > Duration::from_secs(3000)),
+        "the arguments choose too"
     );
+    // None: returned, not stored, computed again.
+    let before = DYNAMIC_CALLS.load(Ordering::SeqCst);
+    assert_eq!(dynamic_ttl(&ann(), false, None).await, Ok(None));
+    assert_eq!(dynamic_ttl(&ann(), false, None).await, Ok(None));
+    assert_eq!(DYNAMIC_CALLS.load(Ordering::SeqCst), before + 2);
+    assert_eq!(expiry("d:7:false:").await, cashews::Expiry::Missing);
+    // Stored ones are hits.
+    dynamic_ttl(&ann(), false, Some(30)).await.unwrap();
+    assert_eq!(DYNAMIC_CALLS.load(Ordering::SeqCst), before + 2);
+    // An invalid TTL is logged and not stored.
+    assert_eq!(zero(5).await, 5);
+    assert_eq!(expiry("z:5").await, cashews::Expiry::Missing);
 }
 
 // ---- concurrency ---------------------------------------------------------------

@@ -166,6 +166,31 @@ impl<T: IntoTtl> IntoTtl for Option<T> {
     }
 }
 
+/// What a TTL function of a result returns (`#[cache(ttl = ttl_for)]`):
+/// a TTL in any form, or an `Option` of one where `None` means "do not
+/// store this result" (unlike [`IntoTtl`], where `None` is no expiry).
+pub trait ResultTtl {
+    /// `Ok(None)`: do not store.
+    fn result_ttl(self) -> Result<Option<Ttl>>;
+}
+
+impl<T: IntoTtl> ResultTtl for Option<T> {
+    fn result_ttl(self) -> Result<Option<Ttl>> {
+        self.map(IntoTtl::into_ttl).transpose()
+    }
+}
+
+macro_rules! result_ttl_of_ttl_forms {
+    ($($t:ty),*) => {$(
+        impl ResultTtl for $t {
+            fn result_ttl(self) -> Result<Option<Ttl>> {
+                self.into_ttl().map(Some)
+            }
+        }
+    )*};
+}
+result_ttl_of_ttl_forms!(Ttl, Duration, &str, String, &String, u16, u32, u64, usize, i32, i64, f64);
+
 macro_rules! unsigned_seconds {
     ($($t:ty),*) => {$(
         impl IntoTtl for $t {

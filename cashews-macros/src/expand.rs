@@ -142,7 +142,16 @@ fn generate(
     krate: &TokenStream,
 ) -> syn::Result<TokenStream> {
     let refreshed = layers.iter().any(|(_, l)| l.strategy.refreshes());
-    let (maker, make_body) = function.body(refreshed)?;
+    let borrowed = layers
+        .iter()
+        .any(|(_, l)| l.strategy.reads_args_after_body());
+    if refreshed && borrowed {
+        return Err(syn::Error::new(
+            function.name().span(),
+            "a TTL function of the result reads the arguments after the body, which a background refresh (early, hit) takes: give the refreshing layer a TTL value",
+        ));
+    }
+    let (maker, make_body) = function.body(refreshed, borrowed)?;
     let mut errors = Errors::default();
     let mut prepare = TokenStream::new();
     let mut futures = Vec::new();

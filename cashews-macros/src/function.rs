@@ -164,14 +164,17 @@ impl Function {
     /// the layers prepare), and the statement making its future,
     /// `__cashews_body`. With `refreshed`, the maker is `__cashews_make`, a
     /// closure of owned copies of the arguments (and of `self`) that a
-    /// background refresh calls again.
-    pub fn body(&self, refreshed: bool) -> syn::Result<(TokenStream, TokenStream)> {
+    /// background refresh calls again. With `borrowed`, the body borrows
+    /// the arguments it only reads (a layer reads them after it), instead of
+    /// taking them all.
+    pub fn body(&self, refreshed: bool, borrowed: bool) -> syn::Result<(TokenStream, TokenStream)> {
         let block = self.item.block.to_token_stream();
         if !refreshed {
             let typed = self.typed_body(block);
+            let capture = (!borrowed).then(|| quote!(move));
             return Ok((
                 TokenStream::new(),
-                quote!(let __cashews_body = async move { #typed };),
+                quote!(let __cashews_body = async #capture { #typed };),
             ));
         }
         let mut block = (*self.item.block).clone();

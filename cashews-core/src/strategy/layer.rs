@@ -21,6 +21,20 @@ pub fn layer_ttl(value: impl IntoTtl, key: &str) -> Option<Ttl> {
     }
 }
 
+/// The TTL a function chose for a result (`#[cache(ttl = ttl_for)]`):
+/// `None` — not stored — when it said so, or when its answer is not a valid
+/// TTL (logged against `function`).
+#[doc(hidden)]
+pub fn result_ttl(value: impl crate::ResultTtl, function: &str) -> Option<Ttl> {
+    match value.result_ttl() {
+        Ok(ttl) => ttl,
+        Err(error) => {
+            tracing::warn!(function, %error, "invalid ttl for a result; not cached");
+            None
+        }
+    }
+}
+
 /// Logs a TTL computed at call time that is invalid.
 #[doc(hidden)]
 pub fn invalid_ttl(key: &str, error: &Error) {

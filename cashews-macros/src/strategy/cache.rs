@@ -10,13 +10,17 @@ use syn::{Expr, ExprPath, Ident, ItemFn};
 
 use super::{Code, Layer, Parse, Strategy};
 use crate::args::{lit_str, Errors, Options};
-use crate::function::Function;
+use crate::function::{Function, Stored};
 use crate::key::{self, Target};
 use crate::template::Template;
 use crate::ttl::{DurationArg, TtlArg};
 
 pub struct Cache {
     ttl: TtlArg,
+    /// How long an `Err` is stored (negative caching).
+    negative_ttl: Option<TtlArg>,
+    /// Whether this call is cached at all (evaluated per call).
+    enabled: Option<Expr>,
     tags: Vec<Template>,
     condition: Condition,
     time_condition: Option<DurationArg>,
@@ -41,6 +45,8 @@ impl Parse for Cache {
         "lock",
         "protected",
         "helpers",
+        "negative_ttl",
+        "enabled",
     ];
 
     fn parse(options: &Options, function: &Function) -> syn::Result<Self> {
@@ -59,9 +65,13 @@ impl Parse for Cache {
         let helpers = errors
             .check(options.flag("helpers", false))
             .unwrap_or(false);
+        let negative_ttl = errors.check(negative_ttl(options, function)).flatten();
+        let enabled = errors.check(options.expr("enabled")).flatten();
         errors.finish()?;
         Ok(Cache {
             ttl: ttl.expect("no error"),
+            negative_ttl,
+            enabled,
             tags,
             condition,
             time_condition,
@@ -89,6 +99,21 @@ fn tags(options: &Options, function: &Function) -> syn::Result<Vec<Template>> {
         .collect()
 }
 
+/// `negative_ttl`: only on a function returning a `Result` (its `Err` is
+/// stored for this long, so it needs serde).
+fn negative_ttl(options: &Options, function: &Function) -> syn::Result<Option<TtlArg>> {
+    let Some(expr) = options.value("negative_ttl")? else {
+        return Ok(None);
+    };
+    if Stored::of(function.output_type(), false) != Stored::OkPart {
+        return Err(syn::Error::new_spanned(
+            expr,
+            "`negative_ttl` stores the `Err` of a function returning `Result<T, E>` (with `E: Serialize + Deserialize`)",
+        ));
+    }
+    TtlArg::parse(expr, "negative_ttl").map(Some)
+}
+
 fn condition(options: &Options) -> syn::Result<Condition> {
     Ok(match options.value("condition")? {
         None => Condition::Always,
@@ -106,7 +131,11 @@ fn condition(options: &Options) -> syn::Result<Condition> {
 
 impl Strategy for Cache {
     fn stores_errors(&self) -> bool {
-        matches!(self.condition, Condition::WithErrors)
+        matches!(self.condition, Condition::WithErrors) || self.negative_ttl.is_some()
+    }
+
+    fn reads_args_after_body(&self) -> bool {
+        matches!(self.ttl, TtlArg::Function(_))
     }
 
     fn layer(&self, cx: &Layer<'_>) -> syn::Result<Code> {
@@ -133,6 +162,15 @@ impl Strategy for Cache {
             static #stats: #p::FunctionStats =
                 #p::FunctionStats::new(concat!(module_path!(), "::", #name));
         };
+        // `enabled = expr`: decided once per call, before anything is read.
+        let enabled_name = format_ident!("__cashews_enabled_{}", cx.index);
+        let (bind_enabled, enabled) = match &self.enabled {
+            Some(expr) => (
+                quote_spanned!(expr.span()=> let #enabled_name: bool = #expr;),
+                quote!(#enabled_name),
+            ),
+            None => (TokenStream::new(), quote!(true)),
+        };
         // The key is rendered into a reused buffer and copied out on a miss
         // only; the outermost layer answers a memory hit right here.
         let bind = if cx.outermost() {
@@ -140,7 +178,7 @@ impl Strategy for Cache {
                 let #cache: &#p::Cache = #cache_expr;
                 let #key: ::std::string::String = match #p::key::with_key_buffer(|__cashews_key_text| {
                     #render
-                    if !#p::bypassed() {
+                    if #enabled && !#p::bypassed() {
                         if let ::std::option::Option::Some(hit) =
                             #p::local_hit::<#adapter, #output>(#cache, __cashews_key_text)
                         {
@@ -159,15 +197,61 @@ impl Strategy for Cache {
         } else {
             cx.bind(&render)
         };
-        let ttl = cx.bind_ttl(&self.ttl);
+        // A TTL function of the result is asked once the result is there;
+        // until then the memo's TTL is a placeholder it replaces.
+        let ttl = match &self.ttl {
+            TtlArg::Function(_) => {
+                let ttl_name = cx.ttl_name();
+                quote!(let #ttl_name: ::std::option::Option<#p::Ttl> = ::std::option::Option::Some(#p::Ttl::FOREVER);)
+            }
+            _ => cx.bind_ttl(&self.ttl),
+        };
+        let ttl_name = cx.ttl_name();
+        // A disabled call skips the layer, as an invalid TTL does.
+        let disable = self.enabled.as_ref().map(|_| {
+            quote!(let #ttl_name: ::std::option::Option<#p::Ttl> = #ttl_name.filter(|_| #enabled_name);)
+        });
+        let negative_name = format_ident!("__cashews_negative_ttl_{}", cx.index);
+        let negative = self.negative_ttl.as_ref().map(|negative| {
+            let value = negative.code(krate, cx.function, &key);
+            quote!(let #negative_name: ::std::option::Option<#p::Ttl> = #value;)
+        });
         let prepare = quote! {
             #stats_item
+            #bind_enabled
             #bind
             #ttl
+            #disable
+            #negative
             let #tags_name: ::std::vec::Vec<::std::string::String> = ::std::vec![#(#tags),*];
         };
         let memo = memo_new(krate, &output, quote!(#cache), quote!(#key), quote!(ttl));
-        let modifiers = self.modifiers(krate);
+        let mut modifiers = self.modifiers(krate);
+        // The TTL chosen once the result is there: by a function of it, and
+        // for an `Err` by `negative_ttl`.
+        let ok_ttl = match &self.ttl {
+            TtlArg::Function(path) => {
+                let args = cx.function.args_by_ref();
+                Some(quote_spanned! {path.span()=>
+                    #p::result_ttl(
+                        #path(__cashews_out, #(#args),*),
+                        concat!(module_path!(), "::", #name),
+                    )
+                })
+            }
+            _ => None,
+        };
+        let chosen = match (self.negative_ttl.is_some(), ok_ttl) {
+            (false, None) => None,
+            (false, Some(ok)) => Some(ok),
+            (true, ok) => {
+                let ok = ok.unwrap_or_else(|| quote!(#ttl_name));
+                Some(quote!(if #p::is_err(__cashews_out) { #negative_name } else { #ok }))
+            }
+        };
+        if let Some(chosen) = chosen {
+            modifiers.extend(quote!(.expire_with(|__cashews_out: &#output| #chosen)));
+        }
         let inner = &cx.inner;
         let run = cx.skippable(quote! {
             #memo #modifiers
@@ -180,7 +264,7 @@ impl Strategy for Cache {
         } else {
             quote! {
                 async move {
-                    if !#p::bypassed() {
+                    if #enabled && !#p::bypassed() {
                         if let ::std::option::Option::Some(hit) =
                             #p::local_hit::<#adapter, #output>(#cache, &#key)
                         {

@@ -56,6 +56,13 @@ pub trait Strategy {
         false
     }
 
+    /// Whether the layer reads the arguments after the body ran (a TTL
+    /// function of the result): the body then borrows them instead of
+    /// taking them.
+    fn reads_args_after_body(&self) -> bool {
+        false
+    }
+
     /// Instead of a layer, the whole function (an attribute that does not
     /// stack, such as `iterator`).
     fn alone(

@@ -66,9 +66,9 @@ async fn static_ttl(id: u64) -> u64 {
     id
 }
 
-/// A TTL function of the arguments: a lower-case path.
-fn ttl_for(id: &u64) -> Duration {
-    Duration::from_secs(*id + 1)
+/// A TTL function of the result and the arguments: a lower-case path.
+fn ttl_for(out: &u64, id: &u64) -> Duration {
+    Duration::from_secs(*out + *id + 1)
 }
 
 #[cache(ttl = ttl_for)]

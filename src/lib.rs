@@ -7,9 +7,9 @@
 
 #[doc(inline)]
 pub use cashews_core::{
-    Cache, CacheBuilder, CacheStats, Clock, Command, CommandSet, Error, Exist, Expiry, IntoTtl,
-    LockGuard, ManualClock, Result, ResultTtl, Transaction, TransactionMode, Ttl,
-    DEFAULT_LOCK_WAIT, DRIVERS, MAX_FLIGHT_WAIT, TAGS_PREFIX,
+    Cache, CacheBuilder, CacheStats, Clock, Command, CommandSet, Error, Exist, ExpireAt, Expiry,
+    IntoExpireAt, IntoTtl, LockGuard, ManualClock, Result, ResultTtl, Transaction, TransactionMode,
+    Ttl, DEFAULT_LOCK_WAIT, DRIVERS, MAX_FLIGHT_WAIT, TAGS_PREFIX,
 };
 
 /// Sets up the default cache ([`Cache::global`]) for every key from `url`;
@@ -106,8 +106,8 @@ pub mod cache {
 #[doc(hidden)]
 pub mod __private {
     pub use cashews_core::strategy::{
-        bypassed, cache_info, duration_of, invalid_ttl, layer_ttl, local_hit, result_ttl, uncached,
-        Condition, Either, FunctionStats, Memo, OkPart, Whole,
+        bypassed, cache_info, duration_of, expire_at_ttl, invalid_ttl, layer_ttl, local_hit,
+        result_ttl, uncached, Condition, Either, FunctionStats, Memo, OkPart, Whole,
     };
     pub use cashews_core::{glob, key, scope, strategy};
     pub use cashews_core::{Cache, IntoTtl, Ttl};

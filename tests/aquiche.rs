@@ -4,9 +4,9 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use cashews::{cache, Cache, Expiry};
+use cashews::{cache, Cache, ExpireAt, Expiry};
 use serde::{Deserialize, Serialize};
 use support::Harness;
 
@@ -51,6 +51,29 @@ async fn switched(cache: &Cache, calls: &AtomicUsize, on: &bool, id: u64) -> u64
     id
 }
 
+#[cache(expire_at = "00:00", cache = cache, key = "daily:{id}")]
+async fn daily(cache: &Cache, id: u64) -> u64 {
+    id
+}
+
+/// When a value expires, from the arguments: `secs` from now, or (negative)
+/// already past.
+fn moment(_cache: &Cache, calls: &AtomicUsize, secs: &i64) -> SystemTime {
+    let _ = calls;
+    let now = SystemTime::now();
+    if *secs >= 0 {
+        now + Duration::from_secs(secs.unsigned_abs())
+    } else {
+        now - Duration::from_secs(secs.unsigned_abs())
+    }
+}
+
+#[cache(expire_at = moment, cache = cache, key = "moment:{secs}")]
+async fn until(cache: &Cache, calls: &AtomicUsize, secs: i64) -> i64 {
+    calls.fetch_add(1, Ordering::SeqCst);
+    secs
+}
+
 fn remaining(expiry: Expiry) -> Duration {
     match expiry {
         Expiry::Remaining(d) => d,
@@ -91,6 +114,61 @@ mod cases {
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
+    pub async fn values_expire_at_a_time_of_day_or_a_moment(h: &Harness) {
+        // Every day at midnight UTC: what is left of today.
+        daily(&h.cache, 1).await;
+        let left = remaining(h.cache.get_expire("daily:1").await.unwrap());
+        let expected = ExpireAt::parse("00:00")
+            .unwrap()
+            .remaining(h.cache.clock().unix_ms())
+            .unwrap();
+        assert!(
+            left.abs_diff(expected) < Duration::from_secs(5),
+            "{left:?} vs {expected:?}"
+        );
+        // A moment from the arguments.
+        let calls = AtomicUsize::new(0);
+        until(&h.cache, &calls, 600).await;
+        let left = remaining(h.cache.get_expire("moment:600").await.unwrap());
+        assert!(
+            left <= Duration::from_secs(600) && left > Duration::from_secs(590),
+            "{left:?}"
+        );
+        // A moment that has passed: the call runs without the cache.
+        until(&h.cache, &calls, -5).await;
+        until(&h.cache, &calls, -5).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            h.cache.get_expire("moment:-5").await.unwrap(),
+            Expiry::Missing
+        );
+        // The same on `set`: a future moment is its TTL; a past one deletes
+        // the key and stores nothing.
+        assert!(h
+            .cache
+            .set("report", &1u8)
+            .expire_at("2999-01-01T00:00:00Z")
+            .await
+            .unwrap());
+        let left = remaining(h.cache.get_expire("report").await.unwrap());
+        assert!(left > Duration::from_secs(86_400 * 365 * 900), "{left:?}");
+        assert!(!h
+            .cache
+            .set("report", &2u8)
+            .expire_at("2020-01-01")
+            .await
+            .unwrap());
+        assert_eq!(h.cache.get::<u8>("report").await.unwrap(), None);
+        // Not an expiry: an error naming it.
+        let error = h
+            .cache
+            .set("report", &3u8)
+            .expire_at("tomorrow")
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("tomorrow"), "{error}");
+    }
+
     pub async fn caching_is_switched_per_call(h: &Harness) {
         let calls = AtomicUsize::new(0);
         for _ in 0..2 {
@@ -112,7 +190,7 @@ macro_rules! aquiche_suite {
     ($backend:ident, [$attr:meta], $make:expr) => {
         backend_suite!(cases, $backend, [$attr], $make;
             the_result_chooses_its_ttl, errors_are_cached_for_their_own_ttl,
-            caching_is_switched_per_call);
+            caching_is_switched_per_call, values_expire_at_a_time_of_day_or_a_moment);
     };
 }
 

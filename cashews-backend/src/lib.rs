@@ -34,4 +34,4 @@ pub use driver::{Driver, DriverContext};
 pub use error::{BoxError, Error, Result};
 pub use memory::{MemoryBackend, MemoryConfig};
 pub use response::Response;
-pub use ttl::{IntoTtl, ResultTtl, Ttl};
+pub use ttl::{ExpireAt, IntoExpireAt, IntoTtl, ResultTtl, Ttl};

@@ -7,19 +7,26 @@
 //! - strings: `"90"` (seconds), `"90s"`, `"1d2h3m50s"`, `"1.5h"`, `"250ms"`, and phrases
 //!   such as `"2 hours 5min"` or `"1 week"`. Units: `ms`, `s`/`sec`/`second(s)`,
 //!   `m`/`min`/`minute(s)`, `h`/`hr`/`hour(s)`, `d`/`day(s)`, `w`/`week(s)`;
+//!   clock forms (`"15:30"`, `"10:15:30"`, `"4 10:15:30"`) and ISO 8601
+//!   durations (`"PT5M"`, `"P1DT2H"`);
 //! - [`Ttl::FOREVER`] (or `None`) for no expiry.
 //!
 //! A zero, negative or unparsable TTL is an [`Error::Ttl`] quoting the input: a
 //! zero TTL never silently means "forever".
+//!
+//! Absolute expiry ([`IntoExpireAt`]): a time of day that recurs (`"00:00"`,
+//! `"06:00+02:00"`), a date, an ISO 8601 datetime, a [`SystemTime`], or an
+//! [`ExpireAt`].
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 
 // The grammar the macros check TTL literals with at compile time.
 use cashews_ttl as grammar;
+pub use cashews_ttl::ExpireAt;
 
 /// How long a value lives: a positive [`Duration`] or [`Ttl::FOREVER`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -190,6 +197,59 @@ macro_rules! result_ttl_of_ttl_forms {
     )*};
 }
 result_ttl_of_ttl_forms!(Ttl, Duration, &str, String, &String, u16, u32, u64, usize, i32, i64, f64);
+
+/// Anything that names when a value expires in absolute terms; see the
+/// [module docs](self).
+pub trait IntoExpireAt {
+    /// Converts, or explains why the input is not an expiry.
+    fn into_expire_at(self) -> Result<ExpireAt>;
+}
+
+impl IntoExpireAt for ExpireAt {
+    fn into_expire_at(self) -> Result<ExpireAt> {
+        Ok(self)
+    }
+}
+
+impl IntoExpireAt for &str {
+    fn into_expire_at(self) -> Result<ExpireAt> {
+        ExpireAt::parse(self).map_err(|reason| Error::Ttl {
+            input: self.to_owned(),
+            reason,
+        })
+    }
+}
+
+impl IntoExpireAt for String {
+    fn into_expire_at(self) -> Result<ExpireAt> {
+        self.as_str().into_expire_at()
+    }
+}
+
+impl IntoExpireAt for &String {
+    fn into_expire_at(self) -> Result<ExpireAt> {
+        self.as_str().into_expire_at()
+    }
+}
+
+impl IntoExpireAt for SystemTime {
+    fn into_expire_at(self) -> Result<ExpireAt> {
+        let ms = match self.duration_since(UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+            Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+        };
+        Ok(ExpireAt::Moment(ms))
+    }
+}
+
+/// The TTL that makes a value expire at `at`, seen at `now_unix_ms`;
+/// `Ok(None)` once that moment has passed.
+pub fn ttl_until(at: impl IntoExpireAt, now_unix_ms: u64) -> Result<Option<Ttl>> {
+    Ok(at
+        .into_expire_at()?
+        .remaining(now_unix_ms)
+        .and_then(|left| Ttl::new(left).ok()))
+}
 
 macro_rules! unsigned_seconds {
     ($($t:ty),*) => {$(

@@ -26,8 +26,8 @@ pub use cashews_backend::{
 };
 pub use cashews_backend::{
     Backend, BoxError, BoxFuture, BoxStream, Clock, Command, CommandSet, Driver, DriverContext,
-    Error, Exist, Expiry, IntoTtl, ManualClock, MemoryBackend, MemoryConfig, Result, ResultTtl,
-    SetOptions, Ttl, Write,
+    Error, Exist, ExpireAt, Expiry, IntoExpireAt, IntoTtl, ManualClock, MemoryBackend,
+    MemoryConfig, Result, ResultTtl, SetOptions, Ttl, Write,
 };
 pub use codec::{CodecKind, Digest, Miss, Serializer};
 pub use strategy::{GetOrSetBuilder, TryGetOrSet};

@@ -18,6 +18,10 @@ pub enum TtlArg {
     /// Any other expression of a type that is `IntoTtl`, evaluated per call;
     /// an upper-case path (`ttl = PROFILE_TTL`) is a const or static.
     Expr(Expr),
+    /// `expire_at = ...`: an absolute expiry (a checked literal, a function
+    /// of the arguments, or an expression that is `IntoExpireAt`), turned
+    /// into the TTL left until it when the call is made.
+    At(Expr),
 }
 
 impl TtlArg {
@@ -31,12 +35,44 @@ impl TtlArg {
         })
     }
 
+    /// `expire_at = ...`: a literal is checked now.
+    pub fn parse_expire_at(expr: &Expr) -> syn::Result<TtlArg> {
+        if let Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) = expr
+        {
+            cashews_ttl::ExpireAt::parse(&s.value()).map_err(|reason| {
+                syn::Error::new_spanned(
+                    s,
+                    format!("invalid `expire_at`: {:?}: {reason}", s.value()),
+                )
+            })?;
+        }
+        Ok(TtlArg::At(expr.clone()))
+    }
+
     /// An expression of `Option<Ttl>`: `None` (logged against `key`) when a
     /// value computed at call time is not a valid TTL, and the layer is
-    /// then skipped for this call.
-    pub fn code(&self, krate: &TokenStream, function: &Function, key: &Ident) -> TokenStream {
+    /// then skipped for this call. `cache` measures absolute expiry.
+    pub fn code(
+        &self,
+        krate: &TokenStream,
+        function: &Function,
+        cache: &Ident,
+        key: &Ident,
+    ) -> TokenStream {
         let p = quote!(#krate::__private);
         let value = match self {
+            TtlArg::At(expr) => {
+                let at = match expr {
+                    Expr::Path(path) if !names_a_value(path) => {
+                        let args = function.args_by_ref();
+                        quote_spanned!(path.span()=> #path(#(#args),*))
+                    }
+                    other => other.to_token_stream(),
+                };
+                return quote!(#p::expire_at_ttl(#at, #cache, &#key));
+            }
             TtlArg::Literal(nanos) => {
                 return quote!(::std::option::Option::Some(#p::Ttl::from_nanos_checked(#nanos)))
             }

@@ -18,6 +18,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod expire_at;
+
+pub use expire_at::ExpireAt;
+
 use std::time::Duration;
 
 /// Parses a TTL in any of the forms above; zero is allowed.

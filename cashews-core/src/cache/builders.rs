@@ -10,7 +10,7 @@ use crate::backend::{BoxFuture, Exist, SetOptions};
 use crate::command::Command;
 use crate::error::Result;
 use crate::middleware::Request;
-use crate::ttl::{IntoTtl, Ttl};
+use crate::ttl::{ExpireAt, IntoExpireAt, IntoTtl, Ttl};
 
 /// A pending `set`; see [`Cache::set`].
 #[must_use = "a set does nothing until awaited"]
@@ -21,6 +21,7 @@ pub struct SetBuilder<'a> {
     value: Result<Bytes>,
     command: Command,
     options: Result<SetOptions>,
+    expire_at: Option<Result<ExpireAt>>,
     tags: Vec<&'a str>,
 }
 
@@ -37,8 +38,26 @@ impl<'a> SetBuilder<'a> {
             value,
             command,
             options: Ok(SetOptions::default()),
+            expire_at: None,
             tags: Vec::new(),
         }
+    }
+
+    /// Expires the value at `at` (see [`crate::ttl`]): `"00:00"` (the next
+    /// midnight UTC), `"06:00+02:00"`, `"2027-01-01"`, an ISO 8601 datetime,
+    /// a [`SystemTime`](std::time::SystemTime). Measured by the cache's
+    /// clock when the set runs; a moment already past deletes the key and
+    /// stores nothing (`Ok(false)`), as Redis' `EXPIREAT` does.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cashews_core::Result<()> {
+    /// # let cache = cashews_core::Cache::new(); cache.setup("mem://")?;
+    /// cache.set("daily:report", &"…").expire_at("00:00").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn expire_at(mut self, at: impl IntoExpireAt) -> Self {
+        self.expire_at = Some(at.into_expire_at());
+        self
     }
 
     /// Expires the value after `ttl` (see [`crate::ttl`]).
@@ -85,7 +104,19 @@ impl<'a> IntoFuture for SetBuilder<'a> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let (value, options, key) = (self.value?, self.options?, self.key.into());
+            let (value, mut options, key) = (self.value?, self.options?, self.key.into());
+            if let Some(at) = self.expire_at {
+                match at?
+                    .remaining(self.cache.clock().unix_ms())
+                    .and_then(|left| Ttl::new(left).ok())
+                {
+                    Some(ttl) => options.expire = ttl.duration(),
+                    None => {
+                        self.cache.delete(self.key).await?;
+                        return Ok(false);
+                    }
+                }
+            }
             let request = match self.command {
                 Command::SetRaw => Request::SetRaw {
                     key,

@@ -35,6 +35,27 @@ pub fn result_ttl(value: impl crate::ResultTtl, function: &str) -> Option<Ttl> {
     }
 }
 
+/// The TTL left until `at` on `cache`'s clock (`#[cache(expire_at = ...)]`):
+/// `None` — this call runs without the cache — when that moment has passed
+/// or `at` is not an expiry (logged against `key`).
+#[doc(hidden)]
+pub fn expire_at_ttl(at: impl crate::IntoExpireAt, cache: &crate::Cache, key: &str) -> Option<Ttl> {
+    match crate::ttl::ttl_until(at, cache.clock().unix_ms()) {
+        Ok(Some(ttl)) => Some(ttl),
+        Ok(None) => {
+            tracing::debug!(
+                key,
+                "expire_at has passed; this call runs without the cache"
+            );
+            None
+        }
+        Err(error) => {
+            invalid_ttl(key, &error);
+            None
+        }
+    }
+}
+
 /// Logs a TTL computed at call time that is invalid.
 #[doc(hidden)]
 pub fn invalid_ttl(key: &str, error: &Error) {

@@ -32,7 +32,7 @@ pub use get_or_set::{GetOrSetBuilder, TryGetOrSet};
 pub use hit::Hit;
 pub use invalidate::invalidate;
 pub use iterator::CachedStream;
-pub use layer::{invalid_ttl, layer_ttl, result_ttl, Either};
+pub use layer::{expire_at_ttl, invalid_ttl, layer_ttl, result_ttl, Either};
 pub use locked::Locked;
 pub use rate_limit::{Limit, OnBackendError, RateLimit, RateLimited, SliceRateLimit};
 pub use refresh::Refresh;

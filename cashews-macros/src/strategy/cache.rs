@@ -47,12 +47,12 @@ impl Parse for Cache {
         "helpers",
         "negative_ttl",
         "enabled",
+        "expire_at",
     ];
 
     fn parse(options: &Options, function: &Function) -> syn::Result<Self> {
         let mut errors = Errors::default();
-        let ttl =
-            errors.check(options.ttl("ttl", "#[cache(ttl = \"1h\")] (how long results live)"));
+        let ttl = errors.check(lifetime(options));
         let tags = errors.check(tags(options, function)).unwrap_or_default();
         let condition = errors
             .check(condition(options))
@@ -97,6 +97,25 @@ fn tags(options: &Options, function: &Function) -> syn::Result<Vec<Template>> {
         .iter()
         .map(|e| Template::parse(lit_str(e, "tags")?, &function.scope()))
         .collect()
+}
+
+/// `ttl`, or `expire_at` (one of them).
+fn lifetime(options: &Options) -> syn::Result<TtlArg> {
+    match options.value("expire_at")? {
+        None => options.ttl(
+            "ttl",
+            "#[cache(ttl = \"1h\")] (how long results live), or #[cache(expire_at = \"00:00\")]",
+        ),
+        Some(at) => {
+            if let Some(ttl) = options.value("ttl")? {
+                return Err(syn::Error::new_spanned(
+                    ttl,
+                    "give `ttl` (how long a result lives) or `expire_at` (when it expires), not both",
+                ));
+            }
+            TtlArg::parse_expire_at(at)
+        }
+    }
 }
 
 /// `negative_ttl`: only on a function returning a `Result` (its `Err` is
@@ -213,7 +232,7 @@ impl Strategy for Cache {
         });
         let negative_name = format_ident!("__cashews_negative_ttl_{}", cx.index);
         let negative = self.negative_ttl.as_ref().map(|negative| {
-            let value = negative.code(krate, cx.function, &key);
+            let value = negative.code(krate, cx.function, &cache, &key);
             quote!(let #negative_name: ::std::option::Option<#p::Ttl> = #value;)
         });
         let prepare = quote! {

@@ -154,7 +154,7 @@ impl Layer<'_> {
     /// A statement binding the layer's TTL (`Option<Ttl>`).
     pub fn bind_ttl(&self, ttl: &TtlArg) -> TokenStream {
         let (name, p) = (self.ttl_name(), self.private());
-        let value = ttl.code(self.krate, self.function, &self.key());
+        let value = ttl.code(self.krate, self.function, &self.cache(), &self.key());
         quote!(let #name: ::std::option::Option<#p::Ttl> = #value;)
     }
 

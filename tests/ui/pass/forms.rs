@@ -42,6 +42,23 @@ async fn clock(id: u64) -> u64 {
     id
 }
 
+/// Absolute expiry: a time of day (with an offset), a datetime, an
+/// expression.
+#[cache(expire_at = "06:00+02:00")]
+async fn daily(id: u64) -> u64 {
+    id
+}
+
+#[cache(expire_at = "2030-01-01T00:00:00Z")]
+async fn until_2030(id: u64) -> u64 {
+    id
+}
+
+#[cache(expire_at = std::time::SystemTime::now() + Duration::from_secs(60))]
+async fn in_a_minute(id: u64) -> u64 {
+    id
+}
+
 /// A body of one expression compiles without "unnecessary braces".
 #[cache(ttl = "1h")]
 async fn one_expression(id: u64) -> u64 {

@@ -74,6 +74,23 @@ async fn until(cache: &Cache, calls: &AtomicUsize, secs: i64) -> i64 {
     secs
 }
 
+/// Fails `failures` times, then answers the attempt number; retried up to
+/// three times before the result is cached or returned.
+#[cache(ttl = "1h", retry = 3, backoff = "20ms", cache = cache, key = "flaky:{failures}:{tag}")]
+async fn flaky(
+    cache: &Cache,
+    calls: &AtomicUsize,
+    failures: usize,
+    tag: String,
+) -> Result<String, Upstream> {
+    let n = calls.fetch_add(1, Ordering::SeqCst);
+    if n < failures {
+        Err(Upstream::NotFound)
+    } else {
+        Ok(format!("{tag} after {n} failures"))
+    }
+}
+
 fn remaining(expiry: Expiry) -> Duration {
     match expiry {
         Expiry::Remaining(d) => d,
@@ -169,6 +186,38 @@ mod cases {
         assert!(error.to_string().contains("tomorrow"), "{error}");
     }
 
+    pub async fn failures_are_retried_before_caching(h: &Harness) {
+        let calls = AtomicUsize::new(0);
+        let started = tokio::time::Instant::now();
+        let answer = flaky(&h.cache, &calls, 2, "t".into()).await;
+        assert_eq!(answer.as_deref(), Ok("t after 2 failures"));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // Two pauses: 20 ms then 40 ms, each between half and all of it.
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(30), "{waited:?}");
+        // Only the final answer is cached.
+        assert_eq!(
+            flaky(&h.cache, &calls, 2, "t".into()).await.as_deref(),
+            Ok("t after 2 failures")
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // Retries spent: the last error is returned, and not cached.
+        let calls = AtomicUsize::new(0);
+        assert_eq!(
+            flaky(&h.cache, &calls, 10, "u".into()).await,
+            Err(Upstream::NotFound)
+        );
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            4,
+            "one attempt and three retries"
+        );
+        assert_eq!(
+            h.cache.get_expire("flaky:10:u").await.unwrap(),
+            Expiry::Missing
+        );
+    }
+
     pub async fn caching_is_switched_per_call(h: &Harness) {
         let calls = AtomicUsize::new(0);
         for _ in 0..2 {
@@ -190,7 +239,8 @@ macro_rules! aquiche_suite {
     ($backend:ident, [$attr:meta], $make:expr) => {
         backend_suite!(cases, $backend, [$attr], $make;
             the_result_chooses_its_ttl, errors_are_cached_for_their_own_ttl,
-            caching_is_switched_per_call, values_expire_at_a_time_of_day_or_a_moment);
+            caching_is_switched_per_call, values_expire_at_a_time_of_day_or_a_moment,
+            failures_are_retried_before_caching);
     };
 }
 

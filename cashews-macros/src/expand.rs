@@ -151,7 +151,39 @@ fn generate(
             "a TTL function of the result reads the arguments after the body, which a background refresh (early, hit) takes: give the refreshing layer a TTL value",
         ));
     }
-    let (maker, make_body) = function.body(refreshed, borrowed)?;
+    let retries: Vec<TokenStream> = layers
+        .iter()
+        .filter_map(|(_, l)| l.strategy.retry(krate))
+        .collect();
+    if retries.len() > 1 {
+        return Err(syn::Error::new(
+            function.name().span(),
+            "`retry` is given on more than one attribute: the body is retried once, give it on one",
+        ));
+    }
+    let (maker, make_body) = match retries.first() {
+        // Each attempt makes the body again from fresh copies of the owned
+        // arguments (the caller's stay, for the layers to read).
+        Some(policy) => {
+            if refreshed {
+                return Err(syn::Error::new(
+                    function.name().span(),
+                    "`retry` does not combine with a background refresh (early, hit)",
+                ));
+            }
+            let attempt = function.attempt()?;
+            (
+                quote! {
+                    let __cashews_retry: #krate::__private::strategy::Retry = #policy;
+                },
+                quote! {
+                    #attempt
+                    let __cashews_body = __cashews_retry.run(__cashews_attempt);
+                },
+            )
+        }
+        None => function.body(refreshed, borrowed)?,
+    };
     let mut errors = Errors::default();
     let mut prepare = TokenStream::new();
     let mut futures = Vec::new();
@@ -184,6 +216,17 @@ fn generate(
     let ItemFn {
         attrs, vis, sig, ..
     } = &function.item;
+    let mut sig = sig.clone();
+    if !retries.is_empty() {
+        // The attempts mutate their own copies, never the caller's.
+        for input in &mut sig.inputs {
+            if let syn::FnArg::Typed(typed) = input {
+                if let syn::Pat::Ident(ident) = &mut *typed.pat {
+                    ident.mutability = None;
+                }
+            }
+        }
+    }
     Ok(quote! {
         #(#attrs)*
         #vis #sig {

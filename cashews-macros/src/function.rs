@@ -206,6 +206,44 @@ impl Function {
         ))
     }
 
+    /// The body as a closure making it again for each attempt of a retry,
+    /// `__cashews_attempt`: each call clones the owned arguments (and an
+    /// owned `self`), reference arguments are shared. The caller keeps its
+    /// arguments.
+    pub fn attempt(&self) -> syn::Result<TokenStream> {
+        let mut block = (*self.item.block).clone();
+        let mut bind_self = TokenStream::new();
+        if let Some(receiver) = &self.receiver {
+            RenameSelf.visit_block_mut(&mut block);
+            bind_self = match &*receiver.ty {
+                Type::Reference(reference) if reference.mutability.is_some() => {
+                    return Err(syn::Error::new_spanned(
+                        receiver,
+                        "`retry` runs the body again, which a `&mut self` method cannot share: take `&self`",
+                    ))
+                }
+                Type::Reference(_) => quote!(let __cashews_self = self;),
+                _ => {
+                    let mutability = receiver.mutability;
+                    quote!(let #mutability __cashews_self = ::std::clone::Clone::clone(&self);)
+                }
+            };
+        }
+        let typed = self.typed_body(block.to_token_stream());
+        let clones = self.args.iter().filter(|a| !a.by_ref).map(|arg| {
+            let name = &arg.name;
+            let mutability = arg.mutable.then(|| quote!(mut));
+            quote_spanned!(arg.span=> let #mutability #name = ::std::clone::Clone::clone(&#name);)
+        });
+        Ok(quote! {
+            let __cashews_attempt = || {
+                #bind_self
+                #(#clones)*
+                async move { #typed }
+            };
+        })
+    }
+
     /// A tuple of fresh owned copies of `self` and the arguments, in
     /// `__cashews_make`'s order (for a refresh, made before the body takes
     /// them).

@@ -19,6 +19,7 @@ mod locked;
 mod none;
 mod rate_limit;
 mod refresh;
+mod retry;
 pub(crate) mod simple;
 mod slot;
 mod soft;
@@ -36,6 +37,7 @@ pub use layer::{expire_at_ttl, invalid_ttl, layer_ttl, result_ttl, Either};
 pub use locked::Locked;
 pub use rate_limit::{Limit, OnBackendError, RateLimit, RateLimited, SliceRateLimit};
 pub use refresh::Refresh;
+pub use retry::{Retry, DEFAULT_MAX_BACKOFF};
 pub use soft::Soft;
 
 pub use crate::scope::{bypass_body, bypassed, uncached};

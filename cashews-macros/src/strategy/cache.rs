@@ -21,6 +21,8 @@ pub struct Cache {
     negative_ttl: Option<TtlArg>,
     /// Whether this call is cached at all (evaluated per call).
     enabled: Option<Expr>,
+    /// `retry = n`, `backoff`, `max_backoff`.
+    retry: Option<RetryArgs>,
     tags: Vec<Template>,
     condition: Condition,
     time_condition: Option<DurationArg>,
@@ -48,6 +50,9 @@ impl Parse for Cache {
         "negative_ttl",
         "enabled",
         "expire_at",
+        "retry",
+        "backoff",
+        "max_backoff",
     ];
 
     fn parse(options: &Options, function: &Function) -> syn::Result<Self> {
@@ -67,11 +72,13 @@ impl Parse for Cache {
             .unwrap_or(false);
         let negative_ttl = errors.check(negative_ttl(options, function)).flatten();
         let enabled = errors.check(options.expr("enabled")).flatten();
+        let retry = errors.check(RetryArgs::parse(options, function)).flatten();
         errors.finish()?;
         Ok(Cache {
             ttl: ttl.expect("no error"),
             negative_ttl,
             enabled,
+            retry,
             tags,
             condition,
             time_condition,
@@ -97,6 +104,56 @@ fn tags(options: &Options, function: &Function) -> syn::Result<Vec<Template>> {
         .iter()
         .map(|e| Template::parse(lit_str(e, "tags")?, &function.scope()))
         .collect()
+}
+
+/// `retry = n` retries of an `Err`, pausing `backoff` (default 100 ms),
+/// doubling up to `max_backoff` (default 10 s).
+struct RetryArgs {
+    retries: TokenStream,
+    backoff: Option<DurationArg>,
+    max_backoff: Option<DurationArg>,
+}
+
+impl RetryArgs {
+    fn parse(options: &Options, function: &Function) -> syn::Result<Option<RetryArgs>> {
+        let Some(retries) = options.integer("retry")? else {
+            for dependent in ["backoff", "max_backoff"] {
+                if let Some(value) = options.value(dependent)? {
+                    return Err(syn::Error::new_spanned(
+                        value,
+                        format!("`{dependent}` paces retries: give `retry = n` too"),
+                    ));
+                }
+            }
+            return Ok(None);
+        };
+        if Stored::of(function.output_type(), false) != Stored::OkPart {
+            return Err(syn::Error::new_spanned(
+                options.value("retry")?,
+                "`retry` retries an `Err`: the function must return `Result<T, E>`",
+            ));
+        }
+        Ok(Some(RetryArgs {
+            retries,
+            backoff: options.duration("backoff")?,
+            max_backoff: options.duration("max_backoff")?,
+        }))
+    }
+
+    fn code(&self, krate: &TokenStream) -> TokenStream {
+        let retries = &self.retries;
+        let backoff = self.backoff.as_ref().map_or_else(
+            || quote!(::std::time::Duration::from_millis(100)),
+            |b| b.code(krate),
+        );
+        let mut policy =
+            quote!(#krate::__private::strategy::Retry::new((#retries) as u32, #backoff));
+        if let Some(max) = &self.max_backoff {
+            let max = max.code(krate);
+            policy.extend(quote!(.max_backoff(#max)));
+        }
+        policy
+    }
 }
 
 /// `ttl`, or `expire_at` (one of them).
@@ -151,6 +208,10 @@ fn condition(options: &Options) -> syn::Result<Condition> {
 impl Strategy for Cache {
     fn stores_errors(&self) -> bool {
         matches!(self.condition, Condition::WithErrors) || self.negative_ttl.is_some()
+    }
+
+    fn retry(&self, krate: &TokenStream) -> Option<TokenStream> {
+        self.retry.as_ref().map(|retry| retry.code(krate))
     }
 
     fn reads_args_after_body(&self) -> bool {

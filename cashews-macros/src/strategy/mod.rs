@@ -56,6 +56,12 @@ pub trait Strategy {
         false
     }
 
+    /// The retry policy the body runs under (`retry = 3`), an expression of
+    /// `Retry`; the body is then made again for each attempt.
+    fn retry(&self, _krate: &TokenStream) -> Option<TokenStream> {
+        None
+    }
+
     /// Whether the layer reads the arguments after the body ran (a TTL
     /// function of the result): the body then borrows them instead of
     /// taking them.

@@ -59,6 +59,19 @@ async fn in_a_minute(id: u64) -> u64 {
     id
 }
 
+/// Retries on a method: `&self` and reference arguments are shared by the
+/// attempts, owned ones cloned.
+struct Client;
+
+impl Client {
+    #[cache(ttl = "1h", retry = 2, backoff = "50ms", max_backoff = "1s")]
+    async fn fetch(&self, id: u64, name: &str, mut tries: Vec<u8>) -> Result<u64, ApiError> {
+        let _ = (self, name);
+        tries.push(1);
+        Ok(id + tries.len() as u64)
+    }
+}
+
 /// A body of one expression compiles without "unnecessary braces".
 #[cache(ttl = "1h")]
 async fn one_expression(id: u64) -> u64 {

@@ -106,8 +106,8 @@ pub mod cache {
 #[doc(hidden)]
 pub mod __private {
     pub use cashews_core::strategy::{
-        bypassed, cache_info, duration_of, expire_at_ttl, invalid_ttl, layer_ttl, local_hit,
-        result_ttl, uncached, Condition, Either, FunctionStats, Memo, OkPart, Whole,
+        bounded_store, bypassed, cache_info, duration_of, expire_at_ttl, invalid_ttl, layer_ttl,
+        local_hit, result_ttl, uncached, Condition, Either, FunctionStats, Memo, OkPart, Whole,
     };
     pub use cashews_core::{glob, key, scope, strategy};
     pub use cashews_core::{Cache, IntoTtl, Ttl};

@@ -935,3 +935,34 @@ fn a_call_before_setup_runs_and_is_reported_once_with_the_function_name() {
     assert_eq!(reported.len(), 1, "{reported:?}");
     assert!(reported[0].ends_with("before_setup"), "{reported:?}");
 }
+
+// ---- a function's own bounded store, and clearing a function ---------------
+
+static BOUNDED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// aquiche's `maxsize`, `cached`'s `size`: at most two results, in a store
+/// of the function's own.
+#[cache(ttl = "1h", max_size = 2, helpers, key = "bounded:{id}")]
+async fn bounded(id: u64) -> u64 {
+    BOUNDED_CALLS.fetch_add(1, Ordering::SeqCst);
+    id
+}
+
+#[tokio::test]
+async fn max_size_gives_a_function_its_own_bounded_store() {
+    let calls = || BOUNDED_CALLS.load(Ordering::SeqCst);
+    for id in [1, 2, 1, 3] {
+        assert_eq!(bounded(id).await, id);
+    }
+    assert_eq!(calls(), 3, "1 was a hit");
+    // 2 was the least recently used: evicted for 3; 1 stays.
+    bounded(1).await;
+    assert_eq!(calls(), 3);
+    bounded(2).await;
+    assert_eq!(calls(), 4);
+    // The store is the function's own; the helpers reach it.
+    assert_eq!(bounded::cache_info().await.size, Some(2));
+    assert_eq!(bounded::cache_clear().await.unwrap(), 2);
+    bounded(1).await;
+    assert_eq!(calls(), 5);
+}

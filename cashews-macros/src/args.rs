@@ -161,7 +161,7 @@ impl Options {
                 let value: u64 = i.base10_parse()?;
                 Some(quote!(#value))
             }
-            Some(other) => Some(quote!((#other) as u64)),
+            Some(other) => Some(convert(other, quote!(u64))),
         })
     }
 
@@ -230,4 +230,16 @@ impl Errors {
     pub fn finish(&mut self) -> syn::Result<()> {
         self.0.take().map_or(Ok(()), Err)
     }
+}
+
+/// `value` as the integer type `to`, without a cast the user's lints would
+/// flag (`as` on a value of that type already): a conversion through
+/// `TryInto`, a negative or too large value becoming 0.
+pub fn convert(value: impl quote::ToTokens, to: TokenStream) -> TokenStream {
+    quote! {{
+        fn __cashews_convert<T: ::std::convert::TryInto<#to>>(value: T) -> #to {
+            value.try_into().unwrap_or(0)
+        }
+        __cashews_convert(#value)
+    }}
 }

@@ -10,6 +10,20 @@ use crate::args::{Errors, Options};
 use crate::function::Function;
 use crate::template::{render_arg, render_escaped, Template};
 
+/// `max_size = n`, which replaces `cache`.
+fn max_size(options: &Options, function: &Function) -> syn::Result<Option<(Expr, String)>> {
+    let Some(size) = options.value("max_size")? else {
+        return Ok(None);
+    };
+    if let Some(cache) = options.value("cache")? {
+        return Err(syn::Error::new_spanned(
+            cache,
+            "`max_size` gives the function a store of its own: drop `cache`, or bound that cache (mem://?size=N)",
+        ));
+    }
+    Ok(Some((size.clone(), function.name().to_string())))
+}
+
 /// The options every attribute accepts.
 pub const COMMON: &[&str] = &["key", "prefix", "skip", "cache", "crate"];
 
@@ -19,6 +33,9 @@ pub struct Target {
     pub prefix: Option<String>,
     pub skip: Vec<Ident>,
     pub cache: Option<Expr>,
+    /// `max_size = n` (on `#[cache]`): the function's own bounded
+    /// in-process store, in place of a cache.
+    pub max_size: Option<(Expr, String)>,
 }
 
 impl Target {
@@ -44,11 +61,27 @@ impl Target {
                 .map(|lit| format!("{}:", lit.value())),
             skip,
             cache: errors.check(options.expr("cache")).flatten(),
+            max_size: errors.check(max_size(options, function)).flatten(),
         }
     }
 
     /// An expression of `&Cache`.
     pub fn cache(&self, krate: &TokenStream) -> TokenStream {
+        if let Some((size, name)) = &self.max_size {
+            let size = crate::args::convert(size, quote!(usize));
+            // One store per function, found by name (a method's helpers and
+            // its calls reach the same one); each site keeps it at hand.
+            return quote! {{
+                static __CASHEWS_STORE: ::std::sync::OnceLock<&'static #krate::__private::Cache> =
+                    ::std::sync::OnceLock::new();
+                *__CASHEWS_STORE.get_or_init(|| {
+                    #krate::__private::bounded_store(
+                        concat!(module_path!(), "::", #name),
+                        #size,
+                    )
+                })
+            }};
+        }
         match &self.cache {
             Some(expr) => quote_spanned!(expr.span()=> #krate::__private::as_cache(&#expr)),
             None => quote!(#krate::__private::default_cache()),

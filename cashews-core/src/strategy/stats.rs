@@ -160,3 +160,23 @@ pub async fn cache_info(cache: &crate::Cache, name: &str, pattern: &str) -> Cach
     };
     CacheInfo { hits, misses, size }
 }
+
+/// The bounded in-process store of the function `name` (`#[cache(max_size =
+/// n)]`): a `mem://?size=n` cache of its own, made on first use and kept
+/// for the process. The size of the first call wins.
+#[doc(hidden)]
+pub fn bounded_store(name: &'static str, size: usize) -> &'static crate::Cache {
+    static STORES: Mutex<Vec<(&'static str, &'static crate::Cache)>> = Mutex::new(Vec::new());
+    let mut stores = STORES.lock();
+    if let Some((_, cache)) = stores.iter().find(|(n, _)| *n == name) {
+        return cache;
+    }
+    let cache = crate::Cache::new();
+    if let Err(error) = cache.setup(&format!("mem://?size={}", size.max(1))) {
+        // Unreachable for a mem:// URL with a size; never a panic.
+        tracing::error!(function = name, %error, "cannot make the function's store");
+    }
+    let cache: &'static crate::Cache = Box::leak(Box::new(cache));
+    stores.push((name, cache));
+    cache
+}

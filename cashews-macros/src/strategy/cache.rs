@@ -53,6 +53,7 @@ impl Parse for Cache {
         "retry",
         "backoff",
         "max_backoff",
+        "max_size",
     ];
 
     fn parse(options: &Options, function: &Function) -> syn::Result<Self> {
@@ -442,6 +443,14 @@ fn helpers(function: &Function, target: &Target, krate: &TokenStream) -> TokenSt
         )
         .await
     };
+    let doc_clear = format!(
+        "Deletes every cached result of [`{name}`] (a scan of its keys); returns how many."
+    );
+    let clear_body = quote! {
+        let __cashews_cache: &#krate::__private::Cache = #cache;
+        let __cashews_pattern: ::std::string::String = #pattern;
+        __cashews_cache.delete_match(&__cashews_pattern).await
+    };
     let invalidate_body = quote! {
         #unused
         let __cashews_cache: &#krate::__private::Cache = #cache;
@@ -449,7 +458,7 @@ fn helpers(function: &Function, target: &Target, krate: &TokenStream) -> TokenSt
         __cashews_cache.delete(&__cashews_key).await
     };
     if !function.has_self() {
-        let doc = format!("Cache helpers of [`{name}`]: `{name}::key(..)`, `{name}::invalidate(..)`, `{name}::uncached(..)`, `{name}::cache_info()`.");
+        let doc = format!("Cache helpers of [`{name}`]: `{name}::key(..)`, `{name}::invalidate(..)`, `{name}::uncached(..)`, `{name}::cache_info()`, `{name}::cache_clear()`.");
         return quote! {
             #[doc = #doc]
             #[allow(non_camel_case_types, dead_code)]
@@ -477,6 +486,11 @@ fn helpers(function: &Function, target: &Target, krate: &TokenStream) -> TokenSt
                 #vis async fn cache_info() -> #krate::strategy::CacheInfo {
                     #info_body
                 }
+
+                #[doc = #doc_clear]
+                #vis async fn cache_clear() -> #krate::Result<u64> {
+                    #clear_body
+                }
             }
         };
     }
@@ -484,6 +498,7 @@ fn helpers(function: &Function, target: &Target, krate: &TokenStream) -> TokenSt
     let invalidate_fn = format_ident!("{}_invalidate", name);
     let uncached_fn = format_ident!("{}_uncached", name);
     let info_fn = format_ident!("{}_cache_info", name);
+    let clear_fn = format_ident!("{}_cache_clear", name);
     quote! {
         #[doc = #doc_key]
         #[allow(dead_code)]
@@ -508,6 +523,12 @@ fn helpers(function: &Function, target: &Target, krate: &TokenStream) -> TokenSt
         #[allow(dead_code)]
         #vis async fn #info_fn(&self) -> #krate::strategy::CacheInfo {
             #info_body
+        }
+
+        #[doc = #doc_clear]
+        #[allow(dead_code)]
+        #vis async fn #clear_fn(&self) -> #krate::Result<u64> {
+            #clear_body
         }
     }
 }

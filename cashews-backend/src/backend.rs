@@ -304,6 +304,13 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
+    /// Whether every command completes in this process, without I/O that a
+    /// runtime must drive (the memory backend). A plain function's cached
+    /// call inside a current-thread runtime can then run in line.
+    fn in_process(&self) -> bool {
+        false
+    }
+
     /// Answers a `get` without awaiting, if the backend holds the key's state
     /// in process (memory, a client-side cache). `visit` is called with the
     /// value's bytes on a hit. Returns `Some(hit)` when it could answer,

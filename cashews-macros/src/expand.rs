@@ -25,6 +25,8 @@ pub struct Attribute {
     /// Its own options (every attribute also takes [`COMMON`]).
     pub options: &'static [&'static str],
     pub asynchronous: bool,
+    /// Whether it also works on a plain `fn`.
+    pub synchronous: bool,
     pub shorthand: Option<&'static str>,
     pub parse: fn(&Options, &Function) -> syn::Result<Box<dyn Strategy>>,
 }
@@ -99,7 +101,9 @@ pub fn expand(
     item.attrs = kept;
 
     let mut errors = Errors::default();
-    let asynchronous = written.iter().all(|(a, _)| a.asynchronous);
+    // A plain fn works when every attribute on it does.
+    let synchronous = item.sig.asyncness.is_none() && written.iter().all(|(a, _)| a.synchronous);
+    let asynchronous = !synchronous && written.iter().all(|(a, _)| a.asynchronous);
     let function = Function::parse(item, &mut errors, asynchronous);
     let mut krate = None;
     let mut layers = Vec::new();
@@ -133,13 +137,14 @@ pub fn expand(
             return Ok(whole);
         }
     }
-    generate(&function, &layers, &krate)
+    generate(&function, &layers, &krate, synchronous)
 }
 
 fn generate(
     function: &Function,
     layers: &[(&'static Attribute, Parsed)],
     krate: &TokenStream,
+    synchronous: bool,
 ) -> syn::Result<TokenStream> {
     let refreshed = layers.iter().any(|(_, l)| l.strategy.refreshes());
     let borrowed = layers
@@ -161,7 +166,21 @@ fn generate(
             "`retry` is given on more than one attribute: the body is retried once, give it on one",
         ));
     }
+    if synchronous && !retries.is_empty() {
+        return Err(syn::Error::new(
+            function.name().span(),
+            "`retry` works on async functions only",
+        ));
+    }
+    let output = function.output();
+    let p = quote!(#krate::__private);
     let (maker, make_body) = match retries.first() {
+        // A plain fn: the cached future gets a stand-in for the body, which
+        // runs on the calling thread when asked.
+        _ if synchronous => (
+            quote!(let __cashews_slot = #p::strategy::SyncBody::<#output>::new();),
+            quote!(let __cashews_body = __cashews_slot.future();),
+        ),
         // Each attempt makes the body again from fresh copies of the owned
         // arguments (the caller's stay, for the layers to read).
         Some(policy) => {
@@ -226,6 +245,29 @@ fn generate(
                 }
             }
         }
+    }
+    if synchronous {
+        let block = &function.item.block;
+        let capture = (!borrowed).then(|| quote!(move));
+        let name = function.name().to_string();
+        return Ok(quote! {
+            #(#attrs)*
+            #vis #sig {
+                #maker
+                #prepare
+                let __cashews_in_process = __cashews_cache_0.in_process(&__cashews_key_0);
+                #make_body
+                #(#futures)*
+                #p::strategy::drive(
+                    concat!(module_path!(), "::", #name),
+                    __cashews_in_process,
+                    &__cashews_slot,
+                    __cashews_layer_0,
+                    #capture || -> #output #block,
+                )
+            }
+            #items
+        });
     }
     Ok(quote! {
         #(#attrs)*

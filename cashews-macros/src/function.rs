@@ -65,7 +65,7 @@ impl Function {
         if asynchronous && item.sig.asyncness.is_none() {
             errors.push(syn::Error::new(
                 item.sig.fn_token.span(),
-                "#[cache] works on async functions only: make this `async fn`",
+                "this cache attribute works on async functions only (on a plain `fn`, `#[cache]` alone or stacked with `#[cache]`): make this `async fn`",
             ));
         }
         let mut args = Vec::new();

@@ -40,6 +40,7 @@ fn attribute_of<S: Parse>(name: &'static str) -> Attribute {
         name,
         options: S::OPTIONS,
         asynchronous: S::ASYNC,
+        synchronous: S::SYNC,
         shorthand: S::SHORTHAND,
         parse: |options, function| Ok(Box::new(S::parse(options, function)?)),
     }

@@ -132,6 +132,10 @@ impl Backend for MemoryBackend {
         "mem"
     }
 
+    fn in_process(&self) -> bool {
+        true
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         self.ready(move |s, now| Ok(s.get(key, now)))
     }

@@ -228,6 +228,16 @@ impl Cache {
         &self.inner.clock
     }
 
+    /// Whether commands on `key` complete in this process, with no I/O for
+    /// a runtime to drive (its backend is the memory backend).
+    pub fn in_process(&self, key: &str) -> bool {
+        self.inner
+            .state
+            .load()
+            .route(key)
+            .is_ok_and(|route| route.backend.in_process())
+    }
+
     /// Sets up the backend for every key from `url` (`"mem://?size=500"`,
     /// `"redis://localhost/0?secret=..."`). Replaces a backend set up before
     /// for the same (empty) prefix. Does no I/O.

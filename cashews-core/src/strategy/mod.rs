@@ -6,6 +6,7 @@
 //! [`OkPart`] stores the `Ok` value of a `Result` — an `Err` is returned but
 //! never stored, and the error type needs no serde.
 
+mod blocking;
 mod bloom;
 mod circuit_breaker;
 mod early;
@@ -25,6 +26,7 @@ mod slot;
 mod soft;
 mod stats;
 
+pub use blocking::{drive, SyncBody};
 pub use bloom::{BloomFilter, DualBloom};
 pub use circuit_breaker::{CircuitBreaker, CircuitOpen};
 pub use early::Early;

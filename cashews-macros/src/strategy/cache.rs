@@ -55,6 +55,7 @@ impl Parse for Cache {
         "max_backoff",
         "max_size",
     ];
+    const SYNC: bool = true;
 
     fn parse(options: &Options, function: &Function) -> syn::Result<Self> {
         let mut errors = Errors::default();
@@ -71,6 +72,14 @@ impl Parse for Cache {
         let helpers = errors
             .check(options.flag("helpers", false))
             .unwrap_or(false);
+        if helpers && function.item.sig.asyncness.is_none() {
+            if let Some(option) = options.get("helpers") {
+                errors.push(syn::Error::new(
+                    option.name.span(),
+                    "`helpers` are async functions: they need an `async fn` (on a plain fn, use the cache's own commands)",
+                ));
+            }
+        }
         let negative_ttl = errors.check(negative_ttl(options, function)).flatten();
         let enabled = errors.check(options.expr("enabled")).flatten();
         let retry = errors.check(RetryArgs::parse(options, function)).flatten();

@@ -34,6 +34,9 @@ pub trait Parse: Strategy + Sized + 'static {
     const OPTIONS: &'static [&'static str];
     /// Whether the function must be `async fn`.
     const ASYNC: bool = true;
+    /// Whether the attribute also works on a plain `fn` (its cached call is
+    /// then driven on the calling thread).
+    const SYNC: bool = false;
     /// The option a leading string literal stands for
     /// (`#[cache::invalidate("user:*")]` is `key = "user:*"`).
     const SHORTHAND: Option<&'static str> = None;

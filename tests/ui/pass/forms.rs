@@ -72,6 +72,22 @@ impl Client {
     }
 }
 
+/// A plain function, and a plain method.
+#[cache(ttl = "1h", key = "sync:{id}")]
+fn sync_fn(id: u64) -> Result<u64, ApiError> {
+    if id == 0 {
+        return Err(ApiError);
+    }
+    Ok(id)
+}
+
+impl Client {
+    #[cache(ttl = "1h")]
+    fn sync_method(&self, id: u64) -> u64 {
+        id
+    }
+}
+
 /// A body of one expression compiles without "unnecessary braces".
 #[cache(ttl = "1h")]
 async fn one_expression(id: u64) -> u64 {

@@ -91,6 +91,18 @@ async fn flaky(
     }
 }
 
+/// A client: not serde, not even `Debug` — kept as itself.
+struct Client {
+    id: u64,
+}
+
+#[cache(ttl = "1h", local, cache = cache, key = "client:{id}")]
+async fn client(cache: &Cache, calls: &AtomicUsize, id: u64) -> std::sync::Arc<Client> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    std::sync::Arc::new(Client { id })
+}
+
 fn remaining(expiry: Expiry) -> Duration {
     match expiry {
         Expiry::Remaining(d) => d,
@@ -218,6 +230,40 @@ mod cases {
         );
     }
 
+    /// `local` results are kept as themselves on `mem://`; elsewhere the
+    /// call runs uncached (an error reported once).
+    pub async fn local_results_are_kept_as_themselves(h: &Harness) {
+        let calls = std::sync::Arc::new(AtomicUsize::new(0));
+        let first = client(&h.cache, &calls, 1).await;
+        let again = client(&h.cache, &calls, 1).await;
+        assert_eq!((first.id, again.id), (1, 1));
+        if !h.cache.in_process("client:1") {
+            assert_eq!(calls.load(Ordering::SeqCst), 2, "uncached off mem://");
+            assert!(h.cache.get_value::<u8>("client:1").is_err());
+            return;
+        }
+        assert!(
+            std::sync::Arc::ptr_eq(&first, &again),
+            "the same value, cloned"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Concurrent cold calls run once; every caller gets the value.
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, calls) = (h.cache.clone(), calls.clone());
+                tokio::spawn(async move { client(&cache, &calls, 2).await.id })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), 2);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // Commands see the key as any other: delete drops it.
+        assert!(h.cache.delete("client:1").await.unwrap());
+        client(&h.cache, &calls, 1).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
     pub async fn caching_is_switched_per_call(h: &Harness) {
         let calls = AtomicUsize::new(0);
         for _ in 0..2 {
@@ -240,7 +286,7 @@ macro_rules! aquiche_suite {
         backend_suite!(cases, $backend, [$attr], $make;
             the_result_chooses_its_ttl, errors_are_cached_for_their_own_ttl,
             caching_is_switched_per_call, values_expire_at_a_time_of_day_or_a_moment,
-            failures_are_retried_before_caching);
+            failures_are_retried_before_caching, local_results_are_kept_as_themselves);
     };
 }
 

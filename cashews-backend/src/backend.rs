@@ -304,6 +304,12 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
+    /// The store of values kept as themselves (`Cache::set_value`), if this
+    /// backend keeps values in process (the memory backend).
+    fn values(&self) -> Option<&dyn ValueStore> {
+        None
+    }
+
     /// Whether every command completes in this process, without I/O that a
     /// runtime must drive (the memory backend). A plain function's cached
     /// call inside a current-thread runtime can then run in line.
@@ -321,6 +327,21 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         let _ = (key, visit);
         None
     }
+}
+
+/// A value kept as itself, shared by every reader (each gets a clone of
+/// the value inside).
+pub type AnyValue = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
+/// Values kept as themselves, never encoded: what a backend that keeps its
+/// data in process offers besides bytes ([`Backend::values`]). Every other
+/// command (delete, expire, scan, ...) sees these keys as any other.
+pub trait ValueStore: Send + Sync {
+    /// The value under `key`, if it holds one kept as itself.
+    fn get_value(&self, key: &str) -> Option<AnyValue>;
+
+    /// Keeps `value` under `key` for `ttl` (`None`: no expiry).
+    fn set_value(&self, key: &str, value: AnyValue, ttl: Option<std::time::Duration>);
 }
 
 fn unsupported<T>(backend: &'static str, command: Command) -> Result<T> {

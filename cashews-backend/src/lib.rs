@@ -27,7 +27,9 @@ pub mod url;
 /// (`#[cashews::backend::async_trait]`): one boxed future per call, as the
 /// trait object needs.
 pub use async_trait::async_trait;
-pub use backend::{Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions, Write};
+pub use backend::{
+    AnyValue, Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions, ValueStore, Write,
+};
 pub use clock::{Clock, ManualClock};
 pub use command::{dispatch, Command, CommandSet, Request};
 pub use driver::{Driver, DriverContext};

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::backend::{Backend, BoxStream, Expiry, SetOptions, Write};
+use crate::backend::{AnyValue, Backend, BoxStream, Expiry, SetOptions, ValueStore, Write};
 use crate::clock::Clock;
 use crate::driver::{Driver, DriverContext};
 use crate::error::Result;
@@ -134,6 +134,10 @@ impl Backend for MemoryBackend {
 
     fn in_process(&self) -> bool {
         true
+    }
+
+    fn values(&self) -> Option<&dyn ValueStore> {
+        Some(self)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
@@ -279,5 +283,15 @@ impl Backend for MemoryBackend {
     #[inline]
     fn get_local(&self, key: &str, visit: &mut dyn FnMut(&[u8])) -> Option<bool> {
         Some(self.store.visit(key, self.now(), visit))
+    }
+}
+
+impl ValueStore for MemoryBackend {
+    fn get_value(&self, key: &str) -> Option<AnyValue> {
+        self.store.get_value(key, self.now())
+    }
+
+    fn set_value(&self, key: &str, value: AnyValue, ttl: Option<Duration>) {
+        self.store.set_value(key, value, ttl, self.now());
     }
 }

@@ -33,6 +33,8 @@ pub(super) enum Value {
     Set(HashSet<String>),
     /// The timestamps of a sliding window (`slice_incr`).
     Window(Vec<u64>),
+    /// A value kept as itself, never encoded (`Cache::set_value`).
+    Typed(crate::backend::AnyValue),
 }
 
 pub(super) struct Entry {
@@ -62,6 +64,8 @@ impl Entry {
                 Value::Bytes(b) => b.len(),
                 Value::Set(s) => s.iter().map(|m| m.len() + 24).sum(),
                 Value::Window(w) => w.len() * 8,
+                // Its size is the value's own business; count a pointer.
+                Value::Typed(_) => std::mem::size_of::<crate::backend::AnyValue>(),
             }
     }
 }
@@ -271,6 +275,27 @@ impl Store {
             Value::Bytes(ref b) => Some(b.clone()),
             _ => None,
         }
+    }
+
+    /// The value kept as itself under `key`, if that is what `key` holds.
+    pub(super) fn get_value(&self, key: &str, now: u64) -> Option<crate::backend::AnyValue> {
+        let mut shard = self.shard(key);
+        match &self.live(&mut shard, key, now)?.value {
+            Value::Typed(value) => Some(value.clone()),
+            _ => None,
+        }
+    }
+
+    /// Keeps `value` as itself under `key`.
+    pub(super) fn set_value(
+        &self,
+        key: &str,
+        value: crate::backend::AnyValue,
+        ttl: Option<Duration>,
+        now: u64,
+    ) {
+        let mut shard = self.shard(key);
+        self.insert(&mut shard, key, Entry::new(Value::Typed(value), now, ttl));
     }
 
     pub(super) fn set(&self, key: &str, value: Bytes, options: SetOptions, now: u64) -> bool {

@@ -7,6 +7,7 @@ pub(crate) mod flight;
 pub(crate) mod lock;
 pub(crate) mod tags;
 mod transaction;
+mod values;
 
 pub use builders::{IncrBuilder, SetBuilder, SetManyBuilder};
 pub use commands::Get;

@@ -23,6 +23,8 @@ pub struct Cache {
     enabled: Option<Expr>,
     /// `retry = n`, `backoff`, `max_backoff`.
     retry: Option<RetryArgs>,
+    /// `local`: results kept as themselves in process, never encoded.
+    local: bool,
     tags: Vec<Template>,
     condition: Condition,
     time_condition: Option<DurationArg>,
@@ -54,6 +56,7 @@ impl Parse for Cache {
         "backoff",
         "max_backoff",
         "max_size",
+        "local",
     ];
     const SYNC: bool = true;
 
@@ -83,12 +86,38 @@ impl Parse for Cache {
         let negative_ttl = errors.check(negative_ttl(options, function)).flatten();
         let enabled = errors.check(options.expr("enabled")).flatten();
         let retry = errors.check(RetryArgs::parse(options, function)).flatten();
+        let local = errors.check(options.flag("local", false)).unwrap_or(false);
+        if local {
+            // What a local result cannot have: serde-based or backend-side
+            // options.
+            for option in [
+                "tags",
+                "condition",
+                "time_condition",
+                "lock",
+                "negative_ttl",
+            ] {
+                if let Some(opt) = options.get(option) {
+                    errors.push(syn::Error::new(
+                        opt.name.span(),
+                        format!("`{option}` does not apply to `local` results (kept as themselves in process)"),
+                    ));
+                }
+            }
+            if let Some(TtlArg::Function(path)) = &ttl {
+                errors.push(syn::Error::new_spanned(
+                    path,
+                    "a TTL function of the result does not apply to `local` results: give a TTL value",
+                ));
+            }
+        }
         errors.finish()?;
         Ok(Cache {
             ttl: ttl.expect("no error"),
             negative_ttl,
             enabled,
             retry,
+            local,
             tags,
             condition,
             time_condition,
@@ -261,6 +290,17 @@ impl Strategy for Cache {
             ),
             None => (TokenStream::new(), quote!(true)),
         };
+        // A memory hit, answered before anything else: decoded bytes, or a
+        // clone of a local result.
+        let hit_of = |key: TokenStream| {
+            if self.local {
+                quote!(#p::strategy::local_value::<#output>(#cache, #key))
+            } else {
+                quote!(#p::local_hit::<#adapter, #output>(#cache, #key))
+            }
+        };
+        let hit_here = hit_of(quote!(__cashews_key_text));
+        let hit_inner = hit_of(quote!(&#key));
         // The key is rendered into a reused buffer and copied out on a miss
         // only; the outermost layer answers a memory hit right here.
         let bind = if cx.outermost() {
@@ -270,7 +310,7 @@ impl Strategy for Cache {
                     #render
                     if #enabled && !#p::bypassed() {
                         if let ::std::option::Option::Some(hit) =
-                            #p::local_hit::<#adapter, #output>(#cache, __cashews_key_text)
+                            #hit_here
                         {
                             return ::std::result::Result::Ok(hit);
                         }
@@ -343,12 +383,23 @@ impl Strategy for Cache {
             modifiers.extend(quote!(.expire_with(|__cashews_out: &#output| #chosen)));
         }
         let inner = &cx.inner;
-        let run = cx.skippable(quote! {
-            #memo #modifiers
-                .tags(#tags_name)
-                .stats(&#stats)
-                .run::<#adapter>(#inner)
-        });
+        let run = if self.local {
+            let keep = if cx.stored == Stored::OkPart {
+                quote!(|__cashews_out: &#output| !#p::is_err(__cashews_out))
+            } else {
+                quote!(|_: &#output| true)
+            };
+            cx.skippable(quote! {
+                #p::strategy::local_memo(#cache, #key, ttl, #keep, &#stats, #inner)
+            })
+        } else {
+            cx.skippable(quote! {
+                #memo #modifiers
+                    .tags(#tags_name)
+                    .stats(&#stats)
+                    .run::<#adapter>(#inner)
+            })
+        };
         let future = if cx.outermost() {
             run
         } else {
@@ -356,7 +407,7 @@ impl Strategy for Cache {
                 async move {
                     if #enabled && !#p::bypassed() {
                         if let ::std::option::Option::Some(hit) =
-                            #p::local_hit::<#adapter, #output>(#cache, &#key)
+                            #hit_inner
                         {
                             #stats.hit();
                             return hit;

@@ -36,6 +36,119 @@ fn outer(cache: &Cache, calls: &AtomicUsize, x: u64) -> Result<u64, String> {
     Ok(inner + 1)
 }
 
+#[derive(Debug, Clone, PartialEq)]
+enum ApiError {
+    Down,
+    Limited,
+    Open,
+    Cache(String),
+}
+
+impl From<cashews::strategy::RateLimited> for ApiError {
+    fn from(_: cashews::strategy::RateLimited) -> Self {
+        ApiError::Limited
+    }
+}
+
+impl From<cashews::strategy::CircuitOpen> for ApiError {
+    fn from(_: cashews::strategy::CircuitOpen) -> Self {
+        ApiError::Open
+    }
+}
+
+impl From<cashews::Error> for ApiError {
+    fn from(e: cashews::Error) -> Self {
+        ApiError::Cache(e.to_string())
+    }
+}
+
+#[cache::failover(ttl = "1h", cache = cache, key = "failover")]
+fn last_good(cache: &Cache, fail: bool, n: u64) -> Result<u64, ApiError> {
+    if fail {
+        Err(ApiError::Down)
+    } else {
+        Ok(n)
+    }
+}
+
+#[cache::rate_limit(limit = 2, period = "1m", cache = cache, key = "limited")]
+fn limited(cache: &Cache) -> Result<u64, ApiError> {
+    Ok(1)
+}
+
+#[cache::circuit_breaker(errors_rate = 50, period = "1m", ttl = "1m", min_calls = 2, cache = cache, key = "fragile")]
+fn fragile(cache: &Cache, fail: bool) -> Result<(), ApiError> {
+    if fail {
+        Err(ApiError::Down)
+    } else {
+        Ok(())
+    }
+}
+
+#[cache::locked(ttl = "10s", cache = cache, key = "exclusive")]
+fn exclusive(
+    cache: &Cache,
+    running: &AtomicUsize,
+    overlaps: &AtomicUsize,
+) -> Result<u64, ApiError> {
+    if running.fetch_add(1, Ordering::SeqCst) > 0 {
+        overlaps.fetch_add(1, Ordering::SeqCst);
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    running.fetch_sub(1, Ordering::SeqCst);
+    Ok(1)
+}
+
+#[cache::soft(ttl = "1h", soft_ttl = "30m", cache = cache, key = "soft")]
+fn soft_value(cache: &Cache, fail: bool) -> Result<u64, ApiError> {
+    if fail {
+        Err(ApiError::Down)
+    } else {
+        Ok(5)
+    }
+}
+
+#[cache::invalidate("square:*", cache = cache)]
+fn forget_squares(cache: &Cache) -> Result<(), ApiError> {
+    Ok(())
+}
+
+/// The strategy attributes on plain functions.
+fn strategies(cache: &Cache) {
+    assert_eq!(last_good(cache, false, 1), Ok(1));
+    assert_eq!(
+        last_good(cache, true, 2),
+        Ok(1),
+        "failover: the last success"
+    );
+    assert_eq!(limited(cache), Ok(1));
+    assert_eq!(limited(cache), Ok(1));
+    assert_eq!(limited(cache), Err(ApiError::Limited));
+    assert_eq!(fragile(cache, false), Ok(()));
+    assert_eq!(fragile(cache, true), Err(ApiError::Down));
+    assert_eq!(fragile(cache, false), Err(ApiError::Open));
+    assert_eq!(soft_value(cache, false), Ok(5));
+    assert_eq!(soft_value(cache, false), Ok(5));
+    // locked: four threads, never two inside at once.
+    let (running, overlaps) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (cache, running, overlaps) = (cache.clone(), running.clone(), overlaps.clone());
+            std::thread::spawn(move || exclusive(&cache, &running, &overlaps))
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap(), Ok(1));
+    }
+    assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+    // invalidate: deletes after success.
+    let calls = AtomicUsize::new(0);
+    square(cache, &calls, 4);
+    forget_squares(cache).unwrap();
+    square(cache, &calls, 4);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the entry was invalidated");
+}
+
 /// The cases, each run with no runtime, in a multi-thread runtime and in a
 /// current-thread runtime (where the backend allows).
 fn cached_once(cache: &Cache) {
@@ -78,6 +191,7 @@ fn single_flight(cache: &Cache) {
 fn no_runtime(h: &Harness) {
     cached_once(&h.cache);
     single_flight(&h.cache);
+    strategies(&h.cache);
 }
 
 fn multi_thread_runtime(h: &Harness) {
@@ -92,6 +206,7 @@ fn multi_thread_runtime(h: &Harness) {
         tokio::spawn(async move {
             cached_once(&cache);
             single_flight(&cache);
+            strategies(&cache);
         })
         .await
         .unwrap();

@@ -65,7 +65,7 @@ impl Function {
         if asynchronous && item.sig.asyncness.is_none() {
             errors.push(syn::Error::new(
                 item.sig.fn_token.span(),
-                "this cache attribute works on async functions only (on a plain `fn`, `#[cache]` alone or stacked with `#[cache]`): make this `async fn`",
+                "a cache attribute here works on async functions only (early, hit, bloom, iterator): make this `async fn`",
             ));
         }
         let mut args = Vec::new();

@@ -35,6 +35,7 @@ impl Parse for CircuitBreaker {
         "on",
         "on_backend_error",
     ];
+    const SYNC: bool = true;
 
     fn parse(options: &Options, _: &Function) -> syn::Result<Self> {
         let mut errors = Errors::default();

@@ -16,6 +16,7 @@ pub struct Failover {
 
 impl Parse for Failover {
     const OPTIONS: &'static [&'static str] = &["ttl", "on"];
+    const SYNC: bool = true;
 
     fn parse(options: &Options, _: &Function) -> syn::Result<Self> {
         let mut errors = Errors::default();

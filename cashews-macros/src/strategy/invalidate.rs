@@ -16,6 +16,7 @@ pub struct Invalidate {
 
 impl Parse for Invalidate {
     const OPTIONS: &'static [&'static str] = &[];
+    const SYNC: bool = true;
     const SHORTHAND: Option<&'static str> = Some("key");
 
     fn parse(options: &Options, function: &Function) -> syn::Result<Self> {

@@ -27,6 +27,7 @@ enum Wait {
 
 impl Parse for Locked {
     const OPTIONS: &'static [&'static str] = &["ttl", "wait", "step"];
+    const SYNC: bool = true;
 
     fn parse(options: &Options, _: &Function) -> syn::Result<Self> {
         let mut errors = Errors::default();

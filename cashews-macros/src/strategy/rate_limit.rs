@@ -97,6 +97,7 @@ pub fn backend_error_modifier(cx: &Layer<'_>, choice: Option<&Ident>) -> TokenSt
 impl Parse for RateLimit {
     const OPTIONS: &'static [&'static str] =
         &["limit", "period", "ttl", "action", "on_backend_error"];
+    const SYNC: bool = true;
 
     fn parse(options: &Options, _: &Function) -> syn::Result<Self> {
         let mut errors = Errors::default();
@@ -127,6 +128,7 @@ impl Strategy for RateLimit {
 
 impl Parse for SliceRateLimit {
     const OPTIONS: &'static [&'static str] = &["limit", "period", "action", "on_backend_error"];
+    const SYNC: bool = true;
 
     fn parse(options: &Options, _: &Function) -> syn::Result<Self> {
         let mut errors = Errors::default();

@@ -17,6 +17,7 @@ pub struct Soft {
 
 impl Parse for Soft {
     const OPTIONS: &'static [&'static str] = &["ttl", "soft_ttl", "on"];
+    const SYNC: bool = true;
 
     fn parse(options: &Options, _: &Function) -> syn::Result<Self> {
         let mut errors = Errors::default();

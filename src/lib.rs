@@ -12,6 +12,8 @@ pub use cashews_core::{
     Ttl, DEFAULT_LOCK_WAIT, DRIVERS, MAX_FLIGHT_WAIT, TAGS_PREFIX,
 };
 
+pub use cashews_core::strategy::clear_all;
+
 /// Sets up the default cache ([`Cache::global`]) for every key from `url`;
 /// see [`Cache::setup`].
 pub fn setup(url: &str) -> Result<()> {

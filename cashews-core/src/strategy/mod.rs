@@ -47,7 +47,7 @@ pub use soft::Soft;
 pub use crate::scope::{bypass_body, bypassed, uncached};
 pub use none::is_none;
 pub use simple::{Condition, Memo, ShareClonedFailures, ShareNoFailures, ShareProbe};
-pub use stats::{bounded_store, cache_info, function_stats, CacheInfo, FunctionStats};
+pub use stats::{bounded_store, cache_info, clear_all, function_stats, CacheInfo, FunctionStats};
 
 use std::time::Duration;
 

@@ -53,6 +53,10 @@ pub struct FunctionStats {
     hits: Counter,
     misses: Counter,
     registered: AtomicBool,
+    /// The cache and key pattern of the function's entries, as its first
+    /// miss in this process saw them (for [`clear_all`]).
+    entries: Mutex<Option<(crate::Cache, String)>>,
+    has_entries: AtomicBool,
 }
 
 impl std::fmt::Debug for FunctionStats {
@@ -75,7 +79,25 @@ impl FunctionStats {
             hits: Counter::new(),
             misses: Counter::new(),
             registered: AtomicBool::new(false),
+            entries: Mutex::new(None),
+            has_entries: AtomicBool::new(false),
         }
+    }
+
+    /// Records where the function keeps its entries (on a miss: the first
+    /// one wins), so [`clear_all`] can delete them.
+    #[inline]
+    pub fn remember(&'static self, cache: &crate::Cache, pattern: impl FnOnce() -> String) {
+        if self.has_entries.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut entries = self.entries.lock();
+        if entries.is_none() {
+            *entries = Some((cache.clone(), pattern()));
+            self.has_entries.store(true, Ordering::Relaxed);
+        }
+        drop(entries);
+        self.register();
     }
 
     /// The function's name (`module::function`).
@@ -120,6 +142,31 @@ impl FunctionStats {
 /// their first calls.
 pub fn function_stats() -> Vec<&'static FunctionStats> {
     REGISTRY.lock().clone()
+}
+
+/// Deletes the entries of every `#[cache]` function that has missed in
+/// this process (in the cache and under the key pattern its first miss
+/// used; a scan per function); returns how many. aquiche's `clear_all`.
+///
+/// # Errors
+/// The first backend error; the other functions are cleared all the same.
+pub async fn clear_all() -> crate::Result<u64> {
+    let targets: Vec<(crate::Cache, String)> = REGISTRY
+        .lock()
+        .iter()
+        .filter_map(|stats| stats.entries.lock().clone())
+        .collect();
+    let mut deleted = 0;
+    let mut failure = None;
+    for (cache, pattern) in targets {
+        match cache.delete_match(&pattern).await {
+            Ok(n) => deleted += n,
+            Err(error) => {
+                failure.get_or_insert(error);
+            }
+        }
+    }
+    failure.map_or(Ok(deleted), Err)
 }
 
 /// What `name::cache_info()` reports for a cached function.

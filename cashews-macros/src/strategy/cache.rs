@@ -346,10 +346,13 @@ impl Strategy for Cache {
             let value = negative.code(krate, cx.function, &cache, &key);
             quote!(let #negative_name: ::std::option::Option<#p::Ttl> = #value;)
         });
+        let pattern = cx.target.pattern(krate, cx.function);
+        let remember = quote!(#stats.remember(#cache, || #pattern););
         let prepare = quote! {
             #stats_item
             #bind_enabled
             #bind
+            #remember
             #ttl
             #disable
             #negative

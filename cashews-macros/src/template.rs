@@ -220,7 +220,9 @@ impl Template {
             match segment {
                 Segment::Text(text) => {
                     star = false;
-                    parts.push(quote!(&#krate::__private::glob::escape(#text)));
+                    parts.push(quote!(::std::string::String::as_str(
+                        &#krate::__private::glob::escape(#text)
+                    )));
                 }
                 Segment::Value { .. } if star => {}
                 Segment::Value { .. } => {
@@ -229,7 +231,7 @@ impl Template {
                 }
             }
         }
-        quote!([#(#parts),*].concat())
+        quote!(<[&str]>::concat(&[#(#parts),*]))
     }
 }
 

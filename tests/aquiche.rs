@@ -264,6 +264,20 @@ mod cases {
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
+    /// aquiche's `remove_expired()`: frees expired entries now (the memory
+    /// backend; Redis and disk expire entries themselves).
+    pub async fn expired_entries_are_freed_on_demand(h: &Harness) {
+        h.cache.set("short", &1u8).expire(h.ttl(1.0)).await.unwrap();
+        h.cache.set("long", &2u8).expire("1h").await.unwrap();
+        h.advance(h.secs(1.5)).await;
+        let freed = h.cache.remove_expired().await.unwrap();
+        if h.cache.in_process("short") {
+            assert_eq!(freed, 1);
+        }
+        assert_eq!(h.cache.get::<u8>("short").await.unwrap(), None);
+        assert_eq!(h.cache.get::<u8>("long").await.unwrap(), Some(2));
+    }
+
     pub async fn caching_is_switched_per_call(h: &Harness) {
         let calls = AtomicUsize::new(0);
         for _ in 0..2 {
@@ -286,14 +300,16 @@ macro_rules! aquiche_suite {
         backend_suite!(cases, $backend, [$attr], $make;
             the_result_chooses_its_ttl, errors_are_cached_for_their_own_ttl,
             caching_is_switched_per_call, values_expire_at_a_time_of_day_or_a_moment,
-            failures_are_retried_before_caching, local_results_are_kept_as_themselves);
+            failures_are_retried_before_caching, local_results_are_kept_as_themselves,
+            expired_entries_are_freed_on_demand);
     };
 }
 
+// No background sweep: `remove_expired` is what frees expired entries here.
 aquiche_suite!(
     memory,
     [tokio::test(start_paused = true)],
-    Harness::memory("mem://")
+    Harness::memory("mem://?check_interval=0")
 );
 
 #[cfg(feature = "redis")]

@@ -962,6 +962,11 @@ async fn max_size_gives_a_function_its_own_bounded_store() {
     assert_eq!(calls(), 4);
     // The store is the function's own; the helpers reach it.
     assert_eq!(bounded::cache_info().await.size, Some(2));
+    assert_eq!(
+        bounded::remove_expired().await.unwrap(),
+        0,
+        "nothing expired"
+    );
     assert_eq!(bounded::cache_clear().await.unwrap(), 2);
     bounded(1).await;
     assert_eq!(calls(), 5);

@@ -136,6 +136,10 @@ impl Backend for MemoryBackend {
         true
     }
 
+    async fn remove_expired(&self) -> Result<u64> {
+        Ok(self.store.purge_expired(self.now()) as u64)
+    }
+
     fn values(&self) -> Option<&dyn ValueStore> {
         Some(self)
     }

@@ -58,6 +58,29 @@ impl Cache {
         })
     }
 
+    /// Frees every backend's entries whose TTL has passed, now rather than
+    /// at the next background sweep (aquiche's `remove_expired`); returns
+    /// how many. Expired entries are never returned either way: this only
+    /// frees memory early.
+    ///
+    /// # Errors
+    /// A backend's error.
+    pub async fn remove_expired(&self) -> Result<u64> {
+        let backends: Vec<_> = self
+            .inner
+            .state
+            .load()
+            .routes
+            .iter()
+            .map(|route| route.backend.clone())
+            .collect();
+        let mut removed = 0;
+        for backend in backends {
+            removed += backend.remove_expired().await?;
+        }
+        Ok(removed)
+    }
+
     fn with_values<O>(&self, key: &str, run: impl FnOnce(&dyn ValueStore) -> O) -> Result<O> {
         let state = self.inner.state.load();
         let route = state.route(key)?;

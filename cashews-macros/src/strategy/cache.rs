@@ -514,6 +514,11 @@ fn helpers(function: &Function, target: &Target, krate: &TokenStream) -> TokenSt
         let __cashews_pattern: ::std::string::String = #pattern;
         __cashews_cache.delete_match(&__cashews_pattern).await
     };
+    let doc_expired = format!("Frees the expired entries of [`{name}`]'s cache now (the memory backend sweeps them in the background anyway); returns how many.");
+    let expired_body = quote! {
+        let __cashews_cache: &#krate::__private::Cache = #cache;
+        __cashews_cache.remove_expired().await
+    };
     let invalidate_body = quote! {
         #unused
         let __cashews_cache: &#krate::__private::Cache = #cache;
@@ -521,7 +526,7 @@ fn helpers(function: &Function, target: &Target, krate: &TokenStream) -> TokenSt
         __cashews_cache.delete(&__cashews_key).await
     };
     if !function.has_self() {
-        let doc = format!("Cache helpers of [`{name}`]: `{name}::key(..)`, `{name}::invalidate(..)`, `{name}::uncached(..)`, `{name}::cache_info()`, `{name}::cache_clear()`.");
+        let doc = format!("Cache helpers of [`{name}`]: `{name}::key(..)`, `{name}::invalidate(..)`, `{name}::uncached(..)`, `{name}::cache_info()`, `{name}::cache_clear()`, `{name}::remove_expired()`.");
         return quote! {
             #[doc = #doc]
             #[allow(non_camel_case_types, dead_code)]
@@ -554,6 +559,11 @@ fn helpers(function: &Function, target: &Target, krate: &TokenStream) -> TokenSt
                 #vis async fn cache_clear() -> #krate::Result<u64> {
                     #clear_body
                 }
+
+                #[doc = #doc_expired]
+                #vis async fn remove_expired() -> #krate::Result<u64> {
+                    #expired_body
+                }
             }
         };
     }
@@ -562,6 +572,7 @@ fn helpers(function: &Function, target: &Target, krate: &TokenStream) -> TokenSt
     let uncached_fn = format_ident!("{}_uncached", name);
     let info_fn = format_ident!("{}_cache_info", name);
     let clear_fn = format_ident!("{}_cache_clear", name);
+    let expired_fn = format_ident!("{}_remove_expired", name);
     quote! {
         #[doc = #doc_key]
         #[allow(dead_code)]
@@ -592,6 +603,12 @@ fn helpers(function: &Function, target: &Target, krate: &TokenStream) -> TokenSt
         #[allow(dead_code)]
         #vis async fn #clear_fn(&self) -> #krate::Result<u64> {
             #clear_body
+        }
+
+        #[doc = #doc_expired]
+        #[allow(dead_code)]
+        #vis async fn #expired_fn(&self) -> #krate::Result<u64> {
+            #expired_body
         }
     }
 }

@@ -15,7 +15,8 @@
 //! - in a current-thread runtime: on this thread if the key's backend runs
 //!   in process (memory); otherwise the runtime's only thread would wait for
 //!   I/O only it can drive, so the call runs uncached and the error is
-//!   reported once.
+//!   reported once. (From that runtime's `spawn_blocking` threads waiting
+//!   would be safe, but they cannot be told apart from its own thread.)
 //!
 //! A memory hit never gets here: the generated code answers it in line.
 
@@ -191,7 +192,7 @@ fn report_current_thread(function: &str) {
     if !REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         tracing::error!(
             function,
-            "a cached plain function was called inside a current-thread tokio runtime on a backend that needs that runtime for its I/O: it runs uncached (waiting would deadlock). Call it from a multi-thread runtime, from spawn_blocking, or make it async"
+            "a cached plain function was called inside a current-thread tokio runtime on a backend that needs that runtime for its I/O: it runs uncached (waiting would deadlock). Call it from a multi-thread runtime or outside any runtime, or make it async"
         );
     }
 }

@@ -61,7 +61,9 @@ pub use cashews_core::middleware;
 /// Codecs and signing of stored values (chosen per backend by URL).
 pub mod codec {
     #[doc(inline)]
-    pub use cashews_core::codec::{CodecKind, Decoded, Digest, Miss, Serializer};
+    pub use cashews_core::codec::{
+        CodecKind, Compression, Decoded, Digest, Miss, Serializer, DEFAULT_COMPRESS_MIN,
+    };
 }
 
 // ---- The backend kit ----------------------------------------------------

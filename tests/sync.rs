@@ -223,6 +223,7 @@ fn current_thread_runtime_in_process(h: &Harness) {
 
 /// On a backend the runtime must drive, waiting would deadlock: the call
 /// runs uncached instead, and at once.
+#[cfg(any(feature = "redis", feature = "disk"))]
 fn current_thread_runtime_remote(h: &Harness) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

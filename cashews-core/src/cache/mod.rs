@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 
 use crate::backend::Backend;
 use crate::clock::Clock;
-use crate::codec::{CodecKind, Digest, Serializer};
+use crate::codec::{CodecKind, Compression, Digest, Serializer, DEFAULT_COMPRESS_MIN};
 use crate::command::Command;
 use crate::driver::{Driver, DriverContext};
 use crate::error::{Error, Result};
@@ -309,6 +309,36 @@ impl Cache {
             }
             (None, None) => {}
         }
+        let compression = params.take_with(
+            "compress",
+            &format!("one of {}", Compression::NAMES.join(", ")),
+            Compression::from_name,
+        )?;
+        let compress_min = params.take_with(
+            "compress_min",
+            "a size such as 512, 1KiB or 1MiB",
+            parse_size,
+        )?;
+        match (compression, compress_min) {
+            (Some(compression), min) => {
+                if let Some(feature) = compression.missing_feature() {
+                    return Err(Error::config(format!(
+                        "setup url {:?}: compress={} needs the cargo feature `{feature}`",
+                        parsed.display,
+                        compression.name()
+                    )));
+                }
+                serializer =
+                    serializer.with_compression(compression, min.unwrap_or(DEFAULT_COMPRESS_MIN));
+            }
+            (None, Some(_)) => {
+                return Err(Error::config(format!(
+                    "setup url {:?}: compress_min is given without compress",
+                    parsed.display
+                )))
+            }
+            (None, None) => {}
+        }
         let ctx = DriverContext::new(self.inner.clock.clone());
         let backend = (driver.connect)(&parsed, &mut params, &ctx)?;
         params.finish()?;
@@ -540,4 +570,20 @@ impl Cache {
     pub(crate) fn join_flight(&self, key: &str) -> flight::Role<'_> {
         self.inner.flights.join(key)
     }
+}
+
+/// `512`, `1KiB`, `1KB`, `2MiB`: bytes (K = 1024).
+fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let number: usize = text[..digits].parse().ok()?;
+    let scale = match text[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        _ => return None,
+    };
+    number.checked_mul(scale)
 }

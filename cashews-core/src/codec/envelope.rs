@@ -4,14 +4,20 @@ use bytes::Bytes;
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::Serialize;
 
+use super::compress::{decompress, Compression, Inflate};
 use super::sign::{Digest, Signer};
-use super::CodecKind;
+use super::{CodecKind, DECODE_LIMIT};
 use crate::error::{Error, Result};
 pub use crate::layout::parse_counter;
 
 const MAGIC: u8 = 0xCA;
 const VERSION: u8 = 1;
 const FLAG_SIGNED: u8 = 1;
+/// Bits 1–2 of the flags: the payload's compression (0: none).
+const COMPRESSION_SHIFT: u8 = 1;
+const COMPRESSION_MASK: u8 = 0b11;
+/// Flags this version knows; a value with others is from a later one.
+const KNOWN_FLAGS: u8 = FLAG_SIGNED | (COMPRESSION_MASK << COMPRESSION_SHIFT);
 const HEADER_LEN: usize = 4;
 
 /// Why a stored value was not returned.
@@ -45,6 +51,8 @@ pub enum Decoded<T> {
 pub struct Serializer {
     codec: CodecKind,
     signer: Option<Signer>,
+    /// How payloads of at least `.1` bytes are compressed.
+    compression: Option<(Compression, usize)>,
 }
 
 impl Serializer {
@@ -53,7 +61,21 @@ impl Serializer {
         Serializer {
             codec,
             signer: None,
+            compression: None,
         }
+    }
+
+    /// Compresses payloads of at least `min` bytes with `compression` (when
+    /// that makes them smaller). Values are read whatever their
+    /// compression, so caches with and without it share values.
+    pub fn with_compression(mut self, compression: Compression, min: usize) -> Serializer {
+        self.compression = Some((compression, min));
+        self
+    }
+
+    /// How values are compressed, and from what size.
+    pub fn compression(&self) -> Option<(Compression, usize)> {
+        self.compression
     }
 
     /// Signs every value with an HMAC keyed by `secret`.
@@ -86,12 +108,29 @@ impl Serializer {
             out.push(signer.digest.id());
             out.resize(HEADER_LEN + 1 + mac_len, 0);
         }
+        let payload_start = out.len();
         self.codec
             .encode(value, &mut out)
             .map_err(|source| Error::Encode {
                 key: key.to_owned(),
                 source,
             })?;
+        if let Some((compression, min)) = self.compression {
+            let raw = &out[payload_start..];
+            if raw.len() >= min {
+                match compression.compress(raw) {
+                    Ok(packed) if packed.len() < raw.len() => {
+                        out.truncate(payload_start);
+                        out.extend_from_slice(&packed);
+                        out[3] |= compression.id() << COMPRESSION_SHIFT;
+                    }
+                    Ok(_) => {} // no smaller: stored raw
+                    Err(error) => {
+                        tracing::warn!(key, %error, "cannot compress; the value is stored raw")
+                    }
+                }
+            }
+        }
         if let Some(signer) = &self.signer {
             let (head, payload) = out.split_at_mut(HEADER_LEN + 1 + mac_len);
             let (header, mac) = head.split_at_mut(HEADER_LEN + 1);
@@ -108,7 +147,11 @@ impl Serializer {
         if bytes[1] != VERSION {
             return Decoded::Miss(Miss::UnknownFormat);
         }
+        if bytes[3] & !KNOWN_FLAGS != 0 {
+            return Decoded::Miss(Miss::UnknownFormat);
+        }
         let (codec_id, signed) = (bytes[2], bytes[3] & FLAG_SIGNED != 0);
+        let compression = (bytes[3] >> COMPRESSION_SHIFT) & COMPRESSION_MASK;
         let payload = match (&self.signer, signed) {
             (Some(_), false) => return Decoded::Miss(Miss::Unsigned),
             (Some(signer), true) => {
@@ -134,6 +177,19 @@ impl Serializer {
                 }
             }
             (None, false) => &bytes[HEADER_LEN..],
+        };
+        let inflated;
+        let payload = if compression == 0 {
+            payload
+        } else {
+            match decompress(compression, payload, DECODE_LIMIT) {
+                Ok(data) => {
+                    inflated = data;
+                    &inflated[..]
+                }
+                Err(Inflate::Unknown) => return Decoded::Miss(Miss::UnknownFormat),
+                Err(Inflate::Corrupt) => return Decoded::Miss(Miss::Corrupt),
+            }
         };
         match CodecKind::decode_by_id(codec_id, payload) {
             None => Decoded::Miss(Miss::UnknownFormat),
@@ -270,6 +326,55 @@ mod tests {
         future[1] = VERSION;
         future[2] = 200;
         assert_eq!(miss(s.decode::<User>("k", &future)), Miss::UnknownFormat);
+    }
+
+    #[cfg(feature = "compress")]
+    #[test]
+    fn compressed_values_are_read_by_every_cache() {
+        let long = User {
+            id: 1,
+            name: "x".repeat(4096),
+        };
+        for secret in [None, Some(&b"s3cret"[..])] {
+            let plain = match secret {
+                Some(secret) => Serializer::default().with_secret(secret, Digest::Sha256),
+                None => Serializer::default(),
+            };
+            for compression in [Compression::Gzip, Compression::Zlib] {
+                let packing = plain.clone().with_compression(compression, 1024);
+                let bytes = packing.encode("k", &long).unwrap();
+                assert_eq!(
+                    (bytes[3] >> COMPRESSION_SHIFT) & COMPRESSION_MASK,
+                    compression.id()
+                );
+                assert!(bytes.len() < 200, "{}", bytes.len());
+                // Read by a cache without compression, and the reverse.
+                assert_eq!(value::<User>(plain.decode("k", &bytes)), long);
+                let raw = plain.encode("k", &long).unwrap();
+                assert_eq!(value::<User>(packing.decode("k", &raw)), long);
+                // Small values stay raw.
+                let small = packing.encode("k", &user()).unwrap();
+                assert_eq!(small[3] >> COMPRESSION_SHIFT, 0);
+                // A flipped compression flag is caught by the signature.
+                if secret.is_some() {
+                    let mut forged = bytes.to_vec();
+                    forged[3] &= !(COMPRESSION_MASK << COMPRESSION_SHIFT);
+                    assert_eq!(miss(plain.decode::<User>("k", &forged)), Miss::BadSignature);
+                }
+            }
+        }
+        // Broken compressed data is a miss; unknown flags are a later format.
+        let packing = Serializer::default().with_compression(Compression::Gzip, 0);
+        let mut bytes = packing.encode("k", &long).unwrap().to_vec();
+        let half = bytes.len() / 2;
+        bytes.truncate(half);
+        assert_eq!(miss(packing.decode::<User>("k", &bytes)), Miss::Corrupt);
+        let mut later = packing.encode("k", &long).unwrap().to_vec();
+        later[3] |= 0x80;
+        assert_eq!(
+            miss(packing.decode::<User>("k", &later)),
+            Miss::UnknownFormat
+        );
     }
 
     #[test]

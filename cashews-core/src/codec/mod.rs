@@ -8,16 +8,18 @@
 //! | 0 | magic `0xCA` (never an ASCII digit, so counters and values never mix) |
 //! | 1 | format version (1) |
 //! | 2 | codec id (1 = bincode, 2 = JSON, 3 = postcard) |
-//! | 3 | flags (bit 0: signed) |
+//! | 3 | flags (bit 0: signed; bits 1–2: compression, 0 none, 1 gzip, 2 zlib, 3 zstd) |
 //! | 4.. | if signed: digest id, then the MAC (16–64 bytes) |
 //!
 //! The codec id tells which codec wrote a value, so a cache configured for
 //! JSON still reads bincode values (and the reverse). An unknown version or
 //! codec reads as a miss, never as garbage.
 
+mod compress;
 mod envelope;
 mod sign;
 
+pub use compress::{Compression, DEFAULT_COMPRESS_MIN};
 pub use envelope::{parse_counter, Decoded, Miss, Serializer};
 pub use sign::Digest;
 

@@ -6,7 +6,7 @@ mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cashews::{cache, Cache};
 use support::Harness;
@@ -229,7 +229,7 @@ fn current_thread_runtime_remote(h: &Harness) {
         .enable_all()
         .build()
         .unwrap();
-    let started = Instant::now();
+    let started = std::time::Instant::now();
     runtime.block_on(async {
         let calls = AtomicUsize::new(0);
         assert_eq!(square(&h.cache, &calls, 3), 9);

@@ -39,6 +39,59 @@ async fn cached_profile(id: u64) -> Profile {
     load(id)
 }
 
+/// The same as a plain function: a hit is answered in line.
+#[cache(ttl = "1h", key = "profile_sync:{id}", cache = CACHE)]
+fn cashews_profile_sync(id: u64) -> Profile {
+    load(id)
+}
+
+#[cached(
+    max_size = 10000,
+    ttl_secs = 3600,
+    key = "String",
+    convert = r#"{ format!("profile_sync:{}", id) }"#
+)]
+fn cached_profile_sync(id: u64) -> Profile {
+    load(id)
+}
+
+/// Plain functions, no runtime: hits, and misses (a new key each time,
+/// computed and stored through the cached call's driver).
+fn sync_calls(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sync");
+    for id in 0..ENTRIES {
+        cashews_profile_sync(id);
+        cached_profile_sync(id);
+    }
+    let mut i = 0;
+    group.bench_function("cashews_hit", |b| {
+        b.iter(|| {
+            i = (i + 1) % ENTRIES;
+            black_box(cashews_profile_sync(black_box(i)))
+        })
+    });
+    group.bench_function("cached_hit", |b| {
+        b.iter(|| {
+            i = (i + 1) % ENTRIES;
+            black_box(cached_profile_sync(black_box(i)))
+        })
+    });
+    let mut fresh = ENTRIES;
+    group.bench_function("cashews_miss", |b| {
+        b.iter(|| {
+            fresh += 1;
+            black_box(cashews_profile_sync(black_box(fresh)))
+        })
+    });
+    group.bench_function("cached_miss", |b| {
+        b.iter(|| {
+            fresh += 1;
+            black_box(cached_profile_sync(black_box(fresh)))
+        })
+    });
+    group.finish();
+}
+
 fn decorated_hit(c: &mut Criterion) {
     let mut group = c.benchmark_group("decorated_hit");
     for id in 0..ENTRIES {
@@ -81,12 +134,20 @@ fn main() {
         .measurement_time(Duration::from_secs(2))
         .configure_from_args();
     decorated_hit(&mut c);
+    sync_calls(&mut c);
     c.final_summary();
     print_ratios(
         "decorated hit: async fn(u64) -> struct, 10k entries, String keys",
         &[
             ("decorated_hit/cashews", "decorated_hit/cached"),
             ("decorated_hit/cashews", "decorated_hit/moka_get_with"),
+        ],
+    );
+    print_ratios(
+        "plain fn(u64) -> struct, no runtime, 10k entries, String keys",
+        &[
+            ("sync/cashews_hit", "sync/cached_hit"),
+            ("sync/cashews_miss", "sync/cached_miss"),
         ],
     );
 }

@@ -88,6 +88,22 @@ impl Client {
     }
 }
 
+/// A plain function with a TTL from its result, and one kept locally.
+fn sync_ttl(out: &u64, id: &u64) -> Duration {
+    Duration::from_secs(*out + *id + 1)
+}
+
+#[cache(ttl = sync_ttl)]
+fn sync_result_ttl(id: u64) -> u64 {
+    id
+}
+
+#[cache(ttl = "1h", local)]
+fn sync_local(id: u64) -> std::sync::Arc<Client> {
+    let _ = id;
+    std::sync::Arc::new(Client)
+}
+
 /// A body of one expression compiles without "unnecessary braces".
 #[cache(ttl = "1h")]
 async fn one_expression(id: u64) -> u64 {

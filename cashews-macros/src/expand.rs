@@ -150,59 +150,12 @@ fn generate(
     let borrowed = layers
         .iter()
         .any(|(_, l)| l.strategy.reads_args_after_body());
-    if refreshed && borrowed {
-        return Err(syn::Error::new(
-            function.name().span(),
-            "a TTL function of the result reads the arguments after the body, which a background refresh (early, hit) takes: give the refreshing layer a TTL value",
-        ));
-    }
     let retries: Vec<TokenStream> = layers
         .iter()
         .filter_map(|(_, l)| l.strategy.retry(krate))
         .collect();
-    if retries.len() > 1 {
-        return Err(syn::Error::new(
-            function.name().span(),
-            "`retry` is given on more than one attribute: the body is retried once, give it on one",
-        ));
-    }
-    if synchronous && !retries.is_empty() {
-        return Err(syn::Error::new(
-            function.name().span(),
-            "`retry` works on async functions only",
-        ));
-    }
-    let output = function.output();
-    let p = quote!(#krate::__private);
-    let (maker, make_body) = match retries.first() {
-        // A plain fn: the cached future gets a stand-in for the body, which
-        // runs on the calling thread when asked.
-        _ if synchronous => (
-            quote!(let __cashews_slot = #p::strategy::SyncBody::<#output>::new();),
-            quote!(let __cashews_body = __cashews_slot.future();),
-        ),
-        // Each attempt makes the body again from fresh copies of the owned
-        // arguments (the caller's stay, for the layers to read).
-        Some(policy) => {
-            if refreshed {
-                return Err(syn::Error::new(
-                    function.name().span(),
-                    "`retry` does not combine with a background refresh (early, hit)",
-                ));
-            }
-            let attempt = function.attempt()?;
-            (
-                quote! {
-                    let __cashews_retry: #krate::__private::strategy::Retry = #policy;
-                },
-                quote! {
-                    #attempt
-                    let __cashews_body = __cashews_retry.run(__cashews_attempt);
-                },
-            )
-        }
-        None => function.body(refreshed, borrowed)?,
-    };
+    let (maker, make_body) = body(function, krate, &retries, synchronous, refreshed, borrowed)?;
+    let (output, p) = (function.output(), quote!(#krate::__private));
     let mut errors = Errors::default();
     let mut prepare = TokenStream::new();
     let mut futures = Vec::new();
@@ -281,4 +234,54 @@ fn generate(
         }
         #items
     })
+}
+
+/// What makes the body and the statement making its future, the one choice
+/// between the four forms: a stand-in run on the calling thread (a plain
+/// fn), attempts made again for `retry`, a maker a background refresh calls
+/// again, or the body's own future (borrowing the arguments a layer reads
+/// after it).
+fn body(
+    function: &Function,
+    krate: &TokenStream,
+    retries: &[TokenStream],
+    synchronous: bool,
+    refreshed: bool,
+    borrowed: bool,
+) -> syn::Result<(TokenStream, TokenStream)> {
+    let fail = |message: &str| Err(syn::Error::new(function.name().span(), message));
+    if retries.len() > 1 {
+        return fail(
+            "`retry` is given on more than one attribute: the body is retried once, give it on one",
+        );
+    }
+    if synchronous && !retries.is_empty() {
+        return fail("`retry` works on async functions only");
+    }
+    if refreshed && !retries.is_empty() {
+        return fail("`retry` does not combine with a background refresh (early, hit)");
+    }
+    if refreshed && borrowed {
+        return fail("a TTL function of the result reads the arguments after the body, which a background refresh (early, hit) takes: give the refreshing layer a TTL value");
+    }
+    let (output, p) = (function.output(), quote!(#krate::__private));
+    if synchronous {
+        return Ok((
+            quote!(let __cashews_slot = #p::strategy::SyncBody::<#output>::new();),
+            quote!(let __cashews_body = __cashews_slot.future();),
+        ));
+    }
+    if let Some(policy) = retries.first() {
+        // Each attempt makes the body again from fresh copies of the owned
+        // arguments (the caller's stay, for the layers to read).
+        let attempt = function.attempt()?;
+        return Ok((
+            quote!(let __cashews_retry: #p::strategy::Retry = #policy;),
+            quote! {
+                #attempt
+                let __cashews_body = __cashews_retry.run(__cashews_attempt);
+            },
+        ));
+    }
+    function.body(refreshed, borrowed)
 }

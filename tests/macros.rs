@@ -971,3 +971,33 @@ async fn max_size_gives_a_function_its_own_bounded_store() {
     bounded(1).await;
     assert_eq!(calls(), 5);
 }
+
+/// Two methods of one name in one module: each has its own bounded store.
+struct Left;
+struct Right;
+
+static SAME_NAME_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+impl Left {
+    #[cache(ttl = "1h", max_size = 1, key = "same:{id}")]
+    async fn lookup(&self, id: u64) -> u64 {
+        SAME_NAME_CALLS.fetch_add(1, Ordering::SeqCst);
+        id
+    }
+}
+
+impl Right {
+    #[cache(ttl = "1h", max_size = 1, key = "same:{id}")]
+    async fn lookup(&self, id: u64) -> u64 {
+        SAME_NAME_CALLS.fetch_add(1, Ordering::SeqCst);
+        id + 100
+    }
+}
+
+#[tokio::test]
+async fn methods_of_one_name_have_stores_of_their_own() {
+    assert_eq!(Left.lookup(1).await, 1);
+    assert_eq!(Right.lookup(1).await, 101, "not Left's entry");
+    assert_eq!(Left.lookup(1).await, 1);
+    assert_eq!(SAME_NAME_CALLS.load(Ordering::SeqCst), 2);
+}

@@ -69,14 +69,16 @@ impl Target {
     pub fn cache(&self, krate: &TokenStream) -> TokenStream {
         if let Some((size, name)) = &self.max_size {
             let size = crate::args::convert(size, quote!(usize));
-            // One store per function, found by name (a method's helpers and
-            // its calls reach the same one); each site keeps it at hand.
+            // One store per function, found by its path and the line of its
+            // attribute (two methods of one name in one module differ by
+            // line; a method's helpers and its calls share it); each site
+            // keeps it at hand.
             return quote! {{
                 static __CASHEWS_STORE: ::std::sync::OnceLock<&'static #krate::__private::Cache> =
                     ::std::sync::OnceLock::new();
                 *__CASHEWS_STORE.get_or_init(|| {
                     #krate::__private::bounded_store(
-                        concat!(module_path!(), "::", #name),
+                        concat!(module_path!(), "::", #name, ":", line!()),
                         #size,
                     )
                 })

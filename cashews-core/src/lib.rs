@@ -10,6 +10,7 @@
 
 mod cache;
 pub mod codec;
+mod jitter;
 pub mod key;
 pub mod middleware;
 pub mod scope;

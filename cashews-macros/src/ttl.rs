@@ -65,10 +65,7 @@ impl TtlArg {
         let value = match self {
             TtlArg::At(expr) => {
                 let at = match expr {
-                    Expr::Path(path) if !names_a_value(path) => {
-                        let args = function.args_by_ref();
-                        quote_spanned!(path.span()=> #path(#(#args),*))
-                    }
+                    Expr::Path(path) if !names_a_value(path) => call(path, function),
                     other => other.to_token_stream(),
                 };
                 return quote!(#p::expire_at_ttl(#at, #cache, &#key));
@@ -76,10 +73,7 @@ impl TtlArg {
             TtlArg::Literal(nanos) => {
                 return quote!(::std::option::Option::Some(#p::Ttl::from_nanos_checked(#nanos)))
             }
-            TtlArg::Function(path) => {
-                let args = function.args_by_ref();
-                quote_spanned!(path.span()=> #path(#(#args),*))
-            }
+            TtlArg::Function(path) => call(path, function),
             TtlArg::Expr(expr) => expr.to_token_stream(),
         };
         quote!(#p::layer_ttl(#value, &#key))
@@ -92,6 +86,13 @@ impl TtlArg {
             _ => None,
         }
     }
+}
+
+/// `path(args…)`: a function of the arguments, called as TTL functions
+/// receive them.
+fn call(path: &syn::ExprPath, function: &Function) -> TokenStream {
+    let args = function.args_by_ref();
+    quote_spanned!(path.span()=> #path(#(#args),*))
 }
 
 /// Whether `path` names a const or static: its last segment is upper case

@@ -10,7 +10,7 @@ use crate::backend::{BoxFuture, Exist, SetOptions};
 use crate::command::Command;
 use crate::error::Result;
 use crate::middleware::Request;
-use crate::ttl::{ExpireAt, IntoExpireAt, IntoTtl, Ttl};
+use crate::ttl::{ttl_until, ExpireAt, IntoExpireAt, IntoTtl, Ttl};
 
 /// A pending `set`; see [`Cache::set`].
 #[must_use = "a set does nothing until awaited"]
@@ -106,10 +106,7 @@ impl<'a> IntoFuture for SetBuilder<'a> {
         Box::pin(async move {
             let (value, mut options, key) = (self.value?, self.options?, self.key.into());
             if let Some(at) = self.expire_at {
-                match at?
-                    .remaining(self.cache.clock().unix_ms())
-                    .and_then(|left| Ttl::new(left).ok())
-                {
+                match ttl_until(at?, self.cache.clock().unix_ms())? {
                     Some(ttl) => options.expire = ttl.duration(),
                     None => {
                         self.cache.delete(self.key).await?;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::Cache;
 use crate::error::{Error, Result};
+use crate::jitter::Jitter;
 use crate::layout::random_token;
 use crate::ttl::{IntoTtl, Ttl};
 
@@ -80,8 +81,7 @@ impl<'c> IntoFuture for LockBuilder<'c> {
             let token = random_token();
             let started = tokio::time::Instant::now();
             let mut backoff = first_backoff;
-            let mut jitter =
-                u64::from_le_bytes(token.as_bytes()[..8].try_into().expect("32 hex chars"));
+            let mut jitter = Jitter::from_token(&token);
             loop {
                 if self.cache.set_lock(&self.key, &token, ttl).await? {
                     return Ok(LockGuard {
@@ -96,11 +96,7 @@ impl<'c> IntoFuture for LockBuilder<'c> {
                     return Err(Error::Locked { key: self.key });
                 }
                 // Exponential backoff with jitter, never past the deadline.
-                jitter ^= jitter << 13;
-                jitter ^= jitter >> 7;
-                jitter ^= jitter << 17;
-                let pause =
-                    backoff + Duration::from_micros(jitter % (backoff.as_micros() as u64 / 2 + 1));
+                let pause = backoff + jitter.up_to(backoff / 2);
                 tokio::time::sleep(pause.min(wait - waited)).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF.max(first_backoff));
             }

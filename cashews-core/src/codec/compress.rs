@@ -71,21 +71,15 @@ impl Compression {
     pub(crate) fn compress(self, data: &[u8]) -> Result<Vec<u8>, BoxError> {
         match self {
             #[cfg(feature = "compress")]
-            Compression::Gzip => {
-                use std::io::Write;
-                let mut encoder =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                encoder.write_all(data)?;
-                Ok(encoder.finish()?)
-            }
+            Compression::Gzip => Ok(read_all(flate2::read::GzEncoder::new(
+                data,
+                flate2::Compression::fast(),
+            ))?),
             #[cfg(feature = "compress")]
-            Compression::Zlib => {
-                use std::io::Write;
-                let mut encoder =
-                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-                encoder.write_all(data)?;
-                Ok(encoder.finish()?)
-            }
+            Compression::Zlib => Ok(read_all(flate2::read::ZlibEncoder::new(
+                data,
+                flate2::Compression::fast(),
+            ))?),
             #[cfg(feature = "zstd")]
             Compression::Zstd => Ok(zstd::bulk::compress(data, 3)?),
             #[allow(unreachable_patterns)]
@@ -131,15 +125,19 @@ pub(crate) fn decompress(id: u8, data: &[u8], limit: usize) -> Result<Vec<u8>, I
     }
 }
 
+/// Everything `reader` yields (an encoder or a decoder over a slice).
+#[cfg(any(feature = "compress", feature = "zstd"))]
+fn read_all(mut reader: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// What a decoder yields, refused past `limit` bytes.
 #[cfg(any(feature = "compress", feature = "zstd"))]
 fn read_bounded(reader: impl std::io::Read, limit: usize) -> Result<Vec<u8>, Inflate> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    let read = reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|_| Inflate::Corrupt)?;
-    if read > limit {
+    let out = read_all(reader.take(limit as u64 + 1)).map_err(|_| Inflate::Corrupt)?;
+    if out.len() > limit {
         return Err(Inflate::Corrupt);
     }
     Ok(out)

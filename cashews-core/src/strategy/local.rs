@@ -1,7 +1,7 @@
 //! `#[cache(local)]`: results kept as themselves in process — a client, a
 //! pool, anything `Clone + Send + Sync` that is not serde — and cloned on a
 //! hit; never encoded. Only `mem://` keeps them: on another backend the
-//! call runs uncached and the error is reported once per function.
+//! call runs uncached and the error is reported once.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

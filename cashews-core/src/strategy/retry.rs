@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::jitter::Jitter;
+
 /// How a failing call is retried: up to `retries` more times, pausing
 /// `backoff`, then twice that, and so on up to `max_backoff`, each pause
 /// with jitter (between half and all of it), so callers that failed
@@ -74,28 +76,10 @@ impl Retry {
             if output.is_ok() || n >= self.retries {
                 return output;
             }
-            tokio::time::sleep(jitter.between_half_and_all(self.pause(n))).await;
+            let pause = self.pause(n);
+            tokio::time::sleep(pause / 2 + jitter.up_to(pause / 2)).await;
             n += 1;
         }
-    }
-}
-
-/// A small xorshift generator seeded from the OS, for pause jitter.
-struct Jitter(u64);
-
-impl Jitter {
-    fn new() -> Jitter {
-        let token = crate::layout::random_token();
-        let seed = u64::from_str_radix(&token[..16], 16).unwrap_or(0x9E37_79B9_7F4A_7C15);
-        Jitter(seed | 1)
-    }
-
-    fn between_half_and_all(&mut self, pause: Duration) -> Duration {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        let fraction = 0.5 + (self.0 >> 11) as f64 / (1u64 << 53) as f64 / 2.0;
-        pause.mul_f64(fraction)
     }
 }
 
@@ -109,11 +93,6 @@ mod tests {
         let retry = Retry::new(10, Duration::from_millis(200)).max_backoff(Duration::from_secs(1));
         let pauses: Vec<u64> = (0..5).map(|n| retry.pause(n).as_millis() as u64).collect();
         assert_eq!(pauses, [200, 400, 800, 1000, 1000]);
-        let mut jitter = Jitter::new();
-        for _ in 0..1000 {
-            let p = jitter.between_half_and_all(Duration::from_millis(200));
-            assert!(p >= Duration::from_millis(100) && p <= Duration::from_millis(200));
-        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -329,14 +329,13 @@ impl Strategy for Cache {
         };
         // A TTL function of the result is asked once the result is there;
         // until then the memo's TTL is a placeholder it replaces.
+        let ttl_name = cx.ttl_name();
         let ttl = match &self.ttl {
             TtlArg::Function(_) => {
-                let ttl_name = cx.ttl_name();
                 quote!(let #ttl_name: ::std::option::Option<#p::Ttl> = ::std::option::Option::Some(#p::Ttl::FOREVER);)
             }
             _ => cx.bind_ttl(&self.ttl),
         };
-        let ttl_name = cx.ttl_name();
         // A disabled call skips the layer, as an invalid TTL does.
         let disable = self.enabled.as_ref().map(|_| {
             quote!(let #ttl_name: ::std::option::Option<#p::Ttl> = #ttl_name.filter(|_| #enabled_name);)

@@ -81,6 +81,11 @@ pub use cashews_redis as redis;
 #[doc(inline)]
 pub use cashews_disk as disk;
 
+/// The memcached backend (feature `memcached`).
+#[cfg(feature = "memcached")]
+#[doc(inline)]
+pub use cashews_memcached as memcached;
+
 /// HTTP response caching for axum and tower (feature `axum`).
 #[cfg(feature = "axum")]
 #[doc(inline)]

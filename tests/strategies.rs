@@ -38,6 +38,13 @@ strategy_suite!(
     Harness::disk("")
 );
 
+#[cfg(feature = "memcached")]
+strategy_suite!(
+    memcached,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::memcached("")
+);
+
 #[test]
 fn every_case_of_the_suite_is_listed() {
     support::assert_every_case_listed(include_str!("support/strategies.rs"), memory::CASES);

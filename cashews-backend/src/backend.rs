@@ -299,6 +299,14 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         unsupported(self.name(), Command::SetPop)
     }
 
+    /// The commands this backend cannot run: they answer
+    /// [`Error::Unsupported`] (memcached cannot list keys, so `scan` and
+    /// what is built on it). A backend that leaves a default method above
+    /// unimplemented lists its command here.
+    fn unsupported(&self) -> &'static [Command] {
+        &[]
+    }
+
     /// Stops background work and releases connections.
     async fn close(&self) -> Result<()> {
         Ok(())

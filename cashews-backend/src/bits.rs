@@ -22,6 +22,11 @@ pub fn field_offset(index: u64, size: u8) -> Result<u64> {
         })
 }
 
+/// The first bit offset of each field, checked ([`field_offset`]).
+pub fn offsets(indexes: &[u64], size: u8) -> Result<Vec<u64>> {
+    indexes.iter().map(|i| field_offset(*i, size)).collect()
+}
+
 /// Reads the field at `offset` (missing bytes read as zero).
 pub fn read(data: &[u8], offset: u64, size: u8) -> u64 {
     (0..size as u64).fold(0, |acc, i| {

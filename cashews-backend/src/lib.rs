@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod availability;
 pub mod backend;
 pub mod bits;
 pub mod clock;
@@ -27,6 +28,7 @@ pub mod url;
 /// (`#[cashews::backend::async_trait]`): one boxed future per call, as the
 /// trait object needs.
 pub use async_trait::async_trait;
+pub use availability::Availability;
 pub use backend::{
     AnyValue, Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions, ValueStore, Write,
 };

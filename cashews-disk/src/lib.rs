@@ -351,13 +351,6 @@ fn shard_of(key: &str, shards: usize) -> usize {
     (hash % shards as u64) as usize
 }
 
-fn offsets(indexes: &[u64], size: u8) -> Result<Vec<u64>> {
-    indexes
-        .iter()
-        .map(|i| bits::field_offset(*i, size))
-        .collect()
-}
-
 #[cashews_backend::async_trait]
 impl Backend for DiskBackend {
     fn name(&self) -> &'static str {
@@ -519,13 +512,13 @@ impl Backend for DiskBackend {
     }
 
     async fn get_bits(&self, key: &str, indexes: &[u64], size: u8) -> Result<Vec<u64>> {
-        let offsets = offsets(indexes, size)?;
+        let offsets = bits::offsets(indexes, size)?;
         self.on(key, move |db, key| db.bits(key, &offsets, size, None))
             .await
     }
 
     async fn incr_bits(&self, key: &str, indexes: &[u64], size: u8, by: i64) -> Result<Vec<u64>> {
-        let offsets = offsets(indexes, size)?;
+        let offsets = bits::offsets(indexes, size)?;
         self.on(key, move |db, key| db.bits(key, &offsets, size, Some(by)))
             .await
     }

@@ -73,7 +73,6 @@ mod scripts;
 mod tracking;
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,7 +80,7 @@ use tokio::time::Instant;
 
 use cashews_backend::driver::{Driver, DriverContext};
 use cashews_backend::url::{Params, SetupUrl};
-use cashews_backend::{Backend, Clock, Command, Error, IntoTtl, Result};
+use cashews_backend::{Availability, Backend, Clock, Command, Error, IntoTtl, Result};
 
 use connection::{Conn, Connector};
 use tracking::Tracking;
@@ -423,12 +422,8 @@ pub struct RedisBackend {
 pub(crate) struct Shared {
     connector: Connector,
     pub(crate) config: RedisConfig,
-    suppressed: AtomicU64,
-    /// When the backend was made: the origin of `down_until`.
-    started: Instant,
-    /// Milliseconds after `started` until which commands fail at once
-    /// (after one missed its deadline); 0 when up.
-    down_until: AtomicU64,
+    /// Deadlines, the down window and `suppress`.
+    availability: Availability,
     /// Client-side caching, when enabled.
     pub(crate) tracking: Option<Arc<Tracking>>,
 }
@@ -488,13 +483,12 @@ impl RedisBackend {
         connector: Connector,
         tracking: Option<Arc<Tracking>>,
     ) -> RedisBackend {
+        let availability = Availability::new("redis", config.suppress, config.response_timeout);
         RedisBackend {
             shared: Arc::new(Shared {
                 connector,
                 config,
-                suppressed: AtomicU64::new(0),
-                started: Instant::now(),
-                down_until: AtomicU64::new(0),
+                availability,
                 tracking,
             }),
         }
@@ -502,7 +496,7 @@ impl RedisBackend {
 
     /// How many failures were turned into misses (`suppress=true`).
     pub fn suppressed_errors(&self) -> u64 {
-        self.shared.suppressed.load(Ordering::Relaxed)
+        self.shared.availability.suppressed()
     }
 
     /// How many values client-side caching holds in process now (0 when it
@@ -532,22 +526,11 @@ impl Shared {
         }
     }
 
-    /// Fails commands at once for the next response_timeout.
-    fn mark_down(&self) {
-        let until = self.millis(Instant::now() + self.config.response_timeout);
-        self.down_until.store(until.max(1), Ordering::Relaxed);
-    }
-
-    /// `at` as milliseconds since the backend was made.
-    fn millis(&self, at: Instant) -> u64 {
-        at.saturating_duration_since(self.started).as_millis() as u64
-    }
-
     /// When a command starting now must have ended: `response_timeout` from
     /// now, covering connecting, redis-rs' retry and enabling tracking.
     #[inline]
     pub(crate) fn deadline(&self) -> Instant {
-        Instant::now() + self.config.response_timeout
+        self.availability.deadline()
     }
 
     /// Runs a command within its deadline; with `suppress`, a connection
@@ -581,16 +564,9 @@ impl Shared {
         F: FnOnce(Conn) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
     {
-        match self.run_strict_by(deadline, command, key, call).await {
-            Err(error)
-                if self.config.suppress && error.is_transient() && command != Command::Ping =>
-            {
-                self.suppressed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(command = command.name(), %error, "redis unavailable; treated as a miss");
-                Ok(fallback())
-            }
-            other => other,
-        }
+        self.availability
+            .run_by(deadline, command, fallback, self.attempt(key, call))
+            .await
     }
 
     /// Runs a command that has no neutral answer (a counter, a window, a
@@ -621,44 +597,25 @@ impl Shared {
         F: FnOnce(Conn) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
     {
-        // After a command missed its deadline or the server refused the
-        // connection, the server is taken to be down (hung or killed) for one
-        // response_timeout: commands fail at once instead of each waiting
-        // for it again. `ping` always asks.
-        let down_until = self.down_until.load(Ordering::Relaxed);
-        if down_until != 0 && command != Command::Ping && self.millis(Instant::now()) < down_until {
-            return Err(Error::backend(
-                "redis",
-                true,
-                format!(
-                    "{command} not sent: redis was unreachable within the last response_timeout ({}); retrying after it",
-                    cashews_backend::ttl::display(self.config.response_timeout)
-                ),
-            ));
-        }
-        let attempt = async {
-            let connection = self.connection().await?;
-            call(connection).await.map_err(|e| {
-                if e.is_connection_refusal() {
-                    self.mark_down();
-                }
-                map_error(e, key)
-            })
-        };
-        match tokio::time::timeout_at(deadline, attempt).await {
-            Ok(result) => result,
-            Err(_) => {
-                self.mark_down();
-                Err(Error::backend(
-                    "redis",
-                    true,
-                    format!(
-                        "{command} got no answer within response_timeout ({})",
-                        cashews_backend::ttl::display(self.config.response_timeout)
-                    ),
-                ))
+        self.availability
+            .run_strict_by(deadline, command, self.attempt(key, call))
+            .await
+    }
+
+    /// One command on the connection, its errors mapped (a refused
+    /// connection marks the server down).
+    async fn attempt<T, F, Fut>(&self, key: &str, call: F) -> Result<T>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
+    {
+        let connection = self.connection().await?;
+        call(connection).await.map_err(|e| {
+            if e.is_connection_refusal() {
+                self.availability.mark_down();
             }
-        }
+            map_error(e, key)
+        })
     }
 }
 

@@ -3,6 +3,8 @@
 
 pub mod conformance;
 pub mod features;
+#[cfg(feature = "memcached")]
+pub mod memcached;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod strategies;
@@ -26,6 +28,8 @@ pub struct Harness {
     pub cluster: Option<redis::RedisCluster>,
     /// The directory of a disk cache (removed on drop).
     pub dir: Option<TempDir>,
+    #[cfg(feature = "memcached")]
+    pub memcached: Option<memcached::MemcachedServer>,
 }
 
 /// A fresh directory under the system's temp dir, removed on drop.
@@ -82,6 +86,8 @@ impl Harness {
             #[cfg(feature = "redis")]
             cluster: None,
             dir: None,
+            #[cfg(feature = "memcached")]
+            memcached: None,
         }
     }
 
@@ -100,6 +106,8 @@ impl Harness {
             server: Some(server),
             cluster: None,
             dir: None,
+            #[cfg(feature = "memcached")]
+            memcached: None,
         }
     }
 
@@ -119,6 +127,8 @@ impl Harness {
             server: None,
             cluster: Some(cluster),
             dir: None,
+            #[cfg(feature = "memcached")]
+            memcached: None,
         }
     }
 
@@ -140,7 +150,36 @@ impl Harness {
             #[cfg(feature = "redis")]
             cluster: None,
             dir: Some(dir),
+            #[cfg(feature = "memcached")]
+            memcached: None,
         }
+    }
+
+    /// A cache on a fresh memcached of its own (real time); `params`
+    /// continue the url (`?a=b`).
+    #[cfg(feature = "memcached")]
+    pub fn memcached(params: &str) -> Harness {
+        let server = memcached::MemcachedServer::start();
+        let cache = Cache::new();
+        let url = format!("{}{params}", server.url());
+        cache.setup(&url).expect("valid url");
+        Harness {
+            cache,
+            url,
+            paused: false,
+            scale: 0.1,
+            #[cfg(feature = "redis")]
+            server: None,
+            #[cfg(feature = "redis")]
+            cluster: None,
+            dir: None,
+            memcached: Some(server),
+        }
+    }
+
+    /// Whether the backend under test runs `command` (the capability table).
+    pub fn supports(&self, command: cashews::Command) -> bool {
+        self.cache.supports("any", command).unwrap()
     }
 
     /// `secs` seconds of a case's story, scaled for real-time backends.
@@ -217,7 +256,8 @@ macro_rules! conformance_suite {
             values_expire, get_many_is_aligned, set_many_with_expire, incr_semantics,
             delete_and_exists, glob_special_characters_are_literal, get_match_decodes_and_skips,
             expire_command, ping_clear_count, get_size, lock_tokens, lock_guard_waits_and_expires,
-            bits, slice_incr_window, sets, wrong_types, returned_values_are_copies);
+            bits, slice_incr_window, sets, wrong_types, returned_values_are_copies,
+            unsupported_commands_say_so);
     };
 }
 

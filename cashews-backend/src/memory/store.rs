@@ -525,7 +525,7 @@ impl Store {
         size: u8,
         now: u64,
     ) -> Result<Vec<u64>> {
-        let offsets = offsets(indexes, size)?;
+        let offsets = bits::offsets(indexes, size)?;
         let mut shard = self.shard(key);
         let empty = Bytes::new();
         let data = match self.live(&mut shard, key, now) {
@@ -547,7 +547,7 @@ impl Store {
         by: i64,
         now: u64,
     ) -> Result<Vec<u64>> {
-        let offsets = offsets(indexes, size)?;
+        let offsets = bits::offsets(indexes, size)?;
         let mut shard = self.shard(key);
         let mut data = match self.live(&mut shard, key, now) {
             None => Vec::new(),
@@ -707,13 +707,6 @@ fn evict_one(shard: &mut Shard) -> Option<Box<str>> {
 
 fn counter(n: i64) -> Value {
     Value::Bytes(Bytes::from(n.to_string()))
-}
-
-fn offsets(indexes: &[u64], size: u8) -> Result<Vec<u64>> {
-    indexes
-        .iter()
-        .map(|i| bits::field_offset(*i, size))
-        .collect()
 }
 
 fn wrong_type(key: &str, expected: &'static str) -> Error {

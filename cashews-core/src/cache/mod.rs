@@ -176,13 +176,16 @@ impl CacheBuilder {
 }
 
 /// The drivers compiled into this build, by cargo feature: `mem://`
-/// always, `redis://` with `redis`, `disk://` with `disk`.
+/// always, `redis://` with `redis`, `disk://` with `disk`, `memcached://` with
+/// `memcached`.
 pub const DRIVERS: &[Driver] = &[
     crate::memory::DRIVER,
     #[cfg(feature = "redis")]
     cashews_redis::DRIVER,
     #[cfg(feature = "disk")]
     cashews_disk::DRIVER,
+    #[cfg(feature = "memcached")]
+    cashews_memcached::DRIVER,
 ];
 
 impl Cache {
@@ -366,6 +369,22 @@ impl Cache {
     /// The name of the backend serving `key` (`"memory"`, `"redis"`, ...).
     pub fn backend_name(&self, key: &str) -> Result<&'static str> {
         Ok(self.inner.state.load().route(key)?.backend.name())
+    }
+
+    /// Whether the backend serving `key` can run `command` (memcached, for
+    /// one, cannot list keys: `scan`, `get_match`, `delete_match` and
+    /// `get_keys_count` answer [`Error::Unsupported`] there).
+    ///
+    /// ```
+    /// use cashews::{Cache, Command};
+    /// let cache = Cache::new();
+    /// cache.setup("mem://")?;
+    /// assert!(cache.supports("any", Command::Scan)?);
+    /// # Ok::<(), cashews::Error>(())
+    /// ```
+    pub fn supports(&self, key: &str, command: Command) -> Result<bool> {
+        let state = self.inner.state.load();
+        Ok(!state.route(key)?.backend.unsupported().contains(&command))
     }
 
     /// Whether any backend is set up.

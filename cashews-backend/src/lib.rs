@@ -12,6 +12,7 @@
 pub mod availability;
 pub mod backend;
 pub mod bits;
+pub mod cas;
 pub mod clock;
 pub mod command;
 pub mod driver;

@@ -60,21 +60,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::join_all;
 
-use cashews_backend::backend::{slide_window, Backend, BoxStream, Expiry, SetOptions};
+use cashews_backend::backend::{Backend, BoxStream, Expiry, SetOptions};
+use cashews_backend::cas::{self, CasStore, Change, Item, Read};
 use cashews_backend::driver::{Driver, DriverContext};
-use cashews_backend::layout::parse_counter;
 use cashews_backend::url::{Params, SetupUrl};
 use cashews_backend::{bits, Availability, Clock, Command, Error, Exist, IntoTtl, Result};
 
-use item::{Item, Kind};
+use cas::Kind;
 use pool::{route, CallError, Server};
 use protocol::{Mode, Reply, ReplyError, Requests, WireKey};
 
 const NAME: &str = "memcached";
-
-/// How many times a compare-and-swap is retried before the command fails
-/// (each retry means another client wrote the key in between).
-const MAX_CAS_ATTEMPTS: usize = 64;
 
 /// The `memcached://` driver.
 pub const DRIVER: Driver = Driver {
@@ -238,23 +234,6 @@ impl std::fmt::Debug for MemcachedBackend {
     }
 }
 
-/// What a compare-and-swap step decides from the live item it read.
-enum Change<T> {
-    /// Writes the item (if it is still as read), then answers.
-    Write(Item, T),
-    /// Deletes the item (if it is still as read), then answers.
-    Remove(T),
-    /// Writes nothing.
-    Keep(T),
-}
-
-/// A key's item as read: the live item, and the CAS value of whatever is
-/// stored (also an expired or unreadable item, which a write replaces).
-struct Slot {
-    live: Option<Item>,
-    cas: Option<u64>,
-}
-
 impl MemcachedBackend {
     /// A backend for `config`; connects on first use.
     pub fn new(config: MemcachedConfig) -> MemcachedBackend {
@@ -326,77 +305,36 @@ impl MemcachedBackend {
         self.clock.unix_ms()
     }
 
-    fn expires_at(&self, now: u64, ttl: Option<Duration>) -> u64 {
-        ttl.map_or(0, |ttl| {
-            now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
-                .max(1)
-        })
-    }
-
-    /// The live item in a `mg` reply.
-    fn slot(&self, reply: Reply) -> Result<Slot> {
+    /// The live item in a `mg` reply, and the CAS value of what is stored.
+    fn slot(&self, reply: Reply) -> Result<Read<u64>> {
         match reply {
             Reply::Value { data, cas } => {
                 let now = self.now();
-                Ok(Slot {
-                    live: Item::decode(data).filter(|item| item.live(now)),
-                    cas: Some(cas),
+                Ok(Read {
+                    live: item::decode(data).filter(|item| item.live(now)),
+                    version: Some(cas),
                 })
             }
-            Reply::Miss => Ok(Slot {
+            Reply::Miss => Ok(Read {
                 live: None,
-                cas: None,
+                version: None,
             }),
             other => Err(unexpected(&other)),
         }
     }
 
     /// The live item of `key`.
-    async fn read(&self, node: &Node, key: &WireKey<'_>) -> Result<Slot> {
+    async fn read(&self, node: &Node, key: &WireKey<'_>) -> Result<Read<u64>> {
         let reply = self.call_one(node, Requests::default().get(key)).await?;
         self.slot(reply)
     }
 
-    /// Reads `key`, lets `step` decide, and writes the change only if the
-    /// item is still as read; retries when another client wrote in between.
-    async fn update<T>(
-        &self,
-        node: &Node,
-        key: &str,
-        mut step: impl FnMut(Option<&Item>, u64) -> Result<Change<T>>,
-    ) -> Result<T> {
-        let wire = WireKey::new(key);
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let slot = self.read(node, &wire).await?;
-            let now = self.now();
-            let mut requests = Requests::default();
-            let answer = match step(slot.live.as_ref(), now)? {
-                Change::Keep(answer) => return Ok(answer),
-                Change::Write(item, answer) => {
-                    let mode = slot.cas.map_or(Mode::Add, Mode::Cas);
-                    requests.set(&wire, &item.encode(), item.exptime(now), mode);
-                    answer
-                }
-                Change::Remove(answer) => match slot.cas {
-                    None => return Ok(answer),
-                    Some(cas) => {
-                        requests.delete(&wire, Some(cas));
-                        answer
-                    }
-                },
-            };
-            match self.call_one(node, &requests).await? {
-                Reply::Done => return Ok(answer),
-                // Another client wrote or deleted the key in between.
-                Reply::NotStored | Reply::Exists | Reply::NotFound => continue,
-                other => return Err(unexpected(&other)),
-            }
+    /// `key`'s server as a compare-and-swap store.
+    fn store(&self, key: &str) -> NodeStore<'_> {
+        NodeStore {
+            backend: self,
+            node: self.node(&WireKey::new(key)),
         }
-        Err(Error::backend(
-            NAME,
-            true,
-            format!("{key:?} changed on every one of {MAX_CAS_ATTEMPTS} compare-and-swap attempts"),
-        ))
     }
 
     /// Groups `keys` by server: (node, positions in `keys`).
@@ -443,31 +381,6 @@ fn unsupported<T>(command: Command) -> Result<T> {
     })
 }
 
-fn wrong_type(key: &str, expected: &'static str) -> Error {
-    Error::WrongType {
-        key: key.to_owned(),
-        expected,
-    }
-}
-
-/// The live members of a set item (none when absent).
-fn set_members(key: &str, item: Option<&Item>) -> Result<Vec<String>> {
-    match item {
-        None => Ok(Vec::new()),
-        Some(item) if item.kind == Kind::Set => item::decode_set(key, &item.payload),
-        Some(_) => Err(wrong_type(key, "a set")),
-    }
-}
-
-/// The bytes of a bit string item (empty when absent).
-fn bit_string<'i>(key: &str, item: Option<&'i Item>) -> Result<&'i [u8]> {
-    match item {
-        None => Ok(&[]),
-        Some(item) if item.kind == Kind::Value => Ok(&item.payload),
-        Some(_) => Err(wrong_type(key, "a bit string")),
-    }
-}
-
 #[cashews_backend::async_trait]
 impl Backend for MemcachedBackend {
     fn name(&self) -> &'static str {
@@ -507,9 +420,9 @@ impl Backend for MemcachedBackend {
                     let replies = self.call(node, &requests).await?;
                     let mut values = Vec::with_capacity(replies.len());
                     for reply in replies {
-                        let slot = self.slot(reply)?;
+                        let read = self.slot(reply)?;
                         values.push(
-                            slot.live
+                            read.live
                                 .filter(|item| item.kind == Kind::Value)
                                 .map(|item| item.payload),
                         );
@@ -533,30 +446,23 @@ impl Backend for MemcachedBackend {
         let node = self.node(&wire);
         node.availability
             .run(Command::Set, || false, async {
-                if options.exist == Exist::Always {
-                    let now = self.now();
-                    let item = Item::value(value, self.expires_at(now, options.expire));
-                    let mut requests = Requests::default();
-                    requests.set(&wire, &item.encode(), item.exptime(now), Mode::Set);
-                    return match self.call_one(node, &requests).await? {
-                        Reply::Done => Ok(true),
-                        other => Err(unexpected(&other)),
-                    };
+                if options.exist != Exist::Always {
+                    let step = cas::set_if(options.exist, value, options.expire);
+                    return cas::update(&self.store(key), key, step).await;
                 }
-                self.update(node, key, |live, now| {
-                    let present = live.is_some();
-                    let write = match options.exist {
-                        Exist::IfAbsent => !present,
-                        _ => present,
-                    };
-                    Ok(if write {
-                        let at = self.expires_at(now, options.expire);
-                        Change::Write(Item::value(value.clone(), at), true)
-                    } else {
-                        Change::Keep(false)
-                    })
-                })
-                .await
+                let now = self.now();
+                let item = Item::value(value, cas::expires_at(now, options.expire));
+                let mut requests = Requests::default();
+                requests.set(
+                    &wire,
+                    &item::encode(&item),
+                    item::exptime(&item, now),
+                    Mode::Set,
+                );
+                match self.call_one(node, &requests).await? {
+                    Reply::Done => Ok(true),
+                    other => Err(unexpected(&other)),
+                }
             })
             .await
     }
@@ -564,17 +470,13 @@ impl Backend for MemcachedBackend {
     async fn set_many(&self, pairs: Vec<(&str, Bytes)>, expire: Option<Duration>) -> Result<()> {
         let wires: Vec<WireKey<'_>> = pairs.iter().map(|(k, _)| WireKey::new(k)).collect();
         let now = self.now();
-        let expires_at = self.expires_at(now, expire);
+        let expires_at = cas::expires_at(now, expire);
         let calls = self.by_node(&wires).into_iter().map(|(node, positions)| {
             let mut requests = Requests::default();
             for position in &positions {
                 let item = Item::value(pairs[*position].1.clone(), expires_at);
-                requests.set(
-                    &wires[*position],
-                    &item.encode(),
-                    item.exptime(now),
-                    Mode::Set,
-                );
+                let (bytes, exptime) = (item::encode(&item), item::exptime(&item, now));
+                requests.set(&wires[*position], &bytes, exptime, Mode::Set);
             }
             node.availability.run(Command::SetMany, || (), async move {
                 for reply in self.call(node, &requests).await? {
@@ -653,43 +555,17 @@ impl Backend for MemcachedBackend {
     }
 
     async fn incr(&self, key: &str, by: i64, expire: Option<Duration>) -> Result<i64> {
-        let node = self.node(&WireKey::new(key));
-        let step = |live: Option<&Item>, now: u64| -> Result<Change<i64>> {
-            let (current, expires_at) = match live {
-                None => (0, self.expires_at(now, expire)),
-                Some(item) => {
-                    let current = (item.kind == Kind::Value)
-                        .then(|| parse_counter(&item.payload))
-                        .flatten()
-                        .ok_or_else(|| wrong_type(key, "an integer"))?;
-                    (current, item.expires_at)
-                }
-            };
-            let new = current.checked_add(by).ok_or_else(|| Error::Overflow {
-                key: key.to_owned(),
-            })?;
-            let item = Item::value(Bytes::from(new.to_string()), expires_at);
-            Ok(Change::Write(item, new))
-        };
-        node.availability
-            .run_strict(Command::Incr, self.update(node, key, step))
-            .await
+        let step = cas::incr(key, by, expire);
+        self.store(key).strict(Command::Incr, key, step).await
     }
 
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        let node = self.node(&WireKey::new(key));
-        let step = |live: Option<&Item>, now: u64| -> Result<Change<bool>> {
-            Ok(match live {
-                None => Change::Keep(false),
-                Some(item) => {
-                    let mut item = item.clone();
-                    item.expires_at = self.expires_at(now, Some(ttl));
-                    Change::Write(item, true)
-                }
-            })
-        };
-        node.availability
-            .run(Command::Expire, || false, self.update(node, key, step))
+        let store = self.store(key);
+        let step = cas::expire(ttl);
+        store
+            .node
+            .availability
+            .run(Command::Expire, || false, cas::update(&store, key, step))
             .await
     }
 
@@ -698,9 +574,9 @@ impl Backend for MemcachedBackend {
         let node = self.node(&wire);
         node.availability
             .run(Command::GetExpire, || Expiry::Missing, async {
-                let slot = self.read(node, &wire).await?;
+                let read = self.read(node, &wire).await?;
                 let now = self.now();
-                Ok(match slot.live {
+                Ok(match read.live {
                     None => Expiry::Missing,
                     Some(item) if item.expires_at == 0 => Expiry::NoExpiry,
                     Some(item) => Expiry::Remaining(Duration::from_millis(item.expires_at - now)),
@@ -726,44 +602,21 @@ impl Backend for MemcachedBackend {
         let node = self.node(&wire);
         node.availability
             .run(Command::GetSize, || None, async {
-                let slot = self.read(node, &wire).await?;
-                Ok(slot.live.map(|item| item.payload.len() as u64))
+                let read = self.read(node, &wire).await?;
+                Ok(read.live.map(|item| item.payload.len() as u64))
             })
             .await
     }
 
     async fn set_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
-        let node = self.node(&WireKey::new(key));
-        let step = |live: Option<&Item>, now: u64| -> Result<Change<bool>> {
-            Ok(match live {
-                Some(_) => Change::Keep(false),
-                None => {
-                    let at = self.expires_at(now, Some(ttl));
-                    Change::Write(
-                        Item::value(Bytes::copy_from_slice(token.as_bytes()), at),
-                        true,
-                    )
-                }
-            })
-        };
-        node.availability
-            .run_strict(Command::SetLock, self.update(node, key, step))
-            .await
+        let store = self.store(key);
+        let step = cas::lock(token, ttl);
+        store.strict(Command::SetLock, key, step).await
     }
 
     async fn unlock(&self, key: &str, token: &str) -> Result<bool> {
-        let node = self.node(&WireKey::new(key));
-        let step = |live: Option<&Item>, _now: u64| -> Result<Change<bool>> {
-            Ok(match live {
-                Some(item) if item.kind == Kind::Value && item.payload == token.as_bytes() => {
-                    Change::Remove(true)
-                }
-                _ => Change::Keep(false),
-            })
-        };
-        node.availability
-            .run_strict(Command::Unlock, self.update(node, key, step))
-            .await
+        let store = self.store(key);
+        store.strict(Command::Unlock, key, cas::unlock(token)).await
     }
 
     async fn get_bits(&self, key: &str, indexes: &[u64], size: u8) -> Result<Vec<u64>> {
@@ -772,8 +625,8 @@ impl Backend for MemcachedBackend {
         let node = self.node(&wire);
         node.availability
             .run_strict(Command::GetBits, async {
-                let slot = self.read(node, &wire).await?;
-                let data = bit_string(key, slot.live.as_ref())?;
+                let read = self.read(node, &wire).await?;
+                let data = cas::bit_string(key, read.live.as_ref())?;
                 Ok(offsets.iter().map(|o| bits::read(data, *o, size)).collect())
             })
             .await
@@ -781,19 +634,8 @@ impl Backend for MemcachedBackend {
 
     async fn incr_bits(&self, key: &str, indexes: &[u64], size: u8, by: i64) -> Result<Vec<u64>> {
         let offsets = bits::offsets(indexes, size)?;
-        let node = self.node(&WireKey::new(key));
-        let step = |live: Option<&Item>, _now: u64| -> Result<Change<Vec<u64>>> {
-            let mut data = bit_string(key, live)?.to_vec();
-            let values = offsets
-                .iter()
-                .map(|o| bits::incr(&mut data, *o, size, by))
-                .collect();
-            let expires_at = live.map_or(0, |item| item.expires_at);
-            Ok(Change::Write(Item::value(data.into(), expires_at), values))
-        };
-        node.availability
-            .run_strict(Command::IncrBits, self.update(node, key, step))
-            .await
+        let step = cas::incr_bits(key, &offsets, size, by);
+        self.store(key).strict(Command::IncrBits, key, step).await
     }
 
     async fn slice_incr(
@@ -804,90 +646,23 @@ impl Backend for MemcachedBackend {
         max: u64,
         expire: Option<Duration>,
     ) -> Result<u64> {
-        let node = self.node(&WireKey::new(key));
-        let step = |live: Option<&Item>, now: u64| -> Result<Change<u64>> {
-            let mut stamps = match live {
-                None => Vec::new(),
-                Some(item) if item.kind == Kind::Window => item::decode_window(key, &item.payload)?,
-                Some(_) => return Err(wrong_type(key, "a sliding window")),
-            };
-            let (count, recorded) = slide_window(&mut stamps, start, end, max);
-            if !recorded {
-                return Ok(Change::Keep(count));
-            }
-            let item = Item {
-                kind: Kind::Window,
-                expires_at: self.expires_at(now, expire),
-                payload: item::encode_window(&stamps),
-            };
-            Ok(Change::Write(item, count))
-        };
-        node.availability
-            .run_strict(Command::SliceIncr, self.update(node, key, step))
-            .await
+        let step = cas::slice_incr(key, start, end, max, expire);
+        self.store(key).strict(Command::SliceIncr, key, step).await
     }
 
     async fn set_add(&self, key: &str, members: &[&str], expire: Option<Duration>) -> Result<u64> {
-        let node = self.node(&WireKey::new(key));
-        let step = |live: Option<&Item>, now: u64| -> Result<Change<u64>> {
-            let mut set = set_members(key, live)?;
-            let before = set.len();
-            for member in members {
-                if !set.iter().any(|m| m == member) {
-                    set.push((*member).to_owned());
-                }
-            }
-            let added = (set.len() - before) as u64;
-            let wanted = self.expires_at(now, expire);
-            // A set only ever lives longer: no TTL stays none, and members
-            // without an expiry make it persistent.
-            let expires_at = match live {
-                None => wanted,
-                Some(item) if item.expires_at == 0 || wanted == 0 => 0,
-                Some(item) => item.expires_at.max(wanted),
-            };
-            if added == 0 && live.is_some_and(|item| item.expires_at == expires_at) {
-                return Ok(Change::Keep(0));
-            }
-            let item = Item {
-                kind: Kind::Set,
-                expires_at,
-                payload: item::encode_set(&set),
-            };
-            Ok(Change::Write(item, added))
-        };
-        node.availability
-            .run_strict(Command::SetAdd, self.update(node, key, step))
-            .await
+        let step = cas::set_add(key, members, expire);
+        self.store(key).strict(Command::SetAdd, key, step).await
     }
 
     async fn set_remove(&self, key: &str, members: &[&str]) -> Result<u64> {
-        let node = self.node(&WireKey::new(key));
-        let step = |live: Option<&Item>, _now: u64| -> Result<Change<u64>> {
-            let mut set = set_members(key, live)?;
-            let before = set.len();
-            set.retain(|m| !members.contains(&m.as_str()));
-            let removed = (before - set.len()) as u64;
-            if removed == 0 {
-                return Ok(Change::Keep(0));
-            }
-            Ok(shrunk_set(live, set, removed))
-        };
-        node.availability
-            .run_strict(Command::SetRemove, self.update(node, key, step))
-            .await
+        let step = cas::set_remove(key, members);
+        self.store(key).strict(Command::SetRemove, key, step).await
     }
 
     async fn set_pop(&self, key: &str, count: usize) -> Result<Vec<String>> {
-        let node = self.node(&WireKey::new(key));
-        let step = |live: Option<&Item>, _now: u64| -> Result<Change<Vec<String>>> {
-            let mut set = set_members(key, live)?;
-            let popped = set.split_off(set.len().saturating_sub(count));
-            Ok(shrunk_set(live, set, popped))
-        };
-        node.availability
-            .run_strict(Command::SetPop, self.update(node, key, step))
-            .await
+        let step = cas::set_pop(key, count);
+        self.store(key).strict(Command::SetPop, key, step).await
     }
 
     fn unsupported(&self) -> &'static [Command] {
@@ -902,19 +677,63 @@ impl Backend for MemcachedBackend {
     }
 }
 
-/// The change after members left a set: nothing, the smaller set, or no
-/// set (an empty set is deleted).
-fn shrunk_set<T>(live: Option<&Item>, set: Vec<String>, answer: T) -> Change<T> {
-    match live {
-        None => Change::Keep(answer),
-        Some(_) if set.is_empty() => Change::Remove(answer),
-        Some(item) => Change::Write(
-            Item {
-                kind: Kind::Set,
-                expires_at: item.expires_at,
-                payload: item::encode_set(&set),
-            },
-            answer,
-        ),
+/// One server as a compare-and-swap store (memcached's CAS values).
+struct NodeStore<'a> {
+    backend: &'a MemcachedBackend,
+    node: &'a Node,
+}
+
+impl NodeStore<'_> {
+    /// Runs a compare-and-swap command with no neutral answer.
+    async fn strict<T: Send>(
+        &self,
+        command: Command,
+        key: &str,
+        step: impl FnMut(Option<&Item>, u64) -> Result<Change<T>> + Send,
+    ) -> Result<T> {
+        self.node
+            .availability
+            .run_strict(command, cas::update(self, key, step))
+            .await
+    }
+}
+
+#[cashews_backend::async_trait]
+impl CasStore for NodeStore<'_> {
+    type Version = u64;
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn now(&self) -> u64 {
+        self.backend.now()
+    }
+
+    async fn read(&self, key: &str) -> Result<Read<u64>> {
+        self.backend.read(self.node, &WireKey::new(key)).await
+    }
+
+    async fn write(&self, key: &str, item: &Item, now: u64, expected: Option<u64>) -> Result<bool> {
+        let mode = expected.map_or(Mode::Add, Mode::Cas);
+        let mut requests = Requests::default();
+        let wire = WireKey::new(key);
+        requests.set(&wire, &item::encode(item), item::exptime(item, now), mode);
+        match self.backend.call_one(self.node, &requests).await? {
+            Reply::Done => Ok(true),
+            // Another client wrote or deleted the key in between.
+            Reply::NotStored | Reply::Exists | Reply::NotFound => Ok(false),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn remove(&self, key: &str, expected: u64) -> Result<bool> {
+        let mut requests = Requests::default();
+        requests.delete(&WireKey::new(key), Some(expected));
+        match self.backend.call_one(self.node, &requests).await? {
+            Reply::Done | Reply::NotFound => Ok(true),
+            Reply::Exists => Ok(false),
+            other => Err(unexpected(&other)),
+        }
     }
 }

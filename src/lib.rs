@@ -86,6 +86,11 @@ pub use cashews_disk as disk;
 #[doc(inline)]
 pub use cashews_memcached as memcached;
 
+/// The DynamoDB backend (feature `dynamodb`).
+#[cfg(feature = "dynamodb")]
+#[doc(inline)]
+pub use cashews_dynamodb as dynamodb;
+
 /// HTTP response caching for axum and tower (feature `axum`).
 #[cfg(feature = "axum")]
 #[doc(inline)]

@@ -334,6 +334,13 @@ aquiche_suite!(
     Harness::memcached("")
 );
 
+#[cfg(feature = "dynamodb")]
+aquiche_suite!(
+    dynamodb,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::dynamodb("")
+);
+
 #[test]
 fn every_case_of_the_suite_is_listed() {
     support::assert_every_case_listed(include_str!("aquiche.rs"), memory::CASES);

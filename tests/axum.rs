@@ -1,5 +1,5 @@
 //! HTTP response caching: real requests on loopback to an axum app behind
-//! `CacheLayer`, on memory, Redis and memcached.
+//! `CacheLayer`, on memory, Redis, memcached and DynamoDB.
 
 mod support;
 
@@ -810,6 +810,13 @@ http_suite!(
     memcached,
     [tokio::test(flavor = "multi_thread", worker_threads = 2)],
     Harness::memcached("")
+);
+
+#[cfg(feature = "dynamodb")]
+http_suite!(
+    dynamodb,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::dynamodb("")
 );
 
 /// Three processes on one Redis serve a stale entry: one background

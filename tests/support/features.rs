@@ -90,22 +90,27 @@ pub async fn deleted_keys_leave_their_tags(h: &Harness) {
     let c = &h.cache;
     // Each way of deleting a key, then the key stored again without tags:
     // deleting the tag must not take the new value.
-    c.set("td:one", &1).tags(&["td"]).await.unwrap();
-    c.set("td:many", &1).tags(&["td"]).await.unwrap();
-    c.set("td:match:x", &1).tags(&["td"]).await.unwrap();
-    c.set("td:scope", &1).tags(&["td"]).await.unwrap();
+    let mut keys = vec!["td:one", "td:many", "td:scope"];
+    if h.supports(cashews::Command::DeleteMatch) {
+        keys.push("td:match:x");
+    }
+    for key in &keys {
+        c.set(key, &1).tags(&["td"]).await.unwrap();
+    }
     assert!(c.delete("td:one").await.unwrap());
     assert_eq!(c.delete_many(&["td:many"]).await.unwrap(), 1);
-    assert_eq!(c.delete_match("td:match:*").await.unwrap(), 1);
+    if h.supports(cashews::Command::DeleteMatch) {
+        assert_eq!(c.delete_match("td:match:*").await.unwrap(), 1);
+    }
     assert_eq!(
         invalidate_further(c.get::<i32>("td:scope")).await.unwrap(),
         None
     );
-    for key in ["td:one", "td:many", "td:match:x", "td:scope"] {
+    for key in &keys {
         c.set(key, &2).await.unwrap();
     }
     assert_eq!(c.delete_tags(&["td"]).await.unwrap(), 0);
-    for key in ["td:one", "td:many", "td:match:x", "td:scope"] {
+    for key in keys {
         assert_eq!(c.get::<i32>(key).await.unwrap(), Some(2), "{key}");
     }
 }
@@ -296,6 +301,13 @@ pub async fn add_prefix_middleware(h: &Harness) {
     let id = c.add_middleware(AddPrefix::new("v[2]:"));
     c.set("ap:k", &1).await.unwrap();
     c.set("ap:j", &2).await.unwrap();
+    if !h.supports(cashews::Command::Scan) {
+        // Keys only: the prefix is what the backend stores.
+        c.remove_middleware(id);
+        assert_eq!(c.get::<i32>("v[2]:ap:k").await.unwrap(), Some(1));
+        assert_eq!(c.get::<i32>("ap:k").await.unwrap(), None);
+        return;
+    }
     let mut keys = c.scan("ap:*").await.unwrap().try_collect().await.unwrap();
     keys.sort();
     assert_eq!(keys, ["ap:j", "ap:k"], "scan returns the caller's keys");

@@ -5,6 +5,8 @@ pub mod conformance;
 pub mod features;
 #[cfg(feature = "memcached")]
 pub mod memcached;
+#[cfg(feature = "dynamodb")]
+pub mod moto;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod strategies;
@@ -30,6 +32,8 @@ pub struct Harness {
     pub dir: Option<TempDir>,
     #[cfg(feature = "memcached")]
     pub memcached: Option<memcached::MemcachedServer>,
+    #[cfg(feature = "dynamodb")]
+    pub moto: Option<moto::MotoServer>,
 }
 
 /// A fresh directory under the system's temp dir, removed on drop.
@@ -88,6 +92,8 @@ impl Harness {
             dir: None,
             #[cfg(feature = "memcached")]
             memcached: None,
+            #[cfg(feature = "dynamodb")]
+            moto: None,
         }
     }
 
@@ -108,6 +114,8 @@ impl Harness {
             dir: None,
             #[cfg(feature = "memcached")]
             memcached: None,
+            #[cfg(feature = "dynamodb")]
+            moto: None,
         }
     }
 
@@ -129,6 +137,8 @@ impl Harness {
             dir: None,
             #[cfg(feature = "memcached")]
             memcached: None,
+            #[cfg(feature = "dynamodb")]
+            moto: None,
         }
     }
 
@@ -152,6 +162,8 @@ impl Harness {
             dir: Some(dir),
             #[cfg(feature = "memcached")]
             memcached: None,
+            #[cfg(feature = "dynamodb")]
+            moto: None,
         }
     }
 
@@ -174,6 +186,33 @@ impl Harness {
             cluster: None,
             dir: None,
             memcached: Some(server),
+            #[cfg(feature = "dynamodb")]
+            moto: None,
+        }
+    }
+
+    /// A cache on a fresh moto server (DynamoDB's API) of its own, its
+    /// table created on first use (real time); `params` continue the query
+    /// (`&a=b`).
+    #[cfg(feature = "dynamodb")]
+    pub fn dynamodb(params: &str) -> Harness {
+        let server = moto::MotoServer::start();
+        let cache = Cache::new();
+        let url = format!("{}{params}", server.url("cache"));
+        cache.setup(&url).expect("valid url");
+        Harness {
+            cache,
+            url,
+            paused: false,
+            scale: 0.1,
+            #[cfg(feature = "redis")]
+            server: None,
+            #[cfg(feature = "redis")]
+            cluster: None,
+            dir: None,
+            #[cfg(feature = "memcached")]
+            memcached: None,
+            moto: Some(server),
         }
     }
 

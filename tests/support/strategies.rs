@@ -138,12 +138,15 @@ pub async fn hit_refreshes_in_the_background_at_update_after(h: &Harness) {
 pub async fn early_refreshes_once_and_answers_at_once(h: &Harness) {
     let c = &h.cache;
     let refreshes = Arc::new(AtomicUsize::new(0));
+    // The refresh ends when the test says so, however slow the backend.
+    let (release, released) = tokio::sync::watch::channel(false);
     let call = |value: u32| {
         let r = refreshes.clone();
+        let mut released = released.clone();
         let refresh: cashews::strategy::Refresh<u32> = Box::new(move || {
             Box::pin(async move {
                 r.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = released.wait_for(|done| *done).await;
                 100
             })
         });
@@ -157,6 +160,7 @@ pub async fn early_refreshes_once_and_answers_at_once(h: &Harness) {
     for _ in 0..20 {
         assert_eq!(call(3).await, 1, "stale, answered at once while refreshing");
     }
+    release.send(true).unwrap();
     settle(h).await;
     h.advance(Duration::from_millis(200)).await;
     settle(h).await;

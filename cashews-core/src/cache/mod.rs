@@ -177,7 +177,7 @@ impl CacheBuilder {
 
 /// The drivers compiled into this build, by cargo feature: `mem://`
 /// always, `redis://` with `redis`, `disk://` with `disk`, `memcached://` with
-/// `memcached`.
+/// `memcached`, `dynamodb://` with `dynamodb`.
 pub const DRIVERS: &[Driver] = &[
     crate::memory::DRIVER,
     #[cfg(feature = "redis")]
@@ -186,6 +186,8 @@ pub const DRIVERS: &[Driver] = &[
     cashews_disk::DRIVER,
     #[cfg(feature = "memcached")]
     cashews_memcached::DRIVER,
+    #[cfg(feature = "dynamodb")]
+    cashews_dynamodb::DRIVER,
 ];
 
 impl Cache {

@@ -6,10 +6,12 @@
 
 mod support;
 
+use support::{is_transient_backend_error, within};
+
 use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cashews::dynamodb::aws_sdk_dynamodb as sdk;
 use cashews::{cache, Cache, Command, Error};
@@ -68,18 +70,6 @@ fn n(number: impl ToString) -> AttributeValue {
 
 fn b(bytes: &[u8]) -> AttributeValue {
     AttributeValue::B(sdk::primitives::Blob::new(bytes))
-}
-
-async fn within<T>(what: &str, limit: Duration, f: impl std::future::Future<Output = T>) -> T {
-    let started = Instant::now();
-    let output = f.await;
-    let took = started.elapsed();
-    assert!(took <= limit, "{what} took {took:?}, more than {limit:?}");
-    output
-}
-
-fn is_transient_backend_error<T: std::fmt::Debug>(result: cashews::Result<T>) -> bool {
-    matches!(&result, Err(error @ Error::Backend { .. }) if error.is_transient())
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
@@ -262,47 +252,21 @@ async fn every_command_meets_its_deadline_on_a_hung_server() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_increments_and_locks_lose_nothing() {
+async fn a_backend_on_the_applications_own_client() {
+    use cashews::dynamodb::{DynamoBackend, DynamoConfig};
     let server = MotoServer::start();
-    let cache = connect(&server);
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let cache = cache.clone();
-            tokio::spawn(async move {
-                for _ in 0..10 {
-                    cache.incr("hits").await.unwrap();
-                    cache.set_add("members", &["m"], None::<u64>).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    assert_eq!(cache.get_counter("hits").await.unwrap(), Some(80));
-    let held = std::sync::Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let (cache, held) = (cache.clone(), held.clone());
-            tokio::spawn(async move {
-                if cache
-                    .set_lock("one", &format!("t{i}"), "10s")
-                    .await
-                    .unwrap()
-                {
-                    held.fetch_add(1, Ordering::SeqCst);
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    assert_eq!(held.load(Ordering::SeqCst), 1);
-    // A numeric token (stored as a number) unlocks too.
-    assert!(cache.set_lock("numeric", "12345", "10s").await.unwrap());
-    assert!(!cache.unlock("numeric", "1234").await.unwrap());
-    assert!(cache.unlock("numeric", "12345").await.unwrap());
+    // The application's client (here made from a URL; aws-config's in an
+    // application) and the table's settings.
+    let client = raw_client(&server);
+    let config = DynamoConfig::parse("dynamodb://shared?create_table=true").unwrap();
+    let backend: std::sync::Arc<dyn cashews::backend::Backend> =
+        std::sync::Arc::new(DynamoBackend::from_client(client.clone(), config));
+    let cache = Cache::new();
+    cache.add_backend("", backend, cashews::codec::Serializer::default());
+    cache.set("k", &41u32).await.unwrap();
+    assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(41));
+    let tables = client.list_tables().send().await.unwrap();
+    assert!(tables.table_names().iter().any(|t| t == "shared"));
 }
 
 #[test]

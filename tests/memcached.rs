@@ -6,9 +6,11 @@
 
 mod support;
 
+use support::{is_transient_backend_error, within};
+
 use std::future::IntoFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cashews::{cache, Cache, Command, Error};
 use support::memcached::MemcachedServer;
@@ -33,18 +35,6 @@ fn connect(servers: &[&MemcachedServer]) -> Cache {
         ))
         .unwrap();
     cache
-}
-
-async fn within<T>(what: &str, limit: Duration, f: impl std::future::Future<Output = T>) -> T {
-    let started = Instant::now();
-    let output = f.await;
-    let took = started.elapsed();
-    assert!(took <= limit, "{what} took {took:?}, more than {limit:?}");
-    output
-}
-
-fn is_transient_backend_error<T: std::fmt::Debug>(result: cashews::Result<T>) -> bool {
-    matches!(&result, Err(error @ Error::Backend { .. }) if error.is_transient())
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
@@ -255,47 +245,6 @@ async fn every_command_meets_its_deadline_on_a_hung_server() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "the cache works again after the hang");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_increments_and_locks_lose_nothing() {
-    let server = MemcachedServer::start();
-    let cache = connect(&[&server]);
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let cache = cache.clone();
-            tokio::spawn(async move {
-                for _ in 0..50 {
-                    cache.incr("hits").await.unwrap();
-                    cache.set_add("members", &["m"], None::<u64>).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    assert_eq!(cache.get_counter("hits").await.unwrap(), Some(400));
-    // One lock holder at a time among 8 contenders.
-    let held = std::sync::Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let (cache, held) = (cache.clone(), held.clone());
-            tokio::spawn(async move {
-                if cache
-                    .set_lock("one", &format!("t{i}"), "10s")
-                    .await
-                    .unwrap()
-                {
-                    held.fetch_add(1, Ordering::SeqCst);
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    assert_eq!(held.load(Ordering::SeqCst), 1);
 }
 
 #[test]

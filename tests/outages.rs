@@ -11,11 +11,13 @@
 
 mod support;
 
+use support::{is_transient_backend_error, within};
+
 use std::future::IntoFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cashews::{cache, Cache, Error};
+use cashews::{cache, Cache};
 use support::redis::RedisServer;
 use support::strategies::Failure;
 
@@ -38,19 +40,6 @@ fn connect(server: &RedisServer, extra: &str) -> Cache {
         ))
         .unwrap();
     cache
-}
-
-/// Runs `f`, asserting it ended within `limit`; its output.
-async fn within<T>(what: &str, limit: Duration, f: impl std::future::Future<Output = T>) -> T {
-    let started = Instant::now();
-    let output = f.await;
-    let took = started.elapsed();
-    assert!(took <= limit, "{what} took {took:?}, more than {limit:?}");
-    output
-}
-
-fn is_transient_backend_error<T: std::fmt::Debug>(result: cashews::Result<T>) -> bool {
-    matches!(&result, Err(error @ Error::Backend { .. }) if error.is_transient())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,47 @@ use tokio::time::Instant;
 
 use crate::command::Command;
 use crate::error::{Error, Result};
+use crate::url::Params;
+
+/// The parameters every network backend takes: `suppress`,
+/// `connect_timeout` and `response_timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetworkParams {
+    /// Turns transient failures of commands with a neutral answer into
+    /// that answer (default `true`).
+    pub suppress: bool,
+    /// How long a connection attempt may take (default `1s`).
+    pub connect_timeout: Duration,
+    /// The deadline of every command (default `1s`).
+    pub response_timeout: Duration,
+}
+
+impl Default for NetworkParams {
+    fn default() -> Self {
+        NetworkParams {
+            suppress: true,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+impl NetworkParams {
+    /// Takes the three parameters from a setup URL (defaults for those not
+    /// given; a zero timeout is an error).
+    pub fn take(params: &mut Params<'_>) -> Result<NetworkParams> {
+        let defaults = NetworkParams::default();
+        Ok(NetworkParams {
+            suppress: params.bool("suppress")?.unwrap_or(defaults.suppress),
+            connect_timeout: params
+                .positive_duration("connect_timeout")?
+                .unwrap_or(defaults.connect_timeout),
+            response_timeout: params
+                .positive_duration("response_timeout")?
+                .unwrap_or(defaults.response_timeout),
+        })
+    }
+}
 
 /// The deadline and down/suppress state of one remote backend.
 #[derive(Debug)]

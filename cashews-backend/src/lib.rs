@@ -29,7 +29,7 @@ pub mod url;
 /// (`#[cashews::backend::async_trait]`): one boxed future per call, as the
 /// trait object needs.
 pub use async_trait::async_trait;
-pub use availability::Availability;
+pub use availability::{Availability, NetworkParams};
 pub use backend::{
     AnyValue, Backend, BoxFuture, BoxStream, Exist, Expiry, SetOptions, ValueStore, Write,
 };

@@ -84,6 +84,26 @@ impl SetupUrl {
         })
     }
 
+    /// A configuration error about this URL: `setup url "<url>": message`
+    /// (the URL shown with its secrets hidden).
+    pub fn invalid(&self, message: impl std::fmt::Display) -> Error {
+        Error::config(format!("setup url {:?}: {message}", self.display))
+    }
+
+    /// Parses `url` and reads it with `read` (a backend's reader of its
+    /// URL), refusing any parameter `read` did not take: what a backend's
+    /// typed configuration offers as `parse`.
+    pub fn parse_with<T>(
+        url: &str,
+        read: impl FnOnce(&SetupUrl, &mut Params<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let url = SetupUrl::parse(url)?;
+        let mut params = url.params();
+        let config = read(&url, &mut params)?;
+        params.finish()?;
+        Ok(config)
+    }
+
     /// Fails unless the URL has neither hosts nor a path (schemes configured
     /// by parameters only); `example` shows the right form.
     pub fn parameters_only(&self, example: &str) -> Result<()> {

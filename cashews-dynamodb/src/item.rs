@@ -4,7 +4,8 @@
 //! | attribute | type | holds |
 //! |---|---|---|
 //! | `key` | S | the cache key (partition key); a key over 2048 bytes, or one starting with a NUL, becomes a NUL and its SHA-256 in hex |
-//! | `value` | B | the payload of a value, a set or a window |
+//! | `value` | B | the payload of a value or a window |
+//! | `members` | SS | the members of a set, so `UpdateItem ADD`/`DELETE` change it in place |
 //! | `count` | N | the payload of a counter (a value whose bytes are the decimal text of an `i64`), so `UpdateItem ADD` can increment it |
 //! | `kind` | N | `2` for a set, `3` for a window; absent for a value |
 //! | `expires_ms` | N | the exact expiry in unix milliseconds, checked on every read; absent: never |
@@ -21,12 +22,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use cashews_backend::cas::{Item, Kind};
+use cashews_backend::cas::{self, Item, Kind};
 use cashews_backend::layout::parse_counter;
 
 pub const KEY: &str = "key";
 pub const VALUE: &str = "value";
 pub const COUNT: &str = "count";
+pub const MEMBERS: &str = "members";
 pub const KIND: &str = "kind";
 pub const EXPIRES_MS: &str = "expires_ms";
 pub const EXPIRES_AT: &str = "expires_at";
@@ -81,11 +83,21 @@ fn as_counter(item: &Item) -> Option<i64> {
 /// The row of `item` under `key` with `version`.
 pub fn to_row(key: &str, item: &Item, version: u64) -> HashMap<String, AttributeValue> {
     let mut row = key_attribute(key);
-    match as_counter(item) {
-        Some(n) => {
+    let members = match item.kind {
+        Kind::Set => cas::decode_set(key, &item.payload)
+            .ok()
+            .filter(|m| !m.is_empty()),
+        _ => None,
+    };
+    match (as_counter(item), members) {
+        (Some(n), _) => {
             row.insert(COUNT.into(), AttributeValue::N(n.to_string()));
         }
-        None => {
+        (None, Some(members)) => {
+            row.insert(MEMBERS.into(), AttributeValue::Ss(members));
+        }
+        // (An empty set has no string-set form: bytes, as every payload.)
+        (None, None) => {
             row.insert(
                 VALUE.into(),
                 AttributeValue::B(Blob::new(item.payload.to_vec())),
@@ -134,12 +146,13 @@ fn parse_row(row: &HashMap<String, AttributeValue>) -> Option<Item> {
             _ => return None,
         },
     };
-    let payload = match (row.get(VALUE), row.get(COUNT)) {
-        (Some(value), None) => Bytes::copy_from_slice(value.as_b().ok()?.as_ref()),
-        (None, Some(count)) if kind == Kind::Value => {
+    let payload = match (row.get(VALUE), row.get(COUNT), row.get(MEMBERS)) {
+        (Some(value), None, None) => Bytes::copy_from_slice(value.as_b().ok()?.as_ref()),
+        (None, Some(count), None) if kind == Kind::Value => {
             let n: i64 = count.as_n().ok()?.parse().ok()?;
             Bytes::from(n.to_string())
         }
+        (None, None, Some(members)) if kind == Kind::Set => cas::encode_set(members.as_ss().ok()?),
         _ => return None,
     };
     let expires_at = match row.get(EXPIRES_MS) {
@@ -174,8 +187,21 @@ mod tests {
         }
         let counter = to_row("k", &Item::value(Bytes::from_static(b"-42"), 0), 1);
         assert_eq!(counter.get(COUNT), Some(&AttributeValue::N("-42".into())));
+        let set = to_row("k", &one_member_set(), 1);
+        assert_eq!(
+            set.get(MEMBERS),
+            Some(&AttributeValue::Ss(vec!["a".into()]))
+        );
         let text = to_row("k", &Item::value(Bytes::from_static(b"007"), 0), 1);
-        assert!(text.get(COUNT).is_none(), "not the exact text of a number");
+        assert!(!text.contains_key(COUNT), "not the exact text of a number");
+    }
+
+    fn one_member_set() -> Item {
+        Item {
+            kind: Kind::Set,
+            expires_at: 5,
+            payload: cas::encode_set(&["a".into()]),
+        }
     }
 
     #[test]

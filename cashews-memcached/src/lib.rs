@@ -64,7 +64,9 @@ use cashews_backend::backend::{Backend, BoxStream, Expiry, SetOptions};
 use cashews_backend::cas::{self, CasStore, Change, Item, Read};
 use cashews_backend::driver::{Driver, DriverContext};
 use cashews_backend::url::{Params, SetupUrl};
-use cashews_backend::{bits, Availability, Clock, Command, Error, Exist, IntoTtl, Result};
+use cashews_backend::{
+    bits, Availability, Clock, Command, Error, Exist, IntoTtl, NetworkParams, Result,
+};
 
 use cas::Kind;
 use pool::{route, CallError, Server};
@@ -116,11 +118,12 @@ pub struct MemcachedConfig {
 /// `memcached://127.0.0.1:11211` with every default.
 impl Default for MemcachedConfig {
     fn default() -> Self {
+        let network = NetworkParams::default();
         MemcachedConfig {
             servers: vec!["127.0.0.1:11211".to_owned()],
-            suppress: true,
-            connect_timeout: Duration::from_secs(1),
-            response_timeout: Duration::from_secs(1),
+            suppress: network.suppress,
+            connect_timeout: network.connect_timeout,
+            response_timeout: network.response_timeout,
         }
     }
 }
@@ -136,17 +139,12 @@ impl MemcachedConfig {
     /// # Ok::<(), cashews_backend::Error>(())
     /// ```
     pub fn parse(url: &str) -> Result<MemcachedConfig> {
-        let url = SetupUrl::parse(url)?;
-        let mut params = url.params();
-        let config = MemcachedConfig::from_url(&url, &mut params)?;
-        params.finish()?;
-        Ok(config)
+        SetupUrl::parse_with(url, MemcachedConfig::from_url)
     }
 
     /// Reads the parameters of a `memcached://` URL.
     pub fn from_url(url: &SetupUrl, params: &mut Params<'_>) -> Result<MemcachedConfig> {
-        let invalid =
-            |message: &str| Error::config(format!("setup url {:?}: {message}", url.display));
+        let invalid = |message: &str| url.invalid(message);
         if url.userinfo.is_some() {
             return Err(invalid(
                 "memcached's meta protocol has no authentication; remove user:password@",
@@ -173,15 +171,10 @@ impl MemcachedConfig {
                 config.servers.push(host.to_owned());
             }
         }
-        if let Some(suppress) = params.bool("suppress")? {
-            config.suppress = suppress;
-        }
-        if let Some(timeout) = params.positive_duration("connect_timeout")? {
-            config.connect_timeout = timeout;
-        }
-        if let Some(timeout) = params.positive_duration("response_timeout")? {
-            config.response_timeout = timeout;
-        }
+        let network = NetworkParams::take(params)?;
+        config.suppress = network.suppress;
+        config.connect_timeout = network.connect_timeout;
+        config.response_timeout = network.response_timeout;
         Ok(config)
     }
 

@@ -80,7 +80,9 @@ use tokio::time::Instant;
 
 use cashews_backend::driver::{Driver, DriverContext};
 use cashews_backend::url::{Params, SetupUrl};
-use cashews_backend::{Availability, Backend, Clock, Command, Error, IntoTtl, Result};
+use cashews_backend::{
+    Availability, Backend, Clock, Command, Error, IntoTtl, NetworkParams, Result,
+};
 
 use connection::{Conn, Connector};
 use tracking::Tracking;
@@ -223,17 +225,12 @@ impl RedisConfig {
     /// # Ok::<(), cashews_backend::Error>(())
     /// ```
     pub fn parse(url: &str) -> Result<RedisConfig> {
-        let url = SetupUrl::parse(url)?;
-        let mut params = url.params();
-        let config = RedisConfig::from_url(&url, &mut params)?;
-        params.finish()?;
-        Ok(config)
+        SetupUrl::parse_with(url, RedisConfig::from_url)
     }
 
     /// Reads the parameters of a `redis://` URL.
     pub fn from_url(url: &SetupUrl, params: &mut Params<'_>) -> Result<RedisConfig> {
-        let invalid =
-            |message: String| Error::config(format!("setup url {:?}: {message}", url.display));
+        let invalid = |message: String| url.invalid(message);
         let unix = matches!(url.scheme.as_str(), "redis+unix" | "unix");
         let cluster = params.bool("cluster")?.unwrap_or(false);
         let hosts: Vec<&str> = if unix {
@@ -348,19 +345,16 @@ impl RedisConfig {
                 .map(|host| format!("{}://{auth}{host}/{db}{protocol}", url.scheme))
                 .collect()
         };
+        let network = NetworkParams::take(params)?;
         Ok(RedisConfig {
             ca_certs,
             client_cert,
             addresses,
             cluster,
             client_side,
-            suppress: params.bool("suppress")?.unwrap_or(true),
-            connect_timeout: params
-                .positive_duration("connect_timeout")?
-                .unwrap_or(Duration::from_secs(1)),
-            response_timeout: params
-                .positive_duration("response_timeout")?
-                .unwrap_or(Duration::from_secs(1)),
+            suppress: network.suppress,
+            connect_timeout: network.connect_timeout,
+            response_timeout: network.response_timeout,
             client_name: params.take("client_name").unwrap_or("cashews").to_owned(),
         })
     }

@@ -300,6 +300,52 @@ pub async fn ping_clear_count(h: &Harness) {
     }
 }
 
+/// Concurrent writers of one counter, one set and one lock: every
+/// increment counts, one lock holder wins (compare-and-swap backends retry).
+pub async fn concurrent_writers_lose_nothing(h: &Harness) {
+    let c = &h.cache;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                for j in 0..10 {
+                    c.incr("cw:hits").await.unwrap();
+                    c.set_add("cw:members", &[format!("m{i}:{j}").as_str()], None::<u64>)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(c.get_counter("cw:hits").await.unwrap(), Some(80));
+    assert_eq!(c.set_pop("cw:members", 1000).await.unwrap().len(), 80);
+    let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (c, held) = (c.clone(), held.clone());
+            tokio::spawn(async move {
+                if c.set_lock("cw:lock", &format!("t{i}"), "10s")
+                    .await
+                    .unwrap()
+                {
+                    held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(held.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // A token that is a number unlocks too (DynamoDB stores it as one).
+    assert!(c.set_lock("cw:numeric", "12345", "10s").await.unwrap());
+    assert!(!c.unlock("cw:numeric", "1234").await.unwrap());
+    assert!(c.unlock("cw:numeric", "12345").await.unwrap());
+}
+
 /// Every command the backend lists as unsupported answers
 /// `Error::Unsupported` naming it (and the rest are run by the cases
 /// above): the capability table is what the backend does.

@@ -76,15 +76,15 @@ impl Drop for TempDir {
 }
 
 impl Harness {
-    /// A `mem://` cache on tokio's clock: call from a test with paused time.
-    pub fn memory(url: &str) -> Harness {
-        let cache = Cache::with_clock(Clock::tokio());
-        cache.setup(url).expect("valid url");
+    /// A harness for `url` on `cache`, set up, with no server of its own;
+    /// real time (scaled 10x faster) unless `paused`.
+    fn new(cache: Cache, url: String, paused: bool) -> Harness {
+        cache.setup(&url).expect("valid url");
         Harness {
             cache,
-            url: url.to_owned(),
-            paused: true,
-            scale: 1.0,
+            url,
+            paused,
+            scale: if paused { 1.0 } else { 0.1 },
             #[cfg(feature = "redis")]
             server: None,
             #[cfg(feature = "redis")]
@@ -97,25 +97,19 @@ impl Harness {
         }
     }
 
+    /// A `mem://` cache on tokio's clock: call from a test with paused time.
+    pub fn memory(url: &str) -> Harness {
+        Harness::new(Cache::with_clock(Clock::tokio()), url.to_owned(), true)
+    }
+
     /// A cache on a fresh redis-server of its own (real time).
     #[cfg(feature = "redis")]
     pub fn redis(params: &str) -> Harness {
         let server = redis::RedisServer::start();
-        let cache = Cache::new();
         let url = format!("{}{params}", server.url());
-        cache.setup(&url).expect("valid url");
         Harness {
-            cache,
-            url,
-            paused: false,
-            scale: 0.1,
             server: Some(server),
-            cluster: None,
-            dir: None,
-            #[cfg(feature = "memcached")]
-            memcached: None,
-            #[cfg(feature = "dynamodb")]
-            moto: None,
+            ..Harness::new(Cache::new(), url, false)
         }
     }
 
@@ -124,21 +118,10 @@ impl Harness {
     #[cfg(feature = "redis")]
     pub fn redis_cluster(params: &str) -> Harness {
         let cluster = redis::RedisCluster::start();
-        let cache = Cache::new();
         let url = format!("{}{params}", cluster.url());
-        cache.setup(&url).expect("valid url");
         Harness {
-            cache,
-            url,
-            paused: false,
-            scale: 0.1,
-            server: None,
             cluster: Some(cluster),
-            dir: None,
-            #[cfg(feature = "memcached")]
-            memcached: None,
-            #[cfg(feature = "dynamodb")]
-            moto: None,
+            ..Harness::new(Cache::new(), url, false)
         }
     }
 
@@ -147,23 +130,10 @@ impl Harness {
     #[cfg(feature = "disk")]
     pub fn disk(params: &str) -> Harness {
         let dir = TempDir::new("disk");
-        let cache = Cache::new();
         let url = format!("disk://?directory={}{params}", dir.path.display());
-        cache.setup(&url).expect("valid url");
         Harness {
-            cache,
-            url,
-            paused: false,
-            scale: 0.1,
-            #[cfg(feature = "redis")]
-            server: None,
-            #[cfg(feature = "redis")]
-            cluster: None,
             dir: Some(dir),
-            #[cfg(feature = "memcached")]
-            memcached: None,
-            #[cfg(feature = "dynamodb")]
-            moto: None,
+            ..Harness::new(Cache::new(), url, false)
         }
     }
 
@@ -172,22 +142,10 @@ impl Harness {
     #[cfg(feature = "memcached")]
     pub fn memcached(params: &str) -> Harness {
         let server = memcached::MemcachedServer::start();
-        let cache = Cache::new();
         let url = format!("{}{params}", server.url());
-        cache.setup(&url).expect("valid url");
         Harness {
-            cache,
-            url,
-            paused: false,
-            scale: 0.1,
-            #[cfg(feature = "redis")]
-            server: None,
-            #[cfg(feature = "redis")]
-            cluster: None,
-            dir: None,
             memcached: Some(server),
-            #[cfg(feature = "dynamodb")]
-            moto: None,
+            ..Harness::new(Cache::new(), url, false)
         }
     }
 
@@ -197,22 +155,10 @@ impl Harness {
     #[cfg(feature = "dynamodb")]
     pub fn dynamodb(params: &str) -> Harness {
         let server = moto::MotoServer::start();
-        let cache = Cache::new();
         let url = format!("{}{params}", server.url("cache"));
-        cache.setup(&url).expect("valid url");
         Harness {
-            cache,
-            url,
-            paused: false,
-            scale: 0.1,
-            #[cfg(feature = "redis")]
-            server: None,
-            #[cfg(feature = "redis")]
-            cluster: None,
-            dir: None,
-            #[cfg(feature = "memcached")]
-            memcached: None,
             moto: Some(server),
+            ..Harness::new(Cache::new(), url, false)
         }
     }
 
@@ -239,6 +185,20 @@ impl Harness {
             tokio::time::sleep(d).await;
         }
     }
+}
+
+/// Runs `f`, asserting it ended within `limit`; its output.
+pub async fn within<T>(what: &str, limit: Duration, f: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let output = f.await;
+    let took = started.elapsed();
+    assert!(took <= limit, "{what} took {took:?}, more than {limit:?}");
+    output
+}
+
+/// Whether `result` is a backend error worth retrying later (an outage).
+pub fn is_transient_backend_error<T: std::fmt::Debug>(result: cashews::Result<T>) -> bool {
+    matches!(&result, Err(error @ cashews::Error::Backend { .. }) if error.is_transient())
 }
 
 /// Generates one `#[test]` per case of the suite module `$suite` (a path
@@ -296,7 +256,7 @@ macro_rules! conformance_suite {
             delete_and_exists, glob_special_characters_are_literal, get_match_decodes_and_skips,
             expire_command, ping_clear_count, get_size, lock_tokens, lock_guard_waits_and_expires,
             bits, slice_incr_window, sets, wrong_types, returned_values_are_copies,
-            unsupported_commands_say_so);
+            concurrent_writers_lose_nothing, unsupported_commands_say_so);
     };
 }
 

@@ -27,7 +27,7 @@ fn malformed_urls_are_errors_naming_the_problem() {
     let cases = [
         ("", "missing scheme"),
         ("mem", "missing scheme"),
-        ("memcached://localhost", "unknown scheme"),
+        ("couchbase://localhost", "unknown scheme"),
         ("ftp://x", "mem://"),
         ("mem://?size", "has no value"),
         ("mem://?size=1&size=2", "twice"),

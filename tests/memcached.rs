@@ -252,7 +252,8 @@ fn bad_urls_are_clear_errors() {
     for (url, says) in [
         ("memcached://user:pw@127.0.0.1:11211", "no authentication"),
         ("memcached://127.0.0.1:11211/0", "no path"),
-        ("memcached://127.0.0.1", "host:port"),
+        ("memcached://127.0.0.1:port", "host:port"),
+        ("memcached://:11211", "host:port"),
         ("memcached://a:1,a:1", "twice"),
         (
             "memcached://127.0.0.1:11211?response_timeout=0",

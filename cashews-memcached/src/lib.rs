@@ -1,6 +1,6 @@
 //! The memcached backend of [cashews](https://docs.rs/cashews):
-//! `memcached://host:port[,host:port...]?...`, over memcached's meta
-//! protocol (memcached 1.6 or later).
+//! `memcached://host[:port][,host[:port]...]?...` (port 11211 by
+//! default), over memcached's meta protocol (memcached 1.6 or later).
 //!
 //! | parameter | default | meaning |
 //! |---|---|---|
@@ -136,6 +136,8 @@ impl MemcachedConfig {
     ///     "memcached://10.0.0.1:11211,10.0.0.2:11211?response_timeout=250ms",
     /// )?;
     /// assert_eq!(config.servers.len(), 2);
+    /// let local = cashews_memcached::MemcachedConfig::parse("memcached://localhost")?;
+    /// assert_eq!(local.servers, ["localhost:11211"]);
     /// # Ok::<(), cashews_backend::Error>(())
     /// ```
     pub fn parse(url: &str) -> Result<MemcachedConfig> {
@@ -159,6 +161,12 @@ impl MemcachedConfig {
         if !url.hosts.is_empty() {
             config.servers = Vec::new();
             for host in url.hosts.split(',').map(str::trim) {
+                // A host without a port is on memcached's, 11211.
+                let host = match host.rsplit_once(':') {
+                    Some((_, port)) if !port.contains(']') => host.to_owned(),
+                    _ => format!("{host}:11211"),
+                };
+                let host = host.as_str();
                 let valid = host
                     .rsplit_once(':')
                     .is_some_and(|(name, port)| !name.is_empty() && port.parse::<u16>().is_ok());

@@ -22,14 +22,13 @@ struct User {
 struct ApiError;
 
 // The key template is checked by the compiler: `{user.idd}` would not build.
+#[rustfmt::skip]
 #[cache(ttl = "3h", key = "user:{user.id}")]
 async fn profile(user: &User) -> Result<Profile, ApiError> {
-    Ok(Profile {
-        id: user.id,
-        name: "Ann".into(),
-    }) // a slow lookup, once per 3 hours
+    Ok(Profile { id: user.id, name: "Ann".into() }) // a slow lookup, once per 3 hours
 }
 
+#[rustfmt::skip]
 async fn main(url: &str) -> cashews::Result<()> {
     cashews::setup(url)?;
     let ann = profile(&User { id: 1 }).await.unwrap(); // computed and stored
@@ -42,10 +41,7 @@ async fn main(url: &str) -> cashews::Result<()> {
     cache.set("greeting", &"hello").expire("20h").await?;
 
     // Computed once, even under concurrent calls, then served from the cache.
-    let n: u64 = cache
-        .get_or_set("answer", || async { 42 })
-        .expire("10m")
-        .await?;
+    let n: u64 = cache.get_or_set("answer", || async { 42 }).expire("10m").await?;
     assert_eq!(n, 42);
 
     // Counters and locks work the same on every backend.
@@ -97,6 +93,8 @@ fn the_copy_is_the_readme_example() {
     let this = include_str!("readme.rs");
     let copy = &this[this.find("// README example: begin\n").unwrap() + 25..];
     let copy = &copy[..copy.find("// README example: end").unwrap()];
+    // (rustfmt keeps its hands off the copy, as off the README.)
+    let copy = copy.replace("#[rustfmt::skip]\n", "");
     // The README's program starts with its imports and a `#[tokio::main]`
     // main with a fixed URL; the copy takes the URL as an argument.
     let readme_program = block

@@ -378,11 +378,11 @@ impl Cache {
     /// `get_keys_count` answer [`Error::Unsupported`] there).
     ///
     /// ```
-    /// use cashews::{Cache, Command};
+    /// use cashews_core::{Cache, Command};
     /// let cache = Cache::new();
     /// cache.setup("mem://")?;
     /// assert!(cache.supports("any", Command::Scan)?);
-    /// # Ok::<(), cashews::Error>(())
+    /// # Ok::<(), cashews_core::Error>(())
     /// ```
     pub fn supports(&self, key: &str, command: Command) -> Result<bool> {
         let state = self.inner.state.load();

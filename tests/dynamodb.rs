@@ -196,6 +196,25 @@ async fn foreign_expired_and_tampered_rows_are_misses_or_clear_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_over_the_item_size_is_an_error() {
+    let server = MotoServer::start();
+    // A long deadline: moto takes its time over half a megabyte.
+    let cache = Cache::new();
+    cache
+        .setup(&format!("{}&response_timeout=10s", server.url("cache")))
+        .unwrap();
+    // DynamoDB's items are at most 400 KB.
+    let refused = cache.set_raw("big", vec![7u8; 500 * 1024]).await;
+    assert!(
+        matches!(&refused, Err(error @ Error::Backend { .. }) if !error.is_transient()),
+        "{refused:?}"
+    );
+    assert_eq!(cache.get_raw("big").await.unwrap(), None);
+    cache.set("after", &1u8).await.unwrap();
+    assert_eq!(cache.get::<u8>("after").await.unwrap(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_is_a_miss_then_used_again_when_it_returns() {
     let mut server = MotoServer::start();
     let port = server.port;

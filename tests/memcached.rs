@@ -145,6 +145,23 @@ async fn foreign_and_tampered_items_are_misses_or_clear_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_over_the_item_size_is_an_error_and_the_connection_goes_on() {
+    let server = MemcachedServer::start();
+    let cache = connect(&[&server]);
+    // memcached's default item size is 1 MiB.
+    let big = vec![7u8; 2 << 20];
+    let refused = cache.set_raw("big", big).await;
+    assert!(
+        matches!(&refused, Err(error @ Error::Backend { .. }) if !error.is_transient()
+            && error.to_string().contains("too large")),
+        "{refused:?}"
+    );
+    assert_eq!(cache.get_raw("big").await.unwrap(), None);
+    cache.set("after", &1u8).await.unwrap();
+    assert_eq!(cache.get::<u8>("after").await.unwrap(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_spread_over_servers_and_one_down_leaves_the_others_serving() {
     let a = MemcachedServer::start();
     let mut b = MemcachedServer::start();

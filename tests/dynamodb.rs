@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::{is_transient_backend_error, within};
+use support::{is_transient_backend_error, remote, within};
 
 use std::collections::HashMap;
 use std::future::IntoFuture;
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cashews::dynamodb::aws_sdk_dynamodb as sdk;
-use cashews::{cache, Cache, Command, Error};
+use cashews::{Cache, Command, Error};
 use sdk::types::AttributeValue;
 use support::moto::MotoServer;
 
@@ -72,33 +72,11 @@ fn b(bytes: &[u8]) -> AttributeValue {
     AttributeValue::B(sdk::primitives::Blob::new(bytes))
 }
 
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
-struct Profile {
-    id: u64,
-    name: String,
-}
-
-#[cache(ttl = "1h", cache = cache, key = "profile:{id}")]
-async fn profile(cache: &Cache, calls: &AtomicUsize, id: u64) -> Profile {
-    calls.fetch_add(1, Ordering::SeqCst);
-    Profile {
-        id,
-        name: format!("user {id}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decorated_functions_cache_on_dynamodb() {
     let server = MotoServer::start();
     let cache = connect(&server);
-    let calls = AtomicUsize::new(0);
-    assert_eq!(profile(&cache, &calls, 7).await.name, "user 7");
-    assert_eq!(profile(&cache, &calls, 7).await.name, "user 7");
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
-    let cold = (0..16).map(|_| profile(&cache, &calls, 8));
-    let all = futures_util::future::join_all(cold).await;
-    assert!(all.iter().all(|p| p.id == 8));
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    remote::decorated_calls_run_once(&cache).await;
     // A long key is hashed into DynamoDB's 2048-byte limit.
     let long = "k".repeat(5000);
     cache.set(&long, &1u8).await.unwrap();
@@ -190,8 +168,8 @@ async fn foreign_expired_and_tampered_rows_are_misses_or_clear_errors() {
     // Garbage under a cached function's key is a miss, then replaced.
     put_row(&raw, &[("key", s("profile:9")), ("value", b(&[0, 1, 2]))]).await;
     let calls = AtomicUsize::new(0);
-    assert_eq!(profile(&cache, &calls, 9).await.id, 9);
-    assert_eq!(profile(&cache, &calls, 9).await.id, 9);
+    assert_eq!(remote::profile(&cache, &calls, 9).await.id, 9);
+    assert_eq!(remote::profile(&cache, &calls, 9).await.id, 9);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
@@ -221,26 +199,13 @@ async fn a_killed_server_is_a_miss_then_used_again_when_it_returns() {
     let cache = connect(&server);
     cache.set("k", &1u32).await.unwrap();
     server.kill();
-    let got = within("get", bound(), cache.get::<u32>("k")).await;
-    assert_eq!(got.unwrap(), None);
-    let set = within("set", bound(), cache.set("k", &2u32).into_future()).await;
-    assert!(!set.unwrap());
-    assert!(is_transient_backend_error(cache.incr("n").await));
-    assert!(is_transient_backend_error(
-        cache.set_lock("l", "token", "10s").await
-    ));
-    assert!(is_transient_backend_error(cache.ping().await));
+    remote::a_dead_backend_answers(&cache, bound()).await;
     // moto comes back empty, without the table: it is made again.
     let _server = MotoServer::start_on(port);
-    let mut recovered = false;
-    for _ in 0..50 {
-        if cache.set("k", &3u32).await.unwrap_or(false) {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(recovered, "the cache works again after the restart");
+    remote::recovers("the restart", || async {
+        cache.set("k", &3u32).await.unwrap_or(false)
+    })
+    .await;
     assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(3));
 }
 
@@ -259,15 +224,10 @@ async fn every_command_meets_its_deadline_on_a_hung_server() {
     let many = within("get_many", bound(), cache.get_many::<u32>(&["a", "b"])).await;
     assert_eq!(many.unwrap(), vec![None, None]);
     server.resume();
-    let mut recovered = false;
-    for _ in 0..50 {
-        if cache.get::<u32>("k").await.unwrap() == Some(1) {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(recovered, "the cache works again after the hang");
+    remote::recovers("the hang", || async {
+        cache.get::<u32>("k").await.unwrap() == Some(1)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

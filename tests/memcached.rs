@@ -6,13 +6,13 @@
 
 mod support;
 
-use support::{is_transient_backend_error, within};
+use support::{is_transient_backend_error, remote, within};
 
 use std::future::IntoFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cashews::{cache, Cache, Command, Error};
+use cashews::{Cache, Command, Error};
 use support::memcached::MemcachedServer;
 
 /// The per-call deadline the caches below are set up with.
@@ -37,34 +37,11 @@ fn connect(servers: &[&MemcachedServer]) -> Cache {
     cache
 }
 
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
-struct Profile {
-    id: u64,
-    name: String,
-}
-
-#[cache(ttl = "1h", cache = cache, key = "profile:{id}")]
-async fn profile(cache: &Cache, calls: &AtomicUsize, id: u64) -> Profile {
-    calls.fetch_add(1, Ordering::SeqCst);
-    Profile {
-        id,
-        name: format!("user {id}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decorated_functions_cache_on_memcached() {
     let server = MemcachedServer::start();
     let cache = connect(&[&server]);
-    let calls = AtomicUsize::new(0);
-    assert_eq!(profile(&cache, &calls, 7).await.name, "user 7");
-    assert_eq!(profile(&cache, &calls, 7).await.name, "user 7");
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
-    // 16 concurrent cold calls: one runs.
-    let cold = (0..16).map(|_| profile(&cache, &calls, 8));
-    let all = futures_util::future::join_all(cold).await;
-    assert!(all.iter().all(|p| p.id == 8));
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    remote::decorated_calls_run_once(&cache).await;
     assert!(cache.supports("any", Command::Get).unwrap());
     assert!(!cache.supports("any", Command::Scan).unwrap());
 }
@@ -104,7 +81,7 @@ async fn foreign_and_tampered_items_are_misses_or_clear_errors() {
     let cache = connect(&[&server]);
     // Written by another client: plain bytes, no header.
     assert_eq!(server.raw(b"set foreign 0 0 5\r\nhello\r\n"), b"STORED\r\n");
-    assert_eq!(cache.get::<Profile>("foreign").await.unwrap(), None);
+    assert_eq!(cache.get::<remote::Profile>("foreign").await.unwrap(), None);
     assert_eq!(
         cache.get_raw("foreign").await.unwrap().as_deref(),
         Some(&b"hello"[..])
@@ -138,9 +115,9 @@ async fn foreign_and_tampered_items_are_misses_or_clear_errors() {
     // Garbage under a cached function's key is a miss, then replaced.
     let calls = AtomicUsize::new(0);
     server.raw(b"set profile:9 0 0 3\r\n\x00\x01\x02\r\n");
-    assert_eq!(profile(&cache, &calls, 9).await.id, 9);
+    assert_eq!(remote::profile(&cache, &calls, 9).await.id, 9);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    assert_eq!(profile(&cache, &calls, 9).await.id, 9);
+    assert_eq!(remote::profile(&cache, &calls, 9).await.id, 9);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
@@ -209,29 +186,13 @@ async fn a_killed_server_is_a_miss_then_used_again_when_it_returns() {
     cache.set("k", &1u32).await.unwrap();
     server.kill();
     // Neutral answers for reads and writes; errors for what has none.
-    let got = within("get", bound(), cache.get::<u32>("k")).await;
-    assert_eq!(got.unwrap(), None);
-    let set = within("set", bound(), cache.set("k", &2u32).into_future()).await;
-    assert!(!set.unwrap());
-    assert!(is_transient_backend_error(cache.incr("n").await));
-    assert!(is_transient_backend_error(
-        cache.slice_incr("w", 0, 10, 5, "1m").await
-    ));
-    assert!(is_transient_backend_error(
-        cache.set_lock("l", "token", "10s").await
-    ));
-    assert!(is_transient_backend_error(cache.ping().await));
+    remote::a_dead_backend_answers(&cache, bound()).await;
     // The same Cache uses the server again once it is back.
     let _server = MemcachedServer::start_on(port);
-    let mut recovered = false;
-    for _ in 0..50 {
-        if cache.set("k", &3u32).await.unwrap() {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(recovered, "the cache works again after the restart");
+    remote::recovers("the restart", || async {
+        cache.set("k", &3u32).await.unwrap()
+    })
+    .await;
     assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(3));
 }
 
@@ -253,15 +214,10 @@ async fn every_command_meets_its_deadline_on_a_hung_server() {
         assert!(is_transient_backend_error(lock.map(drop)));
     }
     server.resume();
-    let mut recovered = false;
-    for _ in 0..50 {
-        if warm.get::<u32>("k").await.unwrap() == Some(1) {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(recovered, "the cache works again after the hang");
+    remote::recovers("the hang", || async {
+        warm.get::<u32>("k").await.unwrap() == Some(1)
+    })
+    .await;
 }
 
 #[test]

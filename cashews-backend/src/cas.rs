@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes};
 
-use crate::backend::{slide_window, Exist};
+use crate::backend::{slide_window, Exist, Expiry};
 use crate::bits;
 use crate::error::{Error, Result};
 use crate::layout::parse_counter;
@@ -57,6 +57,22 @@ impl Item {
     /// Whether it has not expired at `now` (unix ms).
     pub fn live(&self, now: u64) -> bool {
         self.expires_at == 0 || self.expires_at > now
+    }
+
+    /// What a `get` answers: the payload of a value (a set or a window is
+    /// not one).
+    pub fn into_value(self) -> Option<Bytes> {
+        (self.kind == Kind::Value).then_some(self.payload)
+    }
+}
+
+/// What `get_expire` answers for the live item read (`None`: missing).
+pub fn expiry(live: Option<&Item>, now: u64) -> Expiry {
+    match live {
+        None => Expiry::Missing,
+        Some(item) if item.expires_at == 0 => Expiry::NoExpiry,
+        // (Saturating: `now` may be read after the item was found live.)
+        Some(item) => Expiry::Remaining(Duration::from_millis(item.expires_at.saturating_sub(now))),
     }
 }
 

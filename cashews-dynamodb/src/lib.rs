@@ -78,7 +78,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Mutex;
 
 use cashews_backend::backend::{Backend, BoxStream, Expiry, SetOptions};
-use cashews_backend::cas::{self, CasStore, Item, Kind, Read};
+use cashews_backend::cas::{self, CasStore, Item, Read};
 use cashews_backend::driver::{Driver, DriverContext};
 use cashews_backend::url::{Params, SetupUrl};
 use cashews_backend::{
@@ -506,6 +506,19 @@ impl Shared {
         Ok(output.item().cloned())
     }
 
+    /// Reads `key`'s live item and answers from it (`fallback` when
+    /// DynamoDB is unreachable and `suppress` is on).
+    async fn on_live<T>(
+        &self,
+        command: Command,
+        key: &str,
+        fallback: impl FnOnce() -> T,
+        answer: impl FnOnce(Option<Item>) -> T,
+    ) -> Result<T> {
+        let read = async { Ok(answer(self.live(key).await?)) };
+        self.availability.run(command, fallback, read).await
+    }
+
     /// The live item of `key`.
     async fn live(&self, key: &str) -> Result<Option<Item>> {
         Ok(self.read_row(self.row(key).await?.as_ref()).live)
@@ -755,9 +768,7 @@ impl Shared {
         ttl: Option<Duration>,
     ) -> Result<Option<u64>> {
         self.ready().await?;
-        let mut unique: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
-        unique.sort();
-        unique.dedup();
+        let unique = unique_members(members);
         if unique.is_empty() {
             return Ok(None);
         }
@@ -828,9 +839,7 @@ impl Shared {
     /// must take the loop. A set left empty is deleted.
     async fn set_remove_native(&self, key: &str, members: &[&str]) -> Result<Option<u64>> {
         self.ready().await?;
-        let mut unique: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
-        unique.sort();
-        unique.dedup();
+        let unique = unique_members(members);
         if unique.is_empty() {
             return Ok(None);
         }
@@ -882,8 +891,28 @@ impl Shared {
         key: &str,
         step: impl FnMut(Option<&Item>, u64) -> Result<cas::Change<T>> + Send,
     ) -> Result<T> {
+        self.native_or_loop(command, key, std::future::ready(Ok(None)), step)
+            .await
+    }
+
+    /// Runs a command with no neutral answer: its one-request form
+    /// (`native`), or, when that request's condition refused the row
+    /// (`None`: expired, of another kind, corrupt, an overflow), the
+    /// compare-and-swap `step`, which answers as every backend does.
+    async fn native_or_loop<T: Send>(
+        &self,
+        command: Command,
+        key: &str,
+        native: impl std::future::Future<Output = Result<Option<T>>>,
+        step: impl FnMut(Option<&Item>, u64) -> Result<cas::Change<T>> + Send,
+    ) -> Result<T> {
         self.availability
-            .run_strict(command, cas::update(self, key, step))
+            .run_strict(command, async {
+                match native.await? {
+                    Some(answer) => Ok(answer),
+                    None => cas::update(self, key, step).await,
+                }
+            })
             .await
     }
 }
@@ -969,6 +998,14 @@ fn uses(text: &str, name: &str) -> bool {
     text.match_indices(name).any(|(at, _)| {
         !text[at + name.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
     })
+}
+
+/// Each member once (a string set names a member once).
+fn unique_members(members: &[&str]) -> Vec<String> {
+    let mut unique: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
+    unique.sort();
+    unique.dedup();
+    unique
 }
 
 /// The members of a set row's old image.
@@ -1062,14 +1099,12 @@ impl Backend for DynamoBackend {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let shared = &self.shared;
         shared
-            .availability
-            .run(Command::Get, || None, async {
-                Ok(shared
-                    .live(key)
-                    .await?
-                    .filter(|item| item.kind == Kind::Value)
-                    .map(|item| item.payload))
-            })
+            .on_live(
+                Command::Get,
+                key,
+                || None,
+                |live| live.and_then(Item::into_value),
+            )
             .await
     }
 
@@ -1101,19 +1136,17 @@ impl Backend for DynamoBackend {
                             .send()
                             .await
                             .map_err(|e| shared.failed(e))?;
-                        let now = shared.now();
                         for row in output
                             .responses()
                             .and_then(|r| r.get(&shared.table))
                             .into_iter()
                             .flatten()
                         {
-                            let (Some(name), (Some(item), _)) = (row_name(row), from_row(row))
-                            else {
-                                continue;
-                            };
-                            if item.kind == Kind::Value && item.live(now) {
-                                found.insert(name, item.payload);
+                            let live = shared.read_row(Some(row)).live;
+                            if let (Some(name), Some(value)) =
+                                (row_name(row), live.and_then(Item::into_value))
+                            {
+                                found.insert(name, value);
                             }
                         }
                         // Keys DynamoDB did not get to (throttling) go again.
@@ -1268,10 +1301,8 @@ impl Backend for DynamoBackend {
             match row {
                 Ok(row) => {
                     let name = row_name(&row)?;
-                    match from_row(&row).0 {
-                        Some(item) if item.kind == Kind::Value => Some(Ok((name, item.payload))),
-                        _ => None,
-                    }
+                    let value = from_row(&row).0.and_then(Item::into_value)?;
+                    Some(Ok((name, value)))
                 }
                 Err(e) => Some(Err(e)),
             }
@@ -1281,25 +1312,16 @@ impl Backend for DynamoBackend {
     async fn exists(&self, key: &str) -> Result<bool> {
         let shared = &self.shared;
         shared
-            .availability
-            .run(Command::Exists, || false, async {
-                Ok(shared.live(key).await?.is_some())
-            })
+            .on_live(Command::Exists, key, || false, |live| live.is_some())
             .await
     }
 
     async fn incr(&self, key: &str, by: i64, expire: Option<Duration>) -> Result<i64> {
         let shared = &self.shared;
+        let native = shared.incr_native(key, by, expire);
+        let step = cas::incr(key, by, expire);
         shared
-            .availability
-            .run_strict(Command::Incr, async {
-                if let Some(value) = shared.incr_native(key, by, expire).await? {
-                    return Ok(value);
-                }
-                // Expired, not a counter, or an overflow: answered as every
-                // backend does, atomically.
-                cas::update(&**shared, key, cas::incr(key, by, expire)).await
-            })
+            .native_or_loop(Command::Incr, key, native, step)
             .await
     }
 
@@ -1317,19 +1339,9 @@ impl Backend for DynamoBackend {
 
     async fn get_expire(&self, key: &str) -> Result<Expiry> {
         let shared = &self.shared;
+        let answer = |live: Option<Item>| cas::expiry(live.as_ref(), shared.now());
         shared
-            .availability
-            .run(Command::GetExpire, || Expiry::Missing, async {
-                let live = shared.live(key).await?;
-                let now = shared.now();
-                Ok(match live {
-                    None => Expiry::Missing,
-                    Some(item) if item.expires_at == 0 => Expiry::NoExpiry,
-                    Some(item) => Expiry::Remaining(Duration::from_millis(
-                        item.expires_at.saturating_sub(now),
-                    )),
-                })
-            })
+            .on_live(Command::GetExpire, key, || Expiry::Missing, answer)
             .await
     }
 
@@ -1398,15 +1410,8 @@ impl Backend for DynamoBackend {
 
     async fn get_size(&self, key: &str) -> Result<Option<u64>> {
         let shared = &self.shared;
-        shared
-            .availability
-            .run(Command::GetSize, || None, async {
-                Ok(shared
-                    .live(key)
-                    .await?
-                    .map(|item| item.payload.len() as u64))
-            })
-            .await
+        let answer = |live: Option<Item>| live.map(|item| item.payload.len() as u64);
+        shared.on_live(Command::GetSize, key, || None, answer).await
     }
 
     async fn set_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
@@ -1492,28 +1497,19 @@ impl Backend for DynamoBackend {
 
     async fn set_add(&self, key: &str, members: &[&str], expire: Option<Duration>) -> Result<u64> {
         let shared = &self.shared;
+        let native = shared.set_add_native(key, members, expire);
+        let step = cas::set_add(key, members, expire);
         shared
-            .availability
-            .run_strict(Command::SetAdd, async {
-                if let Some(added) = shared.set_add_native(key, members, expire).await? {
-                    return Ok(added);
-                }
-                // Expired, bytes of another kind, or corrupt: the loop.
-                cas::update(&**shared, key, cas::set_add(key, members, expire)).await
-            })
+            .native_or_loop(Command::SetAdd, key, native, step)
             .await
     }
 
     async fn set_remove(&self, key: &str, members: &[&str]) -> Result<u64> {
         let shared = &self.shared;
+        let native = shared.set_remove_native(key, members);
+        let step = cas::set_remove(key, members);
         shared
-            .availability
-            .run_strict(Command::SetRemove, async {
-                if let Some(removed) = shared.set_remove_native(key, members).await? {
-                    return Ok(removed);
-                }
-                cas::update(&**shared, key, cas::set_remove(key, members)).await
-            })
+            .native_or_loop(Command::SetRemove, key, native, step)
             .await
     }
 

@@ -9,9 +9,11 @@
 //! with no known expiry; a header naming an unknown kind is unreadable (a
 //! miss, replaced by the next write).
 
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 
 use cashews_backend::cas::{Item, Kind};
+
+use crate::protocol::{Mode, Requests, WireKey};
 
 const MAGIC: u8 = 0xCA;
 const HEADER: usize = 10;
@@ -38,19 +40,25 @@ pub fn decode(raw: Bytes) -> Option<Item> {
     })
 }
 
-/// The stored bytes of `item`.
-pub fn encode(item: &Item) -> Vec<u8> {
+/// The header stored before `item`'s payload.
+fn header(item: &Item) -> [u8; HEADER] {
     let kind = match item.kind {
         Kind::Value => 1,
         Kind::Set => 2,
         Kind::Window => 3,
     };
-    let mut out = Vec::with_capacity(HEADER + item.payload.len());
-    out.put_u8(MAGIC);
-    out.put_u8(kind);
-    out.put_u64(item.expires_at);
-    out.extend_from_slice(&item.payload);
+    let mut out = [0; HEADER];
+    out[0] = MAGIC;
+    out[1] = kind;
+    out[2..].copy_from_slice(&item.expires_at.to_be_bytes());
     out
+}
+
+/// Adds the `ms` of `item` under `key` at `now` to `requests` (the header
+/// and the payload written straight into the request).
+pub fn set(requests: &mut Requests, key: &WireKey<'_>, item: &Item, now: u64, mode: Mode) {
+    let header = header(item);
+    requests.set(key, &[&header, &item.payload], exptime(item, now), mode);
 }
 
 /// memcached's expiry for `item` at `now` (unix ms): never, or the
@@ -86,7 +94,8 @@ mod tests {
             expires_at: 1_700_000_000_123,
             payload: Bytes::from_static(b"\0\0\0\x01a"),
         };
-        assert_eq!(decode(encode(&item).into()).unwrap(), item);
+        let stored = [&header(&item)[..], &item.payload].concat();
+        assert_eq!(decode(stored.into()).unwrap(), item);
     }
 
     #[test]

@@ -68,7 +68,6 @@ use cashews_backend::{
     bits, Availability, Clock, Command, Error, Exist, IntoTtl, NetworkParams, Result,
 };
 
-use cas::Kind;
 use pool::{route, CallError, Server};
 use protocol::{Mode, Reply, ReplyError, Requests, WireKey};
 
@@ -330,6 +329,21 @@ impl MemcachedBackend {
         self.slot(reply)
     }
 
+    /// Reads `key`'s live item and answers from it (`fallback` when the
+    /// server is down and `suppress` is on).
+    async fn on_live<T>(
+        &self,
+        command: Command,
+        key: &str,
+        fallback: impl FnOnce() -> T,
+        answer: impl FnOnce(Option<Item>) -> T,
+    ) -> Result<T> {
+        let wire = WireKey::new(key);
+        let node = self.node(&wire);
+        let read = async { Ok(answer(self.read(node, &wire).await?.live)) };
+        node.availability.run(command, fallback, read).await
+    }
+
     /// `key`'s server as a compare-and-swap store.
     fn store(&self, key: &str) -> NodeStore<'_> {
         NodeStore {
@@ -389,17 +403,13 @@ impl Backend for MemcachedBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let wire = WireKey::new(key);
-        let node = self.node(&wire);
-        node.availability
-            .run(Command::Get, || None, async {
-                let slot = self.read(node, &wire).await?;
-                Ok(slot
-                    .live
-                    .filter(|item| item.kind == Kind::Value)
-                    .map(|item| item.payload))
-            })
-            .await
+        self.on_live(
+            Command::Get,
+            key,
+            || None,
+            |live| live.and_then(Item::into_value),
+        )
+        .await
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
@@ -421,12 +431,7 @@ impl Backend for MemcachedBackend {
                     let replies = self.call(node, &requests).await?;
                     let mut values = Vec::with_capacity(replies.len());
                     for reply in replies {
-                        let read = self.slot(reply)?;
-                        values.push(
-                            read.live
-                                .filter(|item| item.kind == Kind::Value)
-                                .map(|item| item.payload),
-                        );
+                        values.push(self.slot(reply)?.live.and_then(Item::into_value));
                     }
                     Ok((positions, values))
                 },
@@ -454,12 +459,7 @@ impl Backend for MemcachedBackend {
                 let now = self.now();
                 let item = Item::value(value, cas::expires_at(now, options.expire));
                 let mut requests = Requests::default();
-                requests.set(
-                    &wire,
-                    &item::encode(&item),
-                    item::exptime(&item, now),
-                    Mode::Set,
-                );
+                item::set(&mut requests, &wire, &item, now, Mode::Set);
                 match self.call_one(node, &requests).await? {
                     Reply::Done => Ok(true),
                     other => Err(unexpected(&other)),
@@ -476,8 +476,7 @@ impl Backend for MemcachedBackend {
             let mut requests = Requests::default();
             for position in &positions {
                 let item = Item::value(pairs[*position].1.clone(), expires_at);
-                let (bytes, exptime) = (item::encode(&item), item::exptime(&item, now));
-                requests.set(&wires[*position], &bytes, exptime, Mode::Set);
+                item::set(&mut requests, &wires[*position], &item, now, Mode::Set);
             }
             node.availability.run(Command::SetMany, || (), async move {
                 for reply in self.call(node, &requests).await? {
@@ -546,12 +545,7 @@ impl Backend for MemcachedBackend {
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        let wire = WireKey::new(key);
-        let node = self.node(&wire);
-        node.availability
-            .run(Command::Exists, || false, async {
-                Ok(self.read(node, &wire).await?.live.is_some())
-            })
+        self.on_live(Command::Exists, key, || false, |live| live.is_some())
             .await
     }
 
@@ -571,18 +565,8 @@ impl Backend for MemcachedBackend {
     }
 
     async fn get_expire(&self, key: &str) -> Result<Expiry> {
-        let wire = WireKey::new(key);
-        let node = self.node(&wire);
-        node.availability
-            .run(Command::GetExpire, || Expiry::Missing, async {
-                let read = self.read(node, &wire).await?;
-                let now = self.now();
-                Ok(match read.live {
-                    None => Expiry::Missing,
-                    Some(item) if item.expires_at == 0 => Expiry::NoExpiry,
-                    Some(item) => Expiry::Remaining(Duration::from_millis(item.expires_at - now)),
-                })
-            })
+        let answer = |live: Option<Item>| cas::expiry(live.as_ref(), self.now());
+        self.on_live(Command::GetExpire, key, || Expiry::Missing, answer)
             .await
     }
 
@@ -599,14 +583,8 @@ impl Backend for MemcachedBackend {
     }
 
     async fn get_size(&self, key: &str) -> Result<Option<u64>> {
-        let wire = WireKey::new(key);
-        let node = self.node(&wire);
-        node.availability
-            .run(Command::GetSize, || None, async {
-                let read = self.read(node, &wire).await?;
-                Ok(read.live.map(|item| item.payload.len() as u64))
-            })
-            .await
+        let answer = |live: Option<Item>| live.map(|item| item.payload.len() as u64);
+        self.on_live(Command::GetSize, key, || None, answer).await
     }
 
     async fn set_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
@@ -719,7 +697,7 @@ impl CasStore for NodeStore<'_> {
         let mode = expected.map_or(Mode::Add, Mode::Cas);
         let mut requests = Requests::default();
         let wire = WireKey::new(key);
-        requests.set(&wire, &item::encode(item), item::exptime(item, now), mode);
+        item::set(&mut requests, &wire, item, now, mode);
         match self.backend.call_one(self.node, &requests).await? {
             Reply::Done => Ok(true),
             // Another client wrote or deleted the key in between.

@@ -115,17 +115,26 @@ impl Requests {
         self
     }
 
-    /// `ms` with memcached's expiry `exptime` (0: none; seconds, or a unix
-    /// time above 30 days).
-    pub fn set(&mut self, key: &WireKey<'_>, value: &[u8], exptime: u64, mode: Mode) -> &mut Self {
+    /// `ms` of the concatenated `parts` with memcached's expiry `exptime`
+    /// (0: none; seconds, or a unix time above 30 days).
+    pub fn set(
+        &mut self,
+        key: &WireKey<'_>,
+        parts: &[&[u8]],
+        exptime: u64,
+        mode: Mode,
+    ) -> &mut Self {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
         let flags = match mode {
-            Mode::Set => format!(" {} T{exptime}", value.len()),
-            Mode::Add => format!(" {} T{exptime} ME", value.len()),
-            Mode::Cas(cas) => format!(" {} T{exptime} C{cas}", value.len()),
+            Mode::Set => format!(" {len} T{exptime}"),
+            Mode::Add => format!(" {len} T{exptime} ME"),
+            Mode::Cas(cas) => format!(" {len} T{exptime} C{cas}"),
         };
         self.buf.extend_from_slice(b"ms ");
         key.write(&mut self.buf, flags.as_bytes());
-        self.buf.extend_from_slice(value);
+        for part in parts {
+            self.buf.extend_from_slice(part);
+        }
         self.buf.extend_from_slice(b"\r\n");
         self.count += 1;
         self
@@ -324,7 +333,7 @@ mod tests {
         }
         assert_ne!(WireKey::new("a b"), WireKey::new("a  b"));
         let mut requests = Requests::default();
-        requests.set(&WireKey::new("a b"), b"v", 0, Mode::Add);
+        requests.set(&WireKey::new("a b"), &[b"v"], 0, Mode::Add);
         let line = String::from_utf8(requests.buf).unwrap();
         assert!(line.ends_with(" 1 T0 ME b\r\nv\r\n"), "{line:?}");
     }

@@ -1,23 +1,32 @@
 #![allow(dead_code)]
 //! A real memcached for tests: on a free loopback port, killed when dropped.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use super::process::{free_port, ServerProcess};
 use std::time::{Duration, Instant};
 
 pub struct MemcachedServer {
     pub port: u16,
-    child: Child,
+    process: ServerProcess,
+}
+impl std::ops::Deref for MemcachedServer {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for MemcachedServer {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.process
+    }
 }
 
 impl MemcachedServer {
     /// Starts a server on a free port and waits until it answers.
     pub fn start() -> MemcachedServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         MemcachedServer::start_on(port)
     }
 
@@ -44,7 +53,11 @@ impl MemcachedServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("memcached is installed (scripts/test installs it)");
-        MemcachedServer { port, child }.ready()
+        MemcachedServer {
+            port,
+            process: ServerProcess::new("memcached", child),
+        }
+        .ready()
     }
 
     fn ready(self) -> MemcachedServer {
@@ -87,33 +100,5 @@ impl MemcachedServer {
         let n = stream.read(&mut reply).unwrap();
         reply.truncate(n);
         reply
-    }
-
-    fn signal(&self, signal: libc::c_int) -> bool {
-        // SAFETY: kill(2) on our own child's pid with a valid signal number.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) == 0 }
-    }
-
-    /// Stops the server (SIGSTOP): a hung server.
-    pub fn pause(&self) {
-        assert!(self.signal(libc::SIGSTOP), "SIGSTOP to memcached");
-    }
-
-    /// Resumes a paused server.
-    pub fn resume(&self) {
-        assert!(self.signal(libc::SIGCONT), "SIGCONT to memcached");
-    }
-
-    /// Kills the server now (an outage).
-    pub fn kill(&mut self) {
-        self.signal(libc::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for MemcachedServer {
-    fn drop(&mut self) {
-        self.kill();
     }
 }

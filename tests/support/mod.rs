@@ -7,8 +7,11 @@ pub mod features;
 pub mod memcached;
 #[cfg(feature = "dynamodb")]
 pub mod moto;
+pub mod process;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "memcached", feature = "dynamodb"))]
+pub mod remote;
 pub mod strategies;
 
 use std::time::Duration;

@@ -3,14 +3,34 @@
 //! the venv `scripts/test` installs (or `CASHEWS_MOTO_SERVER`), on a free
 //! loopback port, killed when dropped.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use super::process::{free_port, ServerProcess};
 use std::time::{Duration, Instant};
+
+/// moto's server application, served by one thread.
+const SERIAL_SERVER: &str = "import sys
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+run_simple(sys.argv[1], int(sys.argv[2]), DomainDispatcherApplication(create_backend_app), threaded=False)
+";
 
 pub struct MotoServer {
     pub port: u16,
-    child: Child,
+    process: ServerProcess,
+}
+impl std::ops::Deref for MotoServer {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for MotoServer {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.process
+    }
 }
 
 fn program() -> PathBuf {
@@ -26,29 +46,33 @@ fn program() -> PathBuf {
 impl MotoServer {
     /// Starts a server and waits until it answers.
     pub fn start() -> MotoServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         MotoServer::start_on(port)
     }
 
     /// Starts a server on `port` (e.g. again after [`MotoServer::kill`]).
     pub fn start_on(port: u16) -> MotoServer {
         let program = program();
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // moto's own `moto_server` answers requests on many threads, and
+        // its DynamoDB model has no locks: two concurrent updates of one item
+        // can lose one (DynamoDB never does). One request at a time, in the
+        // venv's Python, makes each request atomic as in DynamoDB.
+        let python = program.with_file_name("python");
+        let child = Command::new(&python)
+            .args(["-c", SERIAL_SERVER, "127.0.0.1", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
                     "cannot start {} ({e}): scripts/test installs moto's server into target/moto-venv",
-                    program.display()
+                    python.display()
                 )
             });
-        let server = MotoServer { port, child };
+        let server = MotoServer {
+            port,
+            process: ServerProcess::new("moto_server", child),
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -71,33 +95,5 @@ impl MotoServer {
             "dynamodb://test:test@{table}?region=us-east-1&endpoint={}&create_table=true",
             self.endpoint()
         )
-    }
-
-    fn signal(&self, signal: libc::c_int) -> bool {
-        // SAFETY: kill(2) on our own child's pid with a valid signal number.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) == 0 }
-    }
-
-    /// Stops the server (SIGSTOP): a hung server.
-    pub fn pause(&self) {
-        assert!(self.signal(libc::SIGSTOP), "SIGSTOP to moto_server");
-    }
-
-    /// Resumes a paused server.
-    pub fn resume(&self) {
-        assert!(self.signal(libc::SIGCONT), "SIGCONT to moto_server");
-    }
-
-    /// Kills the server now (an outage).
-    pub fn kill(&mut self) {
-        self.signal(libc::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        self.kill();
     }
 }

@@ -3,32 +3,38 @@
 //! killed when dropped.
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use super::process::{free_port, ServerProcess};
 use std::time::{Duration, Instant};
 
 pub struct RedisServer {
     pub port: u16,
-    child: Child,
+    process: ServerProcess,
+}
+impl std::ops::Deref for RedisServer {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for RedisServer {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.process
+    }
 }
 
 impl RedisServer {
     /// Starts a server and waits until it answers `PING`.
     pub fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         RedisServer::start_on(port)
     }
 
     /// Starts a server that also listens on the unix socket `socket`.
     pub fn start_unix(socket: &std::path::Path) -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let socket = socket.display().to_string();
         RedisServer::spawn(
             port,
@@ -99,7 +105,10 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/test installs it)");
-        RedisServer { port, child }
+        RedisServer {
+            port,
+            process: ServerProcess::new("redis-server", child),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -109,37 +118,6 @@ impl RedisServer {
     /// Runs `redis-cli -p <port> args..` and returns what it printed.
     pub fn cli(&self, args: &[&str]) -> String {
         redis_cli(self.port, args)
-    }
-
-    /// Stops the server (SIGSTOP): connections stay open, nothing answers —
-    /// a hung server.
-    pub fn pause(&self) {
-        assert!(self.signal(libc::SIGSTOP), "SIGSTOP to redis-server");
-    }
-
-    /// Resumes a paused server (SIGCONT).
-    pub fn resume(&self) {
-        assert!(self.signal(libc::SIGCONT), "SIGCONT to redis-server");
-    }
-
-    /// Sends `signal` to the server; whether it was delivered.
-    fn signal(&self, signal: libc::c_int) -> bool {
-        // SAFETY: kill(2) on our own child's pid with a valid signal number.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) == 0 }
-    }
-
-    /// Kills the server now (an outage).
-    pub fn kill(&mut self) {
-        // A paused server would keep its port until it runs again.
-        self.signal(libc::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -230,11 +208,7 @@ impl Drop for TestCertificates {
 impl RedisServer {
     /// A server speaking only TLS on its port, with `certs`' server certificate.
     pub fn start_tls(certs: &TestCertificates) -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let tls_port = port.to_string();
         let server = RedisServer::spawn(
             port,

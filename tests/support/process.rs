@@ -1,0 +1,60 @@
+#![allow(dead_code)]
+//! A server process a test starts: signals for outages (a hung server, a
+//! killed one) and killed when dropped, so no test leaves one behind.
+
+use std::net::TcpListener;
+use std::process::Child;
+
+/// A free loopback port (bound and released: a server started on it at
+/// once gets it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process, killed when dropped.
+pub struct ServerProcess {
+    name: &'static str,
+    child: Child,
+}
+
+impl ServerProcess {
+    /// Wraps `child`; `name` says which server in failure messages.
+    pub fn new(name: &'static str, child: Child) -> ServerProcess {
+        ServerProcess { name, child }
+    }
+
+    /// Sends `signal`; whether it was delivered.
+    fn signal(&self, signal: libc::c_int) -> bool {
+        // SAFETY: kill(2) on our own child's pid with a valid signal number.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) == 0 }
+    }
+
+    /// Stops the server (SIGSTOP): connections stay open, nothing answers —
+    /// a hung server.
+    pub fn pause(&self) {
+        assert!(self.signal(libc::SIGSTOP), "SIGSTOP to {}", self.name);
+    }
+
+    /// Resumes a paused server (SIGCONT).
+    pub fn resume(&self) {
+        assert!(self.signal(libc::SIGCONT), "SIGCONT to {}", self.name);
+    }
+
+    /// Kills the server now (an outage).
+    pub fn kill(&mut self) {
+        // A paused server would keep its port until it runs again.
+        self.signal(libc::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

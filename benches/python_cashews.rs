@@ -7,6 +7,8 @@
 
 mod support;
 
+#[path = "../tests/support/process.rs"]
+mod process;
 #[path = "../tests/support/redis.rs"]
 mod redis_server;
 

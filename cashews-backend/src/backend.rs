@@ -337,9 +337,19 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// value's bytes on a hit. Returns `Some(hit)` when it could answer,
     /// `None` when the caller must use [`Backend::get`].
     ///
+    /// `decoder` names who decodes the bytes (`0`: no one in particular):
+    /// a backend with a typed tier hands `visit` the copy that decoder kept
+    /// beside these bytes before ([`Kept`]), and keeps the one it is given.
+    /// The bytes stay the truth: any write replaces both.
+    ///
     /// This is the hit path: it must not block.
-    fn get_local(&self, key: &str, visit: &mut dyn FnMut(&[u8])) -> Option<bool> {
-        let _ = (key, visit);
+    fn get_local(
+        &self,
+        key: &str,
+        decoder: u64,
+        visit: &mut dyn FnMut(&[u8], &mut Kept),
+    ) -> Option<bool> {
+        let _ = (key, decoder, visit);
         None
     }
 }
@@ -347,6 +357,54 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 /// A value kept as itself, shared by every reader (each gets a clone of
 /// the value inside).
 pub type AnyValue = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
+/// What the hit path ([`Backend::get_local`]) offers besides the bytes: the copy
+/// decoded from them earlier by the same decoder, and whether a new one is
+/// worth keeping (the entry is being read again).
+#[derive(Debug)]
+pub struct Kept {
+    value: Option<AnyValue>,
+    wanted: bool,
+}
+
+impl Kept {
+    /// What a backend offers: the copy kept by the reading decoder, and
+    /// whether a new one would be kept.
+    pub fn new(value: Option<AnyValue>, wanted: bool) -> Kept {
+        Kept { value, wanted }
+    }
+
+    /// Nothing kept, nothing wanted (backends without a typed tier).
+    pub fn none() -> Kept {
+        Kept::new(None, false)
+    }
+
+    /// The copy to keep after the visit.
+    pub fn into_value(self) -> Option<AnyValue> {
+        self.value
+    }
+
+    /// The copy kept by this decoder, if any.
+    #[inline]
+    pub fn get(&self) -> Option<&AnyValue> {
+        self.value.as_ref()
+    }
+
+    /// Whether [`Kept::keep`] would keep a value (the entry holds none and
+    /// is read often enough to be worth one).
+    #[inline]
+    pub fn wanted(&self) -> bool {
+        self.wanted && self.value.is_none()
+    }
+
+    /// Keeps `value`, decoded from the bytes just visited, beside them.
+    #[inline]
+    pub fn keep(&mut self, value: AnyValue) {
+        if self.wanted {
+            self.value = Some(value);
+        }
+    }
+}
 
 /// Values kept as themselves, never encoded: what a backend that keeps its
 /// data in process offers besides bytes ([`Backend::values`]). Every other

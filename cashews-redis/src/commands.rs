@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cashews_backend::backend::{Backend, BoxStream, Exist, Expiry, SetOptions, Write};
+use cashews_backend::backend::{Backend, BoxStream, Exist, Expiry, Kept, SetOptions, Write};
 use cashews_backend::{glob, Command, Error, Result};
 
 use crate::connection::{Conn, Node};
@@ -84,9 +84,14 @@ impl Backend for RedisBackend {
         }
     }
 
-    fn get_local(&self, key: &str, visit: &mut dyn FnMut(&[u8])) -> Option<bool> {
+    fn get_local(
+        &self,
+        key: &str,
+        decoder: u64,
+        visit: &mut dyn FnMut(&[u8], &mut Kept),
+    ) -> Option<bool> {
         // A local miss is not a miss: Redis is asked.
-        self.shared.local(key, visit).then_some(true)
+        self.shared.local(key, decoder, visit).then_some(true)
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {

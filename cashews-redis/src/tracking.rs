@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use cashews_backend::backend::Kept;
 use cashews_backend::memory::{LocalCache, Ticket};
 use cashews_backend::Clock;
 use redis::aio::AsyncPushSender;
@@ -243,8 +244,14 @@ impl Shared {
 
     /// Serves `key` from the local copy.
     #[inline]
-    pub(crate) fn local(&self, key: &str, visit: &mut dyn FnMut(&[u8])) -> bool {
-        self.tracked(key).is_some_and(|t| t.cache.visit(key, visit))
+    pub(crate) fn local(
+        &self,
+        key: &str,
+        decoder: u64,
+        visit: &mut dyn FnMut(&[u8], &mut Kept),
+    ) -> bool {
+        self.tracked(key)
+            .is_some_and(|t| t.cache.visit(key, decoder, visit))
     }
 
     /// Stores a value read from Redis under `ticket`, with its `PTTL`.

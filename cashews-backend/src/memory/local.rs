@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::store::{Change, Store};
+use crate::backend::Kept;
 use crate::clock::Clock;
 
 /// The bit of [`LocalCache::state`] that says entries may be used.
@@ -134,10 +135,13 @@ impl LocalCache {
         self.store.clear();
     }
 
-    /// The hit path: calls `visit` with a live value of `key`.
+    /// The hit path: calls `visit` with a live value of `key` and what
+    /// `decoder` kept beside it (see [`Backend::get_local`]).
+    ///
+    /// [`Backend::get_local`]: crate::backend::Backend::get_local
     #[inline]
-    pub fn visit(&self, key: &str, visit: &mut dyn FnMut(&[u8])) -> bool {
-        self.is_enabled() && self.store.visit(key, self.clock.now_ms(), visit)
+    pub fn visit(&self, key: &str, decoder: u64, visit: &mut dyn FnMut(&[u8], &mut Kept)) -> bool {
+        self.is_enabled() && self.store.visit(key, self.clock.now_ms(), decoder, visit)
     }
 
     /// The value of `key`, if held.
@@ -244,7 +248,7 @@ mod tests {
 
     fn read(cache: &LocalCache, key: &str) -> Option<Vec<u8>> {
         let mut out = None;
-        cache.visit(key, &mut |b| out = Some(b.to_vec()));
+        cache.visit(key, 0, &mut |b, _| out = Some(b.to_vec()));
         out
     }
 

@@ -1,13 +1,13 @@
 //! The in-process backend: `mem://?size=N&check_interval=DURATION`.
 //!
-//! - `size` (default 1000): the most entries kept, exactly. Beyond it the
-//!   least recently used entry is evicted, with second-chance LRU: a read
-//!   marks an entry instead of moving it, and a marked entry is moved to the
-//!   front once more before it can be evicted. Caches of up to 511 entries are
-//!   one list; larger ones are split into up to 64 shards (one per 256
-//!   entries, a power of two) with a lock each, so concurrent calls on several
-//!   cores do not wait on one lock; eviction then picks from the writer's
-//!   shard.
+//! - `size` (default 1000): the most entries kept, exactly. Beyond it an
+//!   entry not read lately is evicted, by CLOCK (second-chance LRU): a read
+//!   marks an entry; eviction goes round the entries in the order they were
+//!   stored, clears a mark and passes a marked entry over once, and evicts
+//!   the first unmarked one. Caches of up to 511 entries are one ring;
+//!   larger ones are split into up to 64 shards (one per 256 entries, a
+//!   power of two) with a lock each, so concurrent calls on several cores
+//!   do not wait on one lock; eviction then picks from the writer's shard.
 //! - `check_interval` (default `1s`, `0` to disable): how often a background
 //!   task removes expired entries. Expired entries are never returned either
 //!   way; the sweep only frees their memory early. The task starts with the
@@ -18,6 +18,7 @@
 //! copy: mutating it never changes the cache.
 
 mod local;
+mod shard;
 mod store;
 mod sweep;
 
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::backend::{AnyValue, Backend, BoxStream, Expiry, SetOptions, ValueStore, Write};
+use crate::backend::{AnyValue, Backend, BoxStream, Expiry, Kept, SetOptions, ValueStore, Write};
 use crate::clock::Clock;
 use crate::driver::{Driver, DriverContext};
 use crate::error::Result;
@@ -153,7 +154,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn set(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool> {
-        self.ready(move |s, now| Ok(s.set(key, value, options, now)))
+        self.ready(move |s, now| Ok(s.set(key, &value, options, now)))
     }
 
     async fn set_many(&self, pairs: Vec<(&str, Bytes)>, expire: Option<Duration>) -> Result<()> {
@@ -163,7 +164,7 @@ impl Backend for MemoryBackend {
                 ..SetOptions::default()
             };
             for (key, value) in pairs {
-                s.set(key, value, options, now);
+                s.set(key, &value, options, now);
             }
             Ok(())
         })
@@ -240,8 +241,7 @@ impl Backend for MemoryBackend {
             expire: Some(ttl),
             exist: crate::backend::Exist::IfAbsent,
         };
-        let token = Bytes::copy_from_slice(token.as_bytes());
-        self.ready(move |s, now| Ok(s.set(key, token, options, now)))
+        self.ready(move |s, now| Ok(s.set(key, token.as_bytes(), options, now)))
     }
 
     async fn unlock(&self, key: &str, token: &str) -> Result<bool> {
@@ -285,8 +285,13 @@ impl Backend for MemoryBackend {
     }
 
     #[inline]
-    fn get_local(&self, key: &str, visit: &mut dyn FnMut(&[u8])) -> Option<bool> {
-        Some(self.store.visit(key, self.now(), visit))
+    fn get_local(
+        &self,
+        key: &str,
+        decoder: u64,
+        visit: &mut dyn FnMut(&[u8], &mut Kept),
+    ) -> Option<bool> {
+        Some(self.store.visit(key, self.now(), decoder, visit))
     }
 }
 

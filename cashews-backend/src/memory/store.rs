@@ -1,4 +1,4 @@
-//! The memory backend's data: LRU shards behind their own mutexes.
+//! The memory backend's data: shards behind their own mutexes.
 //!
 //! Every operation takes `now` (ms on the cache's clock) from the caller, so
 //! the clock is read once per command, outside any lock.
@@ -10,74 +10,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use lru::LruCache;
 use parking_lot::{Mutex, MutexGuard};
 
-use crate::backend::{Exist, Expiry, SetOptions, Write};
+use super::shard::{deadline, Entry, Other, Shard, NEVER};
+
+use crate::backend::{Exist, Expiry, Kept, SetOptions, Write};
 use crate::bits;
 use crate::error::{Error, Result};
 use crate::glob;
 use crate::layout::{is_tags_key, key_tags_key, parse_counter, tag_key};
 
-const NEVER: u64 = u64::MAX;
-
 /// Entries per shard before another shard is added (up to [`MAX_SHARDS`]).
-/// Below this size the cache is one exact LRU.
+/// Below this size the cache is one exact CLOCK.
 const ENTRIES_PER_SHARD: usize = 256;
 const MAX_SHARDS: usize = 64;
-
-pub(super) enum Value {
-    /// Plain bytes: values, counters, lock tokens, bit strings.
-    Bytes(Bytes),
-    /// A set of strings (`set_add`).
-    Set(HashSet<String>),
-    /// The timestamps of a sliding window (`slice_incr`).
-    Window(Vec<u64>),
-    /// A value kept as itself, never encoded (`Cache::set_value`).
-    Typed(crate::backend::AnyValue),
-}
-
-pub(super) struct Entry {
-    value: Value,
-    expires_at: u64,
-    /// Read since it was last placed at the front (second-chance LRU).
-    referenced: bool,
-}
-
-impl Entry {
-    fn new(value: Value, now: u64, ttl: Option<Duration>) -> Entry {
-        Entry {
-            value,
-            expires_at: deadline(now, ttl),
-            referenced: false,
-        }
-    }
-
-    #[inline]
-    fn live(&self, now: u64) -> bool {
-        self.expires_at > now
-    }
-
-    fn size(&self) -> usize {
-        std::mem::size_of::<Entry>()
-            + match &self.value {
-                Value::Bytes(b) => b.len(),
-                Value::Set(s) => s.iter().map(|m| m.len() + 24).sum(),
-                Value::Window(w) => w.len() * 8,
-                // Its size is the value's own business; count a pointer.
-                Value::Typed(_) => std::mem::size_of::<crate::backend::AnyValue>(),
-            }
-    }
-}
-
-fn deadline(now: u64, ttl: Option<Duration>) -> u64 {
-    match ttl {
-        None => NEVER,
-        Some(ttl) => now.saturating_add((ttl.as_millis() as u64).max(1)),
-    }
-}
-
-type Shard = LruCache<Box<str>, Entry>;
 
 /// What [`Store::replace`] does to a key.
 pub(super) enum Change {
@@ -86,30 +32,33 @@ pub(super) enum Change {
     Remove,
 }
 
-/// Shards of LRU lists under one global bound: the entry count is kept in an
-/// atomic, and an insert into a full cache evicts from its own shard (from
-/// another one if its shard holds nothing else). The bound is exact.
+/// Shards under one global bound: the entry count is kept in an atomic,
+/// and an insert into a full cache evicts from its own shard (from another
+/// one if its shard holds nothing else). The bound is exact.
 ///
-/// Reads do not relink the list: they mark the entry *referenced*, and
-/// eviction gives a referenced entry a second chance (it moves to the front
-/// with its mark cleared) before evicting the first unreferenced one — the
-/// CLOCK approximation of LRU, which evicts what LRU would whenever entries
-/// are read at most once between evictions, and keeps reads cheap.
+/// Reads do not reorder anything: they mark the entry *referenced*, and
+/// eviction (a CLOCK hand going round the shard's slots) gives a referenced
+/// entry a second chance — clears its mark and passes it over — before
+/// evicting the first unreferenced one: the CLOCK approximation of LRU,
+/// which evicts the least recently stored entry among those not read since
+/// the hand last passed, and keeps reads cheap.
 ///
 /// Tag records (keys under [`TAGS_PREFIX`]) are *pinned*: outside the bound
 /// and never evicted, so a key that hits keep alive never outlives the
 /// records that name it (which would make `delete_tags` miss it). They go
 /// with their TTL, with `delete`/`delete_tags`, and — for keys that were
 /// evicted — with the sweep ([`Store::forget_evicted_tags`]).
+///
+/// [`TAGS_PREFIX`]: crate::layout::TAGS_PREFIX
 pub(super) struct Store {
     shards: Box<[Mutex<Shard>]>,
-    hasher: lru::DefaultHasher,
+    hasher: hashbrown::DefaultHashBuilder,
     mask: usize,
     len: AtomicUsize,
     /// How many pinned entries there are (not counted in `len`).
     pinned: AtomicUsize,
     /// Keys evicted while tag records existed, for the sweep to clean up.
-    evicted: Mutex<Vec<Box<str>>>,
+    evicted: Mutex<Vec<String>>,
     capacity: usize,
 }
 
@@ -119,8 +68,15 @@ const MAX_EVICTED: usize = 1 << 16;
 
 /// Whether `key` is a tag record (pinned: see [`Store`]).
 #[inline]
-fn is_pinned(key: &str) -> bool {
-    is_tags_key(key)
+fn is_pinned(key: &[u8]) -> bool {
+    std::str::from_utf8(key).is_ok_and(is_tags_key)
+}
+
+/// A key's shard and its hash (computed once per command).
+#[derive(Clone, Copy)]
+pub(super) struct Slot {
+    index: usize,
+    hash: u64,
 }
 
 impl Store {
@@ -134,10 +90,8 @@ impl Store {
             count.next_power_of_two() / 2
         };
         Store {
-            shards: (0..count)
-                .map(|_| Mutex::new(LruCache::unbounded()))
-                .collect(),
-            hasher: lru::DefaultHasher::default(),
+            shards: (0..count).map(|_| Mutex::new(Shard::default())).collect(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
             mask: count - 1,
             len: AtomicUsize::new(0),
             pinned: AtomicUsize::new(0),
@@ -146,11 +100,27 @@ impl Store {
         }
     }
 
+    #[inline]
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// `key`'s shard and hash. The shard comes from bits the shard's own
+    /// table does not use (it takes the low bits for the bucket and the top
+    /// seven for its tags), so keys of one shard spread over its table.
+    #[inline]
+    fn slot(&self, key: &str) -> Slot {
+        let hash = self.hash(key.as_bytes());
+        Slot {
+            index: (hash >> 40) as usize & self.mask,
+            hash,
+        }
+    }
+
     /// The index of `key`'s shard.
     #[inline]
     pub(super) fn shard_index(&self, key: &str) -> usize {
-        let hash = self.hasher.hash_one(key) as usize;
-        (hash >> 7) & self.mask
+        self.slot(key).index
     }
 
     /// How many shards there are (indexes are `0..shard_count()`).
@@ -159,49 +129,57 @@ impl Store {
     }
 
     #[inline]
-    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
-        self.shards[self.shard_index(key)].lock()
+    fn lock(&self, key: &str) -> (MutexGuard<'_, Shard>, u64) {
+        let slot = self.slot(key);
+        (self.shards[slot.index].lock(), slot.hash)
     }
 
     /// Under `key`'s shard lock, asks `decide` (given the shard index) what
     /// becomes of `key`. One lock for the decision and the change, so a check
     /// in `decide` cannot be overtaken by another thread.
     pub(super) fn replace(&self, key: &str, now: u64, decide: impl FnOnce(usize) -> Change) {
-        let index = self.shard_index(key);
-        let mut shard = self.shards[index].lock();
-        match decide(index) {
+        let slot = self.slot(key);
+        let mut shard = self.shards[slot.index].lock();
+        match decide(slot.index) {
             Change::Keep => {}
             Change::Store(value, ttl) => {
-                self.insert(&mut shard, key, Entry::new(Value::Bytes(value), now, ttl));
+                self.insert(&mut shard, slot.hash, Entry::bytes(key, &value, now, ttl));
             }
             Change::Remove => {
-                self.pop(&mut shard, key);
+                self.pop(&mut shard, slot.hash, key);
             }
         }
     }
 
     /// The live entry of `key` (marked referenced), removing it if it has expired.
-    fn live<'s>(&self, shard: &'s mut Shard, key: &str, now: u64) -> Option<&'s mut Entry> {
-        if !shard.peek(key)?.live(now) {
-            self.pop(shard, key);
+    fn live<'s>(
+        &self,
+        shard: &'s mut Shard,
+        hash: u64,
+        key: &str,
+        now: u64,
+    ) -> Option<&'s mut Entry> {
+        if !shard.get(hash, key)?.live(now) {
+            self.pop(shard, hash, key);
             return None;
         }
-        let entry = shard.peek_mut(key)?;
+        let entry = shard.get_mut(hash, key)?;
         entry.referenced = true;
         Some(entry)
     }
 
-    fn pop(&self, shard: &mut Shard, key: &str) -> Option<Entry> {
-        let entry = shard.pop(key);
+    fn pop(&self, shard: &mut Shard, hash: u64, key: &str) -> Option<Entry> {
+        let entry = shard.remove(hash, key);
         if entry.is_some() {
-            self.count_of(key).fetch_sub(1, Ordering::Relaxed);
+            self.count_of(key.as_bytes())
+                .fetch_sub(1, Ordering::Relaxed);
         }
         entry
     }
 
     /// The counter `key` counts in.
     #[inline]
-    fn count_of(&self, key: &str) -> &AtomicUsize {
+    fn count_of(&self, key: &[u8]) -> &AtomicUsize {
         if is_pinned(key) {
             &self.pinned
         } else {
@@ -211,14 +189,15 @@ impl Store {
 
     /// Stores `entry` as the most recent, evicting first to keep the global
     /// bound (so the new entry itself is never the one evicted).
-    fn insert(&self, shard: &mut Shard, key: &str, entry: Entry) {
-        if let Some(slot) = shard.get_mut(key) {
+    fn insert(&self, shard: &mut Shard, hash: u64, entry: Entry) {
+        if let Some(slot) = shard.get_mut(hash, entry.key()) {
             *slot = entry;
             return;
         }
-        if is_pinned(key) {
+        let rehash = |key: &[u8]| self.hash(key);
+        if is_pinned(entry.key_bytes()) {
             self.pinned.fetch_add(1, Ordering::Relaxed);
-            shard.push(key.into(), entry);
+            shard.insert(hash, entry, rehash);
             return;
         }
         // Reserve the slot first, so concurrent inserts in other shards
@@ -228,60 +207,67 @@ impl Store {
             // empty. `try_lock` skips this shard (held) and never waits, so no
             // lock order is needed; if every other shard is busy the cache is
             // over by one until the next insert.
-            let evicted = evict_one(shard).or_else(|| {
+            let evicted = shard.evict(is_pinned, rehash).or_else(|| {
                 self.shards
                     .iter()
                     .filter_map(|other| other.try_lock())
-                    .find_map(|mut other| evict_one(&mut other))
+                    .find_map(|mut other| other.evict(is_pinned, rehash))
             });
             if let Some(evicted) = evicted {
                 self.len.fetch_sub(1, Ordering::Relaxed);
                 if self.pinned.load(Ordering::Relaxed) > 0 {
                     let mut list = self.evicted.lock();
                     if list.len() < MAX_EVICTED {
-                        list.push(evicted);
+                        list.push(evicted.key().to_owned());
                     }
                 }
             }
         }
-        shard.push(key.into(), entry);
+        shard.insert(hash, entry, rehash);
     }
 
-    /// The hit path: calls `visit` with the bytes of a live value.
+    /// The hit path: calls `visit` with the bytes of a live value and the
+    /// copy decoded from them by `tag` (see [`Kept`]).
     #[inline]
-    pub(super) fn visit(&self, key: &str, now: u64, visit: &mut dyn FnMut(&[u8])) -> bool {
-        let mut shard = self.shard(key);
-        match shard.peek_mut(key) {
-            Some(Entry {
-                value: Value::Bytes(bytes),
-                expires_at,
-                referenced,
-            }) if *expires_at > now => {
-                *referenced = true;
-                visit(bytes);
-                true
-            }
-            Some(entry) if !entry.live(now) => {
-                self.pop(&mut shard, key);
-                false
-            }
-            _ => false,
+    pub(super) fn visit(
+        &self,
+        key: &str,
+        now: u64,
+        tag: u64,
+        visit: &mut dyn FnMut(&[u8], &mut Kept),
+    ) -> bool {
+        let (mut shard, hash) = self.lock(key);
+        let Some(entry) = shard.get_mut(hash, key) else {
+            return false;
+        };
+        if !entry.live(now) {
+            self.pop(&mut shard, hash, key);
+            return false;
         }
+        if entry.as_bytes().is_none() {
+            return false;
+        }
+        // Read twice since the hand last passed: worth keeping decoded.
+        let mut kept = Kept::new(entry.take_decoded(tag), tag != 0 && entry.referenced);
+        entry.referenced = true;
+        visit(entry.as_bytes().unwrap_or_default(), &mut kept);
+        if let Some(value) = kept.into_value() {
+            entry.keep(tag, value);
+        }
+        true
     }
 
     pub(super) fn get(&self, key: &str, now: u64) -> Option<Bytes> {
-        let mut shard = self.shard(key);
-        match self.live(&mut shard, key, now)?.value {
-            Value::Bytes(ref b) => Some(b.clone()),
-            _ => None,
-        }
+        let (mut shard, hash) = self.lock(key);
+        let bytes = self.live(&mut shard, hash, key, now)?.as_bytes()?;
+        Some(Bytes::copy_from_slice(bytes))
     }
 
     /// The value kept as itself under `key`, if that is what `key` holds.
     pub(super) fn get_value(&self, key: &str, now: u64) -> Option<crate::backend::AnyValue> {
-        let mut shard = self.shard(key);
-        match &self.live(&mut shard, key, now)?.value {
-            Value::Typed(value) => Some(value.clone()),
+        let (mut shard, hash) = self.lock(key);
+        match self.live(&mut shard, hash, key, now)?.other_mut() {
+            Some(Other::Typed(value)) => Some(value.clone()),
             _ => None,
         }
     }
@@ -294,41 +280,46 @@ impl Store {
         ttl: Option<Duration>,
         now: u64,
     ) {
-        let mut shard = self.shard(key);
-        self.insert(&mut shard, key, Entry::new(Value::Typed(value), now, ttl));
+        let (mut shard, hash) = self.lock(key);
+        self.insert(
+            &mut shard,
+            hash,
+            Entry::other(key, Other::Typed(value), now, ttl),
+        );
     }
 
-    pub(super) fn set(&self, key: &str, value: Bytes, options: SetOptions, now: u64) -> bool {
-        let mut shard = self.shard(key);
-        let present = self.live(&mut shard, key, now).is_some();
+    pub(super) fn set(&self, key: &str, value: &[u8], options: SetOptions, now: u64) -> bool {
+        let (mut shard, hash) = self.lock(key);
         let allowed = match options.exist {
             Exist::Always => true,
-            Exist::IfPresent => present,
-            Exist::IfAbsent => !present,
+            Exist::IfPresent => self.live(&mut shard, hash, key, now).is_some(),
+            Exist::IfAbsent => self.live(&mut shard, hash, key, now).is_none(),
         };
         if allowed {
             self.insert(
                 &mut shard,
-                key,
-                Entry::new(Value::Bytes(value), now, options.expire),
+                hash,
+                Entry::bytes(key, value, now, options.expire),
             );
         }
         allowed
     }
 
     pub(super) fn delete(&self, key: &str, now: u64) -> bool {
-        self.pop(&mut self.shard(key), key)
-            .is_some_and(|e| e.live(now))
+        let (mut shard, hash) = self.lock(key);
+        self.pop(&mut shard, hash, key).is_some_and(|e| e.live(now))
     }
 
     pub(super) fn exists(&self, key: &str, now: u64) -> bool {
-        self.live(&mut self.shard(key), key, now).is_some()
+        let (mut shard, hash) = self.lock(key);
+        self.live(&mut shard, hash, key, now).is_some()
     }
 
     /// Visits every live entry whose key matches `pattern`, shard by shard.
     fn for_each_match(&self, pattern: &str, now: u64, mut f: impl FnMut(&str, &Entry)) {
         for shard in self.shards.iter() {
-            for (key, entry) in shard.lock().iter() {
+            for entry in shard.lock().iter() {
+                let key = entry.key();
                 if entry.live(now) && glob::matches(pattern, key) {
                     f(key, entry);
                 }
@@ -345,33 +336,37 @@ impl Store {
     pub(super) fn values_matching(&self, pattern: &str, now: u64) -> Vec<(String, Bytes)> {
         let mut pairs = Vec::new();
         self.for_each_match(pattern, now, |k, e| {
-            if let Value::Bytes(b) = &e.value {
-                pairs.push((k.to_owned(), b.clone()));
+            if let Some(b) = e.as_bytes() {
+                pairs.push((k.to_owned(), Bytes::copy_from_slice(b)));
             }
         });
         pairs
     }
 
-    pub(super) fn delete_match(&self, pattern: &str, now: u64) -> u64 {
-        let mut deleted = 0;
+    /// Removes the entries `doomed` picks, shard by shard; returns them.
+    fn remove_where(&self, mut doomed: impl FnMut(&Entry) -> bool) -> Vec<Entry> {
+        let mut removed = Vec::new();
         for shard in self.shards.iter() {
-            let mut shard = shard.lock();
-            let doomed: Vec<Box<str>> = shard
-                .iter()
-                .filter(|(k, _)| glob::matches(pattern, k))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for key in doomed {
-                if self.pop(&mut shard, &key).is_some_and(|e| e.live(now)) {
-                    deleted += 1;
-                }
+            let gone = shard.lock().remove_where(&mut doomed, |key| self.hash(key));
+            for entry in &gone {
+                self.count_of(entry.key_bytes())
+                    .fetch_sub(1, Ordering::Relaxed);
             }
+            removed.extend(gone);
         }
-        deleted
+        removed
+    }
+
+    pub(super) fn delete_match(&self, pattern: &str, now: u64) -> u64 {
+        self.remove_where(|e| glob::matches(pattern, e.key()))
+            .iter()
+            .filter(|e| e.live(now))
+            .count() as u64
     }
 
     pub(super) fn incr(&self, key: &str, by: i64, ttl: Option<Duration>, now: u64) -> Result<i64> {
-        self.incr_in(&mut self.shard(key), key, by, ttl, now)
+        let (mut shard, hash) = self.lock(key);
+        self.incr_in(&mut shard, hash, key, by, ttl, now)
     }
 
     /// Applies `writes` holding the locks of every shard they touch (taken
@@ -380,30 +375,32 @@ impl Store {
     /// value that is not a counter) does not undo the others; its error is
     /// returned after the batch.
     pub(super) fn apply(&self, writes: &[Write<'_>], now: u64) -> Result<()> {
-        let of_write: Vec<usize> = writes.iter().map(|w| self.shard_index(w.key())).collect();
-        let mut indexes = of_write.clone();
+        let of_write: Vec<Slot> = writes.iter().map(|w| self.slot(w.key())).collect();
+        let mut indexes: Vec<usize> = of_write.iter().map(|s| s.index).collect();
         indexes.sort_unstable();
         indexes.dedup();
         let mut shards: Vec<MutexGuard<'_, Shard>> =
             indexes.iter().map(|i| self.shards[*i].lock()).collect();
         let mut first_error = None;
-        for (write, index) in writes.iter().zip(of_write) {
+        for (write, slot) in writes.iter().zip(of_write) {
             let key = write.key();
             let position = indexes
-                .binary_search(&index)
+                .binary_search(&slot.index)
                 .expect("every touched shard is locked");
             let shard = &mut shards[position];
             let result = match write {
                 Write::Set { value, expire, .. } => {
-                    let entry = Entry::new(Value::Bytes(value.clone()), now, *expire);
-                    self.insert(shard, key, entry);
+                    let entry = Entry::bytes(key, value, now, *expire);
+                    self.insert(shard, slot.hash, entry);
                     Ok(())
                 }
                 Write::Delete { .. } => {
-                    self.pop(shard, key);
+                    self.pop(shard, slot.hash, key);
                     Ok(())
                 }
-                Write::Incr { by, .. } => self.incr_in(shard, key, *by, None, now).map(drop),
+                Write::Incr { by, .. } => self
+                    .incr_in(shard, slot.hash, key, *by, None, now)
+                    .map(drop),
             };
             if let Err(error) = result {
                 first_error.get_or_insert(error);
@@ -415,32 +412,34 @@ impl Store {
     fn incr_in(
         &self,
         shard: &mut Shard,
+        hash: u64,
         key: &str,
         by: i64,
         ttl: Option<Duration>,
         now: u64,
     ) -> Result<i64> {
-        let Some(entry) = self.live(shard, key, now) else {
-            self.insert(shard, key, Entry::new(counter(by), now, ttl));
+        let Some(entry) = self.live(shard, hash, key, now) else {
+            let entry = Entry::bytes(key, by.to_string().as_bytes(), now, ttl);
+            self.insert(shard, hash, entry);
             return Ok(by);
         };
-        let current = match &entry.value {
-            Value::Bytes(b) => parse_counter(b),
-            _ => None,
-        }
-        .ok_or_else(|| Error::WrongType {
-            key: key.to_owned(),
-            expected: "an integer",
-        })?;
+        let current = entry
+            .as_bytes()
+            .and_then(parse_counter)
+            .ok_or_else(|| Error::WrongType {
+                key: key.to_owned(),
+                expected: "an integer",
+            })?;
         let new = current.checked_add(by).ok_or_else(|| Error::Overflow {
             key: key.to_owned(),
         })?;
-        entry.value = counter(new);
+        entry.set_bytes(new.to_string().as_bytes());
         Ok(new)
     }
 
     pub(super) fn expire(&self, key: &str, ttl: Duration, now: u64) -> bool {
-        match self.live(&mut self.shard(key), key, now) {
+        let (mut shard, hash) = self.lock(key);
+        match self.live(&mut shard, hash, key, now) {
             Some(entry) => {
                 entry.expires_at = deadline(now, Some(ttl));
                 true
@@ -450,7 +449,8 @@ impl Store {
     }
 
     pub(super) fn get_expire(&self, key: &str, now: u64) -> Expiry {
-        match self.live(&mut self.shard(key), key, now) {
+        let (mut shard, hash) = self.lock(key);
+        match self.live(&mut shard, hash, key, now) {
             None => Expiry::Missing,
             Some(e) if e.expires_at == NEVER => Expiry::NoExpiry,
             Some(e) => Expiry::Remaining(Duration::from_millis(e.expires_at - now)),
@@ -460,7 +460,7 @@ impl Store {
     pub(super) fn clear(&self) {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
-            let pinned = shard.iter().filter(|(k, _)| is_pinned(k)).count();
+            let pinned = shard.iter().filter(|e| is_pinned(e.key_bytes())).count();
             self.pinned.fetch_sub(pinned, Ordering::Relaxed);
             self.len.fetch_sub(shard.len() - pinned, Ordering::Relaxed);
             shard.clear();
@@ -485,9 +485,12 @@ impl Store {
             }
             let record = key_tags_key(&key);
             let tags = {
-                let mut shard = self.shard(&record);
-                match self.pop(&mut shard, &record).map(|e| e.value) {
-                    Some(Value::Set(tags)) => tags,
+                let (mut shard, hash) = self.lock(&record);
+                match self
+                    .pop(&mut shard, hash, &record)
+                    .and_then(Entry::into_other)
+                {
+                    Some(Other::Set(tags)) => tags,
                     _ => continue,
                 }
             };
@@ -501,19 +504,18 @@ impl Store {
     }
 
     pub(super) fn size_of(&self, key: &str, now: u64) -> Option<u64> {
-        let mut shard = self.shard(key);
-        self.live(&mut shard, key, now)
-            .map(|e| (e.size() + key.len()) as u64)
+        let (mut shard, hash) = self.lock(key);
+        self.live(&mut shard, hash, key, now)
+            .map(|e| e.size() as u64)
     }
 
     pub(super) fn unlock(&self, key: &str, token: &str, now: u64) -> bool {
-        let mut shard = self.shard(key);
-        let holds = matches!(
-            self.live(&mut shard, key, now),
-            Some(Entry { value: Value::Bytes(b), .. }) if b == token.as_bytes()
-        );
+        let (mut shard, hash) = self.lock(key);
+        let holds = self
+            .live(&mut shard, hash, key, now)
+            .is_some_and(|e| e.as_bytes() == Some(token.as_bytes()));
         if holds {
-            self.pop(&mut shard, key);
+            self.pop(&mut shard, hash, key);
         }
         holds
     }
@@ -526,15 +528,12 @@ impl Store {
         now: u64,
     ) -> Result<Vec<u64>> {
         let offsets = bits::offsets(indexes, size)?;
-        let mut shard = self.shard(key);
-        let empty = Bytes::new();
-        let data = match self.live(&mut shard, key, now) {
-            None => &empty,
-            Some(Entry {
-                value: Value::Bytes(b),
-                ..
-            }) => &*b,
-            Some(_) => return Err(wrong_type(key, "a bit string")),
+        let (mut shard, hash) = self.lock(key);
+        let data = match self.live(&mut shard, hash, key, now) {
+            None => &[][..],
+            Some(entry) => entry
+                .as_bytes()
+                .ok_or_else(|| wrong_type(key, "a bit string"))?,
         };
         Ok(offsets.iter().map(|o| bits::read(data, *o, size)).collect())
     }
@@ -548,28 +547,39 @@ impl Store {
         now: u64,
     ) -> Result<Vec<u64>> {
         let offsets = bits::offsets(indexes, size)?;
-        let mut shard = self.shard(key);
-        let mut data = match self.live(&mut shard, key, now) {
+        let (mut shard, hash) = self.lock(key);
+        let mut data = match self.live(&mut shard, hash, key, now) {
             None => Vec::new(),
-            Some(Entry {
-                value: Value::Bytes(b),
-                ..
-            }) => b.to_vec(),
-            Some(_) => return Err(wrong_type(key, "a bit string")),
+            Some(entry) => entry
+                .as_bytes()
+                .ok_or_else(|| wrong_type(key, "a bit string"))?
+                .to_vec(),
         };
         let values = offsets
             .iter()
             .map(|o| bits::incr(&mut data, *o, size, by))
             .collect();
-        match self.live(&mut shard, key, now) {
-            Some(entry) => entry.value = Value::Bytes(data.into()),
-            None => self.insert(
-                &mut shard,
-                key,
-                Entry::new(Value::Bytes(data.into()), now, None),
-            ),
+        match self.live(&mut shard, hash, key, now) {
+            Some(entry) => entry.set_bytes(&data),
+            None => self.insert(&mut shard, hash, Entry::bytes(key, &data, now, None)),
         }
         Ok(values)
+    }
+
+    /// The live entry of `key`, or a new one holding `empty` for `ttl`.
+    fn live_or_insert<'s>(
+        &self,
+        shard: &'s mut Shard,
+        hash: u64,
+        key: &str,
+        now: u64,
+        empty: impl FnOnce() -> Other,
+        ttl: Option<Duration>,
+    ) -> &'s mut Entry {
+        if self.live(shard, hash, key, now).is_none() {
+            self.insert(shard, hash, Entry::other(key, empty(), now, ttl));
+        }
+        shard.get_mut(hash, key).expect("present or just inserted")
     }
 
     pub(super) fn slice_incr(
@@ -579,19 +589,16 @@ impl Store {
         ttl: Option<Duration>,
         now: u64,
     ) -> Result<u64> {
-        let mut shard = self.shard(key);
-        let entry = match self.live(&mut shard, key, now) {
-            Some(entry) => entry,
-            None => {
-                self.insert(
-                    &mut shard,
-                    key,
-                    Entry::new(Value::Window(Vec::new()), now, ttl),
-                );
-                shard.get_mut(key).expect("just inserted")
-            }
-        };
-        let Value::Window(stamps) = &mut entry.value else {
+        let (mut shard, hash) = self.lock(key);
+        let entry = self.live_or_insert(
+            &mut shard,
+            hash,
+            key,
+            now,
+            || Other::Window(Vec::new()),
+            ttl,
+        );
+        let Some(Other::Window(stamps)) = entry.other_mut() else {
             return Err(wrong_type(key, "a sliding window"));
         };
         let (count, recorded) = crate::backend::slide_window(stamps, start, end, max);
@@ -608,29 +615,25 @@ impl Store {
         ttl: Option<Duration>,
         now: u64,
     ) -> Result<u64> {
-        let mut shard = self.shard(key);
-        let entry = match self.live(&mut shard, key, now) {
-            Some(entry) => {
-                // The TTL only grows; members without one make the set persistent.
-                entry.expires_at = entry.expires_at.max(deadline(now, ttl));
-                entry
-            }
-            None => {
-                self.insert(
-                    &mut shard,
-                    key,
-                    Entry::new(Value::Set(HashSet::new()), now, ttl),
-                );
-                shard.get_mut(key).expect("just inserted")
-            }
-        };
-        let Value::Set(set) = &mut entry.value else {
+        let (mut shard, hash) = self.lock(key);
+        let entry = self.live_or_insert(
+            &mut shard,
+            hash,
+            key,
+            now,
+            || Other::Set(HashSet::new()),
+            ttl,
+        );
+        let Some(Other::Set(set)) = entry.other_mut() else {
             return Err(wrong_type(key, "a set"));
         };
-        Ok(members
+        let added = members
             .iter()
             .filter(|m| set.insert((**m).to_owned()))
-            .count() as u64)
+            .count() as u64;
+        // The TTL only grows; members without one make the set persistent.
+        entry.expires_at = entry.expires_at.max(deadline(now, ttl));
+        Ok(added)
     }
 
     pub(super) fn set_remove(&self, key: &str, members: &[&str], now: u64) -> Result<u64> {
@@ -657,56 +660,24 @@ impl Store {
         now: u64,
         f: impl FnOnce(&mut HashSet<String>) -> R,
     ) -> Result<R> {
-        let mut shard = self.shard(key);
-        let Some(entry) = self.live(&mut shard, key, now) else {
+        let (mut shard, hash) = self.lock(key);
+        let Some(entry) = self.live(&mut shard, hash, key, now) else {
             return Ok(R::default());
         };
-        let Value::Set(set) = &mut entry.value else {
+        let Some(Other::Set(set)) = entry.other_mut() else {
             return Err(wrong_type(key, "a set"));
         };
         let result = f(set);
         if set.is_empty() {
-            self.pop(&mut shard, key);
+            self.pop(&mut shard, hash, key);
         }
         Ok(result)
     }
 
     /// Removes expired entries; returns how many.
     pub(super) fn purge_expired(&self, now: u64) -> usize {
-        let mut purged = 0;
-        for shard in self.shards.iter() {
-            let mut shard = shard.lock();
-            let expired: Vec<Box<str>> = shard
-                .iter()
-                .filter(|(_, e)| !e.live(now))
-                .map(|(k, _)| k.clone())
-                .collect();
-            purged += expired.len();
-            for key in expired {
-                self.pop(&mut shard, &key);
-            }
-        }
-        purged
+        self.remove_where(|e| !e.live(now)).len()
     }
-}
-
-/// Evicts the least recent unreferenced entry of `shard`, giving referenced
-/// ones a second chance and passing over pinned ones; the evicted key.
-fn evict_one(shard: &mut Shard) -> Option<Box<str>> {
-    // Each pass clears one mark or moves one pinned entry to the front, so
-    // after two rounds every unpinned entry has been offered unmarked.
-    for _ in 0..=2 * shard.len() {
-        let (key, mut entry) = shard.pop_lru()?;
-        if !is_pinned(&key) && !std::mem::take(&mut entry.referenced) {
-            return Some(key);
-        }
-        shard.push(key, entry);
-    }
-    None
-}
-
-fn counter(n: i64) -> Value {
-    Value::Bytes(Bytes::from(n.to_string()))
 }
 
 fn wrong_type(key: &str, expected: &'static str) -> Error {

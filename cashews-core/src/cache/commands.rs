@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use super::builders::{IncrBuilder, SetBuilder, SetManyBuilder};
 use super::lock::LockBuilder;
 use super::tags::{is_tags_key, key_tags_key, records_of};
 use super::{Cache, State};
-use crate::backend::{BoxFuture, BoxStream, Expiry};
+use crate::backend::{BoxFuture, BoxStream, Expiry, Kept};
 use crate::codec::{parse_counter, Decoded, Miss, Serializer};
 use crate::command::Command;
 use crate::error::{Error, Result};
@@ -103,6 +104,45 @@ impl Cache {
         &self,
         key: &str,
     ) -> Option<Result<Option<Decoded<T>>>> {
+        self.read_local(key, false, |serializer, bytes, _| {
+            serializer.decode(key, bytes)
+        })
+    }
+
+    /// [`Cache::get_local`] through the backend's typed tier: a value of
+    /// the same type decoded from the same bytes before is cloned instead
+    /// of decoded again, and a value decoded here may be kept for the next
+    /// hit (when the backend holds one, see [`Kept`]).
+    #[inline]
+    pub(crate) fn get_local_cloned<T: DeserializeOwned + Clone + Send + Sync + 'static>(
+        &self,
+        key: &str,
+    ) -> Option<Result<Option<Decoded<T>>>> {
+        self.read_local(key, true, |serializer, bytes, kept| {
+            if let Some(value) = kept.get().and_then(|v| v.downcast_ref::<T>()) {
+                return Decoded::Value(value.clone());
+            }
+            let decoded = serializer.decode::<T>(key, bytes);
+            if kept.wanted() {
+                if let Decoded::Value(value) = &decoded {
+                    kept.keep(Arc::new(value.clone()));
+                }
+            }
+            decoded
+        })
+    }
+
+    /// A local read (see [`Backend::get_local`]) decoded by `decode`, with
+    /// this route's typed tier when `typed`.
+    ///
+    /// [`Backend::get_local`]: crate::backend::Backend::get_local
+    #[inline]
+    fn read_local<T>(
+        &self,
+        key: &str,
+        typed: bool,
+        decode: impl FnOnce(&Serializer, &[u8], &mut Kept) -> Decoded<T>,
+    ) -> Option<Result<Option<Decoded<T>>>> {
         let state = self.inner.state.load();
         // Any scope (disabling, detect, ...) takes the full path, which
         // knows them all.
@@ -116,9 +156,13 @@ impl Cache {
             Ok(route) => route,
             Err(e) => return Some(Err(e)),
         };
+        let mut decode = Some(decode);
         let mut decoded = None;
-        let answered = route.backend.get_local(key, &mut |bytes| {
-            decoded = Some(route.serializer.decode(key, bytes))
+        let decoder = if typed { route.decoder } else { 0 };
+        let answered = route.backend.get_local(key, decoder, &mut |bytes, kept| {
+            if let Some(decode) = decode.take() {
+                decoded = Some(decode(&route.serializer, bytes, kept));
+            }
         });
         answered.map(|_| Ok(decoded))
     }

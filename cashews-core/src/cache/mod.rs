@@ -85,22 +85,26 @@ pub(crate) struct Route {
     pub(crate) prefix: String,
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) serializer: Serializer,
+    /// Names this route's decoding to the backend's typed tier: copies
+    /// kept by another route (another serializer) are never handed here.
+    pub(crate) decoder: u64,
 }
+
+/// Route decoder ids (`0` is "no one in particular").
+static NEXT_DECODER: AtomicU64 = AtomicU64::new(1);
 
 impl State {
     pub(crate) fn route(&self, key: &str) -> Result<&Arc<Route>> {
-        self.routes
-            .iter()
-            .find(|r| key.starts_with(r.prefix.as_str()))
-            .ok_or_else(|| Error::NotConfigured {
-                key: key.to_owned(),
-            })
+        Ok(&self.routes[self.route_index(key)?])
     }
 
+    #[inline]
     fn route_index(&self, key: &str) -> Result<usize> {
+        // Most caches have one route with the empty prefix: answer it
+        // without comparing bytes.
         self.routes
             .iter()
-            .position(|r| key.starts_with(r.prefix.as_str()))
+            .position(|r| r.prefix.is_empty() || key.starts_with(r.prefix.as_str()))
             .ok_or_else(|| Error::NotConfigured {
                 key: key.to_owned(),
             })
@@ -358,6 +362,7 @@ impl Cache {
             prefix: prefix.to_owned(),
             backend,
             serializer,
+            decoder: NEXT_DECODER.fetch_add(1, Ordering::Relaxed),
         });
         self.update_state(|state| {
             state.routes.retain(|r| r.prefix != prefix);

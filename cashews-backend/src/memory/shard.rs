@@ -1,0 +1,407 @@
+//! One shard of the memory store: entries in a slab, found through a hash
+//! table of slab indexes, evicted by a CLOCK hand.
+//!
+//! An entry is one allocation holding its key and (for plain values) its
+//! bytes, plus a 40-byte slot; the table holds 4-byte indexes. Lookups hash
+//! the key once (the caller passes the hash it also chose the shard with).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use hashbrown::HashTable;
+
+use crate::backend::AnyValue;
+
+/// Milliseconds on the cache's clock meaning "no expiry".
+pub(super) const NEVER: u64 = u64::MAX;
+
+/// What an entry holds besides plain bytes.
+pub(super) enum Other {
+    /// A set of strings (`set_add`).
+    Set(HashSet<String>),
+    /// The timestamps of a sliding window (`slice_incr`).
+    Window(Vec<u64>),
+    /// A value kept as itself, never encoded (`Cache::set_value`).
+    Typed(AnyValue),
+    /// Plain bytes, with a copy decoded from them by the decoder `tag`
+    /// (the typed tier: a hit of the same type clones it).
+    Decoded { tag: u64, value: AnyValue },
+}
+
+/// A key and its value.
+pub(super) struct Entry {
+    /// The key's bytes, then — unless `other` says otherwise — the value's.
+    data: Box<[u8]>,
+    key_len: u32,
+    /// Read since the CLOCK hand last passed it (it gets a second chance).
+    pub(super) referenced: bool,
+    pub(super) expires_at: u64,
+    other: Option<Box<Other>>,
+}
+
+/// The expiry (ms on the cache clock) of an entry stored at `now` for `ttl`.
+pub(super) fn deadline(now: u64, ttl: Option<Duration>) -> u64 {
+    match ttl {
+        None => NEVER,
+        Some(ttl) => now.saturating_add((ttl.as_millis() as u64).max(1)),
+    }
+}
+
+fn joined(key: &[u8], value: &[u8]) -> Box<[u8]> {
+    let mut data = Vec::with_capacity(key.len() + value.len());
+    data.extend_from_slice(key);
+    data.extend_from_slice(value);
+    data.into_boxed_slice()
+}
+
+impl Entry {
+    /// Plain bytes under `key`.
+    pub(super) fn bytes(key: &str, value: &[u8], now: u64, ttl: Option<Duration>) -> Entry {
+        Entry {
+            data: joined(key.as_bytes(), value),
+            key_len: key_len(key),
+            referenced: false,
+            expires_at: deadline(now, ttl),
+            other: None,
+        }
+    }
+
+    /// Something other than bytes under `key`.
+    pub(super) fn other(key: &str, other: Other, now: u64, ttl: Option<Duration>) -> Entry {
+        Entry {
+            data: key.as_bytes().into(),
+            key_len: key_len(key),
+            referenced: false,
+            expires_at: deadline(now, ttl),
+            other: Some(Box::new(other)),
+        }
+    }
+
+    #[inline]
+    pub(super) fn key_bytes(&self) -> &[u8] {
+        &self.data[..self.key_len as usize]
+    }
+
+    /// The key (always UTF-8: it was built from a `&str`).
+    pub(super) fn key(&self) -> &str {
+        std::str::from_utf8(self.key_bytes()).unwrap_or_default()
+    }
+
+    #[inline]
+    pub(super) fn live(&self, now: u64) -> bool {
+        self.expires_at > now
+    }
+
+    /// The plain bytes held, if that is what the entry holds.
+    #[inline]
+    pub(super) fn as_bytes(&self) -> Option<&[u8]> {
+        match self.other.as_deref() {
+            None | Some(Other::Decoded { .. }) => Some(&self.data[self.key_len as usize..]),
+            Some(_) => None,
+        }
+    }
+
+    /// Replaces the value with plain bytes (the expiry stays).
+    pub(super) fn set_bytes(&mut self, value: &[u8]) {
+        self.data = joined(self.key_bytes(), value);
+        self.other = None;
+    }
+
+    /// What the entry holds besides plain bytes.
+    pub(super) fn other_mut(&mut self) -> Option<&mut Other> {
+        self.other.as_deref_mut()
+    }
+
+    pub(super) fn into_other(self) -> Option<Other> {
+        self.other.map(|o| *o)
+    }
+
+    /// The decoded copy kept by `tag`, taken out (see [`Entry::keep`]).
+    #[inline]
+    pub(super) fn take_decoded(&mut self, tag: u64) -> Option<AnyValue> {
+        match self.other.as_deref() {
+            Some(Other::Decoded { tag: kept, .. }) if *kept == tag => {
+                match self.other.take().map(|o| *o) {
+                    Some(Other::Decoded { value, .. }) => Some(value),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Keeps `value`, decoded by `tag` from this entry's bytes, beside them.
+    #[inline]
+    pub(super) fn keep(&mut self, tag: u64, value: AnyValue) {
+        if self.as_bytes().is_some() {
+            self.other = Some(Box::new(Other::Decoded { tag, value }));
+        }
+    }
+
+    /// Bytes held: key, value and the slot.
+    pub(super) fn size(&self) -> usize {
+        std::mem::size_of::<Entry>()
+            + self.data.len()
+            + match self.other.as_deref() {
+                None => 0,
+                Some(Other::Set(s)) => s.iter().map(|m| m.len() + 24).sum(),
+                Some(Other::Window(w)) => w.len() * 8,
+                // Its size is the value's own business; count a pointer.
+                Some(Other::Typed(_) | Other::Decoded { .. }) => std::mem::size_of::<AnyValue>(),
+            }
+    }
+}
+
+fn key_len(key: &str) -> u32 {
+    // Keys are bounded far below 4 GiB by every caller; saturate anyway.
+    u32::try_from(key.len()).unwrap_or(u32::MAX)
+}
+
+/// Entries of one shard.
+#[derive(Default)]
+pub(super) struct Shard {
+    /// Indexes into `slots`.
+    table: HashTable<u32>,
+    slots: Vec<Option<Entry>>,
+    /// Empty slots, reused before the slab grows.
+    free: Vec<u32>,
+    /// The CLOCK hand: the next slot eviction looks at.
+    hand: usize,
+}
+
+impl Shard {
+    pub(super) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, key: &str) -> Option<usize> {
+        let slots = &self.slots;
+        self.table
+            .find(hash, |&i| {
+                slots[i as usize]
+                    .as_ref()
+                    .is_some_and(|e| e.key_bytes() == key.as_bytes())
+            })
+            .map(|&i| i as usize)
+    }
+
+    #[inline]
+    pub(super) fn get(&self, hash: u64, key: &str) -> Option<&Entry> {
+        let i = self.find(hash, key)?;
+        self.slots[i].as_ref()
+    }
+
+    #[inline]
+    pub(super) fn get_mut(&mut self, hash: u64, key: &str) -> Option<&mut Entry> {
+        let i = self.find(hash, key)?;
+        self.slots[i].as_mut()
+    }
+
+    pub(super) fn remove(&mut self, hash: u64, key: &str) -> Option<Entry> {
+        let slots = &self.slots;
+        let found = self.table.find_entry(hash, |&i| {
+            slots[i as usize]
+                .as_ref()
+                .is_some_and(|e| e.key_bytes() == key.as_bytes())
+        });
+        let index = found.ok()?.remove().0;
+        self.free.push(index);
+        self.slots[index as usize].take()
+    }
+
+    /// Stores `entry` (whose key must be absent) with the hash of its key;
+    /// `rehash` gives the hash of any key when the table grows.
+    ///
+    /// The slot freed last is reused first: after an eviction that is the
+    /// one the hand just left, so the new entry is the last it comes back to.
+    pub(super) fn insert(&mut self, hash: u64, entry: Entry, rehash: impl Fn(&[u8]) -> u64) {
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.slots[index as usize] = Some(entry);
+                index
+            }
+            None => {
+                self.slots.push(Some(entry));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        let slots = &self.slots;
+        self.table.insert_unique(hash, index, |&i| {
+            slots[i as usize]
+                .as_ref()
+                .map_or(0, |e| rehash(e.key_bytes()))
+        });
+    }
+
+    /// Removes an entry chosen by the CLOCK hand: a referenced entry loses
+    /// its mark and is passed over once, entries `pinned` says keep are
+    /// passed over. `None` if every entry is pinned.
+    pub(super) fn evict(
+        &mut self,
+        pinned: impl Fn(&[u8]) -> bool,
+        hash: impl Fn(&[u8]) -> u64,
+    ) -> Option<Entry> {
+        let slots = self.slots.len();
+        // Two rounds clear every mark; a third finds nothing only if all
+        // are pinned.
+        for _ in 0..slots.saturating_mul(2).saturating_add(1) {
+            if self.hand >= slots {
+                self.hand = 0;
+            }
+            let index = self.hand;
+            self.hand += 1;
+            let Some(entry) = self.slots[index].as_mut() else {
+                continue;
+            };
+            if pinned(entry.key_bytes()) || std::mem::take(&mut entry.referenced) {
+                continue;
+            }
+            let key_hash = hash(entry.key_bytes());
+            if let Ok(found) = self.table.find_entry(key_hash, |&i| i as usize == index) {
+                found.remove();
+            }
+            self.free.push(index as u32);
+            return self.slots[index].take();
+        }
+        None
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.slots.iter().flatten()
+    }
+
+    /// Removes every entry `doomed` picks; returns them.
+    pub(super) fn remove_where(
+        &mut self,
+        mut doomed: impl FnMut(&Entry) -> bool,
+        hash: impl Fn(&[u8]) -> u64,
+    ) -> Vec<Entry> {
+        let mut removed = Vec::new();
+        for index in 0..self.slots.len() {
+            if !self.slots[index].as_ref().is_some_and(&mut doomed) {
+                continue;
+            }
+            let Some(entry) = self.slots[index].take() else {
+                continue;
+            };
+            if let Ok(found) = self
+                .table
+                .find_entry(hash(entry.key_bytes()), |&i| i as usize == index)
+            {
+                found.remove();
+            }
+            self.free.push(index as u32);
+            removed.push(entry);
+        }
+        removed
+    }
+
+    pub(super) fn clear(&mut self) {
+        *self = Shard::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::hash_map::DefaultHasher;
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    use super::*;
+
+    fn hash(key: &[u8]) -> u64 {
+        // Fixed keys, so a failure replays.
+        BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+    }
+
+    fn put(shard: &mut Shard, key: &str) {
+        shard.insert(
+            hash(key.as_bytes()),
+            Entry::bytes(key, key.as_bytes(), 0, None),
+            hash,
+        );
+    }
+
+    fn has(shard: &Shard, key: &str) -> bool {
+        shard.get(hash(key.as_bytes()), key).is_some()
+    }
+
+    #[test]
+    fn every_entry_is_found_after_the_table_grows_and_slots_are_reused() {
+        let mut shard = Shard::default();
+        for i in 0..5000 {
+            put(&mut shard, &format!("k{i}"));
+        }
+        for i in (0..5000).step_by(3) {
+            let key = format!("k{i}");
+            let entry = shard.remove(hash(key.as_bytes()), &key).expect("present");
+            assert_eq!(entry.key(), key);
+        }
+        for i in 5000..6000 {
+            put(&mut shard, &format!("k{i}"));
+        }
+        for i in 0..6000 {
+            let key = format!("k{i}");
+            let expected = i >= 5000 || i % 3 != 0;
+            assert_eq!(has(&shard, &key), expected, "{key}");
+            if expected {
+                let entry = shard.get(hash(key.as_bytes()), &key).expect("present");
+                assert_eq!(entry.as_bytes(), Some(key.as_bytes()));
+            }
+        }
+        assert_eq!(shard.len(), 6000 - 1667);
+        assert_eq!(shard.iter().count(), shard.len());
+    }
+
+    #[test]
+    fn the_hand_evicts_the_oldest_unread_entry_and_a_new_one_last() {
+        let mut shard = Shard::default();
+        for key in ["a", "b", "c"] {
+            put(&mut shard, key);
+        }
+        shard.get_mut(hash(b"a"), "a").expect("a").referenced = true;
+        let evicted = shard.evict(|_| false, hash).expect("one");
+        assert_eq!(evicted.key(), "b", "a was read: second chance");
+        put(&mut shard, "d");
+        // c, then a (its mark cleared), then d: the new entry comes last.
+        let order: Vec<String> = (0..3)
+            .map(|_| shard.evict(|_| false, hash).expect("one").key().to_owned())
+            .collect();
+        assert_eq!(order, ["c", "a", "d"]);
+        assert!(shard.evict(|_| false, hash).is_none());
+    }
+
+    #[test]
+    fn pinned_entries_are_never_evicted() {
+        let mut shard = Shard::default();
+        put(&mut shard, "pinned");
+        put(&mut shard, "plain");
+        let pinned = |key: &[u8]| key == b"pinned";
+        assert_eq!(shard.evict(pinned, hash).expect("one").key(), "plain");
+        assert!(shard.evict(pinned, hash).is_none());
+        assert!(has(&shard, "pinned"));
+    }
+
+    #[test]
+    fn a_decoded_copy_goes_with_any_change_of_the_bytes() {
+        let mut entry = Entry::bytes("k", b"v1", 0, None);
+        entry.keep(9, std::sync::Arc::new(1u32));
+        assert_eq!(
+            entry.as_bytes(),
+            Some(&b"v1"[..]),
+            "bytes stay beside the copy"
+        );
+        assert!(entry.take_decoded(8).is_none(), "another decoder's copy");
+        let kept = entry.take_decoded(9).expect("kept");
+        entry.keep(9, kept);
+        entry.set_bytes(b"v2");
+        assert!(entry.take_decoded(9).is_none(), "the copy of v1 is gone");
+        assert_eq!(entry.key(), "k");
+        let mut set = Entry::other("s", Other::Window(Vec::new()), 0, None);
+        set.keep(9, std::sync::Arc::new(1u32));
+        assert!(
+            set.take_decoded(9).is_none(),
+            "only bytes have decoded copies"
+        );
+    }
+}

@@ -240,3 +240,105 @@ async fn tag_records_of_evicted_keys_are_swept() {
     assert!(cache.delete_tags(&["all"]).await.unwrap() > 0);
     assert!(cache.get_keys_count().await.unwrap() < before);
 }
+
+mod typed_tier {
+    //! Decorated hits of `Clone` values clone a copy kept beside the bytes;
+    //! the bytes stay the truth.
+
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, LazyLock};
+
+    use cashews::backend::{Backend, MemoryBackend, MemoryConfig};
+    use cashews::codec::{CodecKind, Digest, Serializer};
+    use cashews::{cache, Cache, Clock};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+    struct Profile {
+        id: u32,
+        name: String,
+    }
+
+    fn signed(secret: &[u8]) -> Serializer {
+        Serializer::new(CodecKind::Bincode).with_secret(secret, Digest::Sha256)
+    }
+
+    /// One memory backend under two caches signing with different secrets.
+    static BACKEND: LazyLock<Arc<dyn Backend>> =
+        LazyLock::new(|| Arc::new(MemoryBackend::new(MemoryConfig::default(), Clock::system())));
+
+    fn over_backend(secret: &[u8]) -> Cache {
+        let cache = Cache::new();
+        cache.add_backend("", BACKEND.clone(), signed(secret));
+        cache
+    }
+
+    static FIRST: LazyLock<Cache> = LazyLock::new(|| over_backend(b"first"));
+    static SECOND: LazyLock<Cache> = LazyLock::new(|| over_backend(b"second"));
+    static FIRST_RUNS: AtomicU32 = AtomicU32::new(0);
+    static SECOND_RUNS: AtomicU32 = AtomicU32::new(0);
+
+    #[cache(ttl = "1h", key = "profile:{id}", cache = FIRST)]
+    async fn first(id: u32) -> Profile {
+        FIRST_RUNS.fetch_add(1, Ordering::SeqCst);
+        Profile {
+            id,
+            name: "computed".into(),
+        }
+    }
+
+    #[cache(ttl = "1h", key = "profile:{id}", cache = SECOND)]
+    async fn second(id: u32) -> Profile {
+        SECOND_RUNS.fetch_add(1, Ordering::SeqCst);
+        Profile {
+            id,
+            name: "second".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_kept_copy_never_outlives_its_bytes_nor_crosses_serializers() {
+        let (cache, other) = (&*FIRST, &*SECOND);
+        // Enough hits to be kept and then served from the copy.
+        for _ in 0..4 {
+            assert_eq!(first(1).await.name, "computed");
+        }
+        assert_eq!(FIRST_RUNS.load(Ordering::SeqCst), 1);
+        let mut mine = first(1).await;
+        mine.name.push_str(" and changed");
+        assert_eq!(first(1).await.name, "computed", "a hit is a copy");
+
+        // A write replaces the bytes: the next hit is the new value.
+        let stored = Profile {
+            id: 1,
+            name: "written".into(),
+        };
+        cache.set("profile:1", &stored).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(first(1).await, stored);
+        }
+        cache
+            .set_raw("profile:1", b"not a value".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(first(1).await.name, "computed", "bad bytes: a miss");
+        assert_eq!(FIRST_RUNS.load(Ordering::SeqCst), 2);
+
+        // The other cache signs with another secret: the first cache's
+        // bytes (and its kept copy) are not a value for it.
+        for _ in 0..3 {
+            assert_eq!(first(1).await.name, "computed");
+        }
+        assert_eq!(second(1).await.name, "second");
+        assert_eq!(SECOND_RUNS.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            other
+                .get::<Profile>("profile:1")
+                .await
+                .unwrap()
+                .unwrap()
+                .name,
+            "second"
+        );
+    }
+}

@@ -347,7 +347,7 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         &self,
         key: &str,
         decoder: u64,
-        visit: &mut dyn FnMut(&[u8], &mut Kept),
+        visit: &mut dyn FnMut(&[u8], &mut Kept<'_>),
     ) -> Option<bool> {
         let _ = (key, decoder, visit);
         None
@@ -358,50 +358,56 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 /// the value inside).
 pub type AnyValue = std::sync::Arc<dyn std::any::Any + Send + Sync>;
 
-/// What the hit path ([`Backend::get_local`]) offers besides the bytes: the copy
-/// decoded from them earlier by the same decoder, and whether a new one is
-/// worth keeping (the entry is being read again).
+/// What the hit path ([`Backend::get_local`]) offers besides the bytes: the
+/// copy decoded from them earlier by the same decoder, and whether a new one
+/// is worth keeping (the entry is being read again).
 #[derive(Debug)]
-pub struct Kept {
-    value: Option<AnyValue>,
+pub struct Kept<'a> {
+    current: Option<&'a AnyValue>,
+    new: Option<AnyValue>,
     wanted: bool,
 }
 
-impl Kept {
+impl<'a> Kept<'a> {
     /// What a backend offers: the copy kept by the reading decoder, and
     /// whether a new one would be kept.
-    pub fn new(value: Option<AnyValue>, wanted: bool) -> Kept {
-        Kept { value, wanted }
+    pub fn new(current: Option<&'a AnyValue>, wanted: bool) -> Kept<'a> {
+        Kept {
+            current,
+            new: None,
+            wanted,
+        }
     }
 
     /// Nothing kept, nothing wanted (backends without a typed tier).
-    pub fn none() -> Kept {
+    pub fn none() -> Kept<'static> {
         Kept::new(None, false)
     }
 
-    /// The copy to keep after the visit.
-    pub fn into_value(self) -> Option<AnyValue> {
-        self.value
+    /// The copy given to [`Kept::keep`], for the backend to keep after the
+    /// visit.
+    pub fn into_new(self) -> Option<AnyValue> {
+        self.new
     }
 
     /// The copy kept by this decoder, if any.
     #[inline]
     pub fn get(&self) -> Option<&AnyValue> {
-        self.value.as_ref()
+        self.current
     }
 
     /// Whether [`Kept::keep`] would keep a value (the entry holds none and
     /// is read often enough to be worth one).
     #[inline]
     pub fn wanted(&self) -> bool {
-        self.wanted && self.value.is_none()
+        self.wanted && self.current.is_none()
     }
 
     /// Keeps `value`, decoded from the bytes just visited, beside them.
     #[inline]
     pub fn keep(&mut self, value: AnyValue) {
-        if self.wanted {
-            self.value = Some(value);
+        if self.wanted() {
+            self.new = Some(value);
         }
     }
 }

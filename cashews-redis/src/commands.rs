@@ -88,7 +88,7 @@ impl Backend for RedisBackend {
         &self,
         key: &str,
         decoder: u64,
-        visit: &mut dyn FnMut(&[u8], &mut Kept),
+        visit: &mut dyn FnMut(&[u8], &mut Kept<'_>),
     ) -> Option<bool> {
         // A local miss is not a miss: Redis is asked.
         self.shared.local(key, decoder, visit).then_some(true)

@@ -248,7 +248,7 @@ impl Shared {
         &self,
         key: &str,
         decoder: u64,
-        visit: &mut dyn FnMut(&[u8], &mut Kept),
+        visit: &mut dyn FnMut(&[u8], &mut Kept<'_>),
     ) -> bool {
         self.tracked(key)
             .is_some_and(|t| t.cache.visit(key, decoder, visit))

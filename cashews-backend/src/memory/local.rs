@@ -140,7 +140,12 @@ impl LocalCache {
     ///
     /// [`Backend::get_local`]: crate::backend::Backend::get_local
     #[inline]
-    pub fn visit(&self, key: &str, decoder: u64, visit: &mut dyn FnMut(&[u8], &mut Kept)) -> bool {
+    pub fn visit(
+        &self,
+        key: &str,
+        decoder: u64,
+        visit: &mut dyn FnMut(&[u8], &mut Kept<'_>),
+    ) -> bool {
         self.is_enabled() && self.store.visit(key, self.clock.now_ms(), decoder, visit)
     }
 

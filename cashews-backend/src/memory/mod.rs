@@ -289,7 +289,7 @@ impl Backend for MemoryBackend {
         &self,
         key: &str,
         decoder: u64,
-        visit: &mut dyn FnMut(&[u8], &mut Kept),
+        visit: &mut dyn FnMut(&[u8], &mut Kept<'_>),
     ) -> Option<bool> {
         Some(self.store.visit(key, self.now(), decoder, visit))
     }

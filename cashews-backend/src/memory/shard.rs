@@ -116,17 +116,14 @@ impl Entry {
         self.other.map(|o| *o)
     }
 
-    /// The decoded copy kept by `tag`, taken out (see [`Entry::keep`]).
+    /// The plain bytes (empty if the entry holds something else) and the
+    /// copy decoded from them by `tag`, if one is kept.
     #[inline]
-    pub(super) fn take_decoded(&mut self, tag: u64) -> Option<AnyValue> {
+    pub(super) fn bytes_and_decoded(&self, tag: u64) -> (&[u8], Option<&AnyValue>) {
+        let bytes = self.as_bytes().unwrap_or_default();
         match self.other.as_deref() {
-            Some(Other::Decoded { tag: kept, .. }) if *kept == tag => {
-                match self.other.take().map(|o| *o) {
-                    Some(Other::Decoded { value, .. }) => Some(value),
-                    _ => None,
-                }
-            }
-            _ => None,
+            Some(Other::Decoded { tag: kept, value }) if *kept == tag => (bytes, Some(value)),
+            _ => (bytes, None),
         }
     }
 
@@ -391,16 +388,21 @@ mod tests {
             Some(&b"v1"[..]),
             "bytes stay beside the copy"
         );
-        assert!(entry.take_decoded(8).is_none(), "another decoder's copy");
-        let kept = entry.take_decoded(9).expect("kept");
-        entry.keep(9, kept);
+        assert!(
+            entry.bytes_and_decoded(8).1.is_none(),
+            "another decoder's copy"
+        );
+        assert!(entry.bytes_and_decoded(9).1.is_some());
         entry.set_bytes(b"v2");
-        assert!(entry.take_decoded(9).is_none(), "the copy of v1 is gone");
+        assert!(
+            entry.bytes_and_decoded(9).1.is_none(),
+            "the copy of v1 is gone"
+        );
         assert_eq!(entry.key(), "k");
         let mut set = Entry::other("s", Other::Window(Vec::new()), 0, None);
         set.keep(9, std::sync::Arc::new(1u32));
         assert!(
-            set.take_decoded(9).is_none(),
+            set.bytes_and_decoded(9).1.is_none(),
             "only bytes have decoded copies"
         );
     }

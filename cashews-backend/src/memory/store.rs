@@ -234,7 +234,7 @@ impl Store {
         key: &str,
         now: u64,
         tag: u64,
-        visit: &mut dyn FnMut(&[u8], &mut Kept),
+        visit: &mut dyn FnMut(&[u8], &mut Kept<'_>),
     ) -> bool {
         let (mut shard, hash) = self.lock(key);
         let Some(entry) = shard.get_mut(hash, key) else {
@@ -248,10 +248,12 @@ impl Store {
             return false;
         }
         // Read twice since the hand last passed: worth keeping decoded.
-        let mut kept = Kept::new(entry.take_decoded(tag), tag != 0 && entry.referenced);
+        let wanted = tag != 0 && entry.referenced;
         entry.referenced = true;
-        visit(entry.as_bytes().unwrap_or_default(), &mut kept);
-        if let Some(value) = kept.into_value() {
+        let (bytes, current) = entry.bytes_and_decoded(tag);
+        let mut kept = Kept::new(current, wanted);
+        visit(bytes, &mut kept);
+        if let Some(value) = kept.into_new() {
             entry.keep(tag, value);
         }
         true

@@ -141,7 +141,7 @@ impl Cache {
         &self,
         key: &str,
         typed: bool,
-        decode: impl FnOnce(&Serializer, &[u8], &mut Kept) -> Decoded<T>,
+        decode: impl FnOnce(&Serializer, &[u8], &mut Kept<'_>) -> Decoded<T>,
     ) -> Option<Result<Option<Decoded<T>>>> {
         let state = self.inner.state.load();
         // Any scope (disabling, detect, ...) takes the full path, which

@@ -68,6 +68,66 @@ pub fn local_hit<A: Adapter<R>, R>(cache: &Cache, key: &str) -> Option<R> {
     }
 }
 
+/// Picks the hit path by the stored type, for the macros: written
+/// `(&HitProbe::<A, R>::new()).hit(cache, key)` with [`TypedHit`] and
+/// [`DecodedHit`] in scope, a stored type that is `Clone + Send + Sync +
+/// 'static` takes the backend's typed tier (a clone of the value decoded
+/// from the same bytes before), any other type decodes ([`local_hit`]).
+/// Method resolution tries `TypedHit` (implemented on the probe itself)
+/// before `DecodedHit` (on a reference to it), and skips an impl whose
+/// bounds do not hold.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct HitProbe<A, R>(std::marker::PhantomData<fn() -> (A, R)>);
+
+impl<A, R> HitProbe<A, R> {
+    #[doc(hidden)]
+    #[inline]
+    pub fn new() -> Self {
+        HitProbe(std::marker::PhantomData)
+    }
+}
+
+impl<A, R> Default for HitProbe<A, R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The typed-tier hit of [`HitProbe`].
+#[doc(hidden)]
+pub trait TypedHit<R> {
+    /// The stored output, if the backend answers in process.
+    fn hit(&self, cache: &Cache, key: &str) -> Option<R>;
+}
+
+impl<A: Adapter<R>, R> TypedHit<R> for HitProbe<A, R>
+where
+    A::Stored: Clone + Sync + 'static,
+{
+    #[inline]
+    fn hit(&self, cache: &Cache, key: &str) -> Option<R> {
+        match cache.get_local_cloned::<A::Stored>(key)? {
+            Ok(Some(Decoded::Value(stored))) => Some(A::restore(stored)),
+            _ => None,
+        }
+    }
+}
+
+/// The decoding hit of [`HitProbe`].
+#[doc(hidden)]
+pub trait DecodedHit<R> {
+    /// The stored output, if the backend answers in process.
+    fn hit(&self, cache: &Cache, key: &str) -> Option<R>;
+}
+
+impl<A: Adapter<R>, R> DecodedHit<R> for &HitProbe<A, R> {
+    #[inline]
+    fn hit(&self, cache: &Cache, key: &str) -> Option<R> {
+        local_hit::<A, R>(cache, key)
+    }
+}
+
 /// A strategy's duration setting from any TTL form: the duration, or zero
 /// and the reason recorded in `invalid` (the first one wins). A strategy
 /// with an invalid setting treats every call as it treats a failing

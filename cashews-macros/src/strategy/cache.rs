@@ -296,7 +296,11 @@ impl Strategy for Cache {
             if self.local {
                 quote!(#p::strategy::local_value::<#output>(#cache, #key))
             } else {
-                quote!(#p::local_hit::<#adapter, #output>(#cache, #key))
+                quote!({
+                    #[allow(unused_imports)]
+                    use #p::{DecodedHit as _, TypedHit as _};
+                    (&#p::HitProbe::<#adapter, #output>::new()).hit(#cache, #key)
+                })
             }
         };
         let hit_here = hit_of(quote!(__cashews_key_text));

@@ -2,6 +2,9 @@
 //! a cashews-style String key built by `convert`) and moka's `get_with`, for
 //! the same async function of a `u64` returning a small struct, in one run.
 //!
+//! `decorated_hit_busy` repeats the hits with a CPU-bound thread spinning
+//! on every core.
+//!
 //! `cargo bench --bench decorated`
 
 mod support;
@@ -12,7 +15,7 @@ use std::time::Duration;
 use cached::proc_macro::cached;
 use cashews::cache;
 use criterion::{black_box, Criterion};
-use support::{print_ratios, profile as load, ready, Profile};
+use support::{print_ratios, profile as load, ready, Busy, Profile};
 
 const ENTRIES: u64 = 10_000;
 
@@ -102,8 +105,9 @@ fn sync_calls(c: &mut Criterion) {
     group.finish();
 }
 
-fn decorated_hit(c: &mut Criterion) {
-    let mut group = c.benchmark_group("decorated_hit");
+/// Decorated hits, as group `name`.
+fn decorated_hit(c: &mut Criterion, name: &str) {
+    let mut group = c.benchmark_group(name);
     for id in 0..ENTRIES {
         ready(cashews_profile(id));
         ready(cached_profile(id));
@@ -143,7 +147,11 @@ fn main() {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .configure_from_args();
-    decorated_hit(&mut c);
+    decorated_hit(&mut c, "decorated_hit");
+    {
+        let _busy = Busy::every_core();
+        decorated_hit(&mut c, "decorated_hit_busy");
+    }
     sync_calls(&mut c);
     c.final_summary();
     print_ratios(
@@ -151,6 +159,11 @@ fn main() {
         &[
             ("decorated_hit/cashews", "decorated_hit/cached"),
             ("decorated_hit/cashews", "decorated_hit/moka_get_with"),
+            ("decorated_hit_busy/cashews", "decorated_hit_busy/cached"),
+            (
+                "decorated_hit_busy/cashews",
+                "decorated_hit_busy/moka_get_with",
+            ),
         ],
     );
     print_ratios(

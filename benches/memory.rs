@@ -3,6 +3,9 @@
 //! entries with a one-hour TTL; quick_cache has no TTL (the floor: a sharded
 //! hash map lookup and a clone).
 //!
+//! `get_hit_busy` repeats the hits with a CPU-bound thread spinning on
+//! every core.
+//!
 //! `cargo bench --bench memory`
 
 mod support;
@@ -10,7 +13,7 @@ mod support;
 use std::time::Duration;
 
 use criterion::{black_box, Criterion};
-use support::{print_ratios, profile, ready, Profile};
+use support::{print_ratios, profile, ready, Busy, Profile};
 
 const ENTRIES: usize = 10_000;
 
@@ -55,9 +58,10 @@ fn moka_filled(keys: &[String]) -> moka::future::Cache<String, Profile> {
     moka
 }
 
-fn get_hit(c: &mut Criterion) {
+/// Typed hits, as group `name`.
+fn get_hit(c: &mut Criterion, name: &str) {
     let keys = keys();
-    let mut group = c.benchmark_group("get_hit");
+    let mut group = c.benchmark_group(name);
 
     let cache = cashews_filled(&keys);
     let mut i = 0;
@@ -216,7 +220,11 @@ fn main() {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .configure_from_args();
-    get_hit(&mut c);
+    get_hit(&mut c, "get_hit");
+    {
+        let _busy = Busy::every_core();
+        get_hit(&mut c, "get_hit_busy");
+    }
     get_hit_two_threads(&mut c);
     set(&mut c);
     codecs(&mut c);
@@ -226,6 +234,8 @@ fn main() {
         &[
             ("get_hit/cashews", "get_hit/moka"),
             ("get_hit/cashews", "get_hit/quick_cache"),
+            ("get_hit_busy/cashews", "get_hit_busy/moka"),
+            ("get_hit_busy/cashews", "get_hit_busy/quick_cache"),
             ("get_hit_2threads/cashews", "get_hit_2threads/moka"),
             ("get_hit_2threads/cashews", "get_hit/cashews"),
             ("set/cashews", "set/moka"),

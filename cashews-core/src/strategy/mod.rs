@@ -114,16 +114,23 @@ where
     }
 }
 
-/// The decoding hit of [`HitProbe`].
+/// The decoding hit of [`HitProbe`]. Its impl holds for any probe, the
+/// bound sits on the method: a stored type that is not serde is then
+/// reported as exactly that, not as a missing method.
 #[doc(hidden)]
-pub trait DecodedHit<R> {
+pub trait DecodedHit<A, R> {
     /// The stored output, if the backend answers in process.
-    fn hit(&self, cache: &Cache, key: &str) -> Option<R>;
+    fn hit(&self, cache: &Cache, key: &str) -> Option<R>
+    where
+        A: Adapter<R>;
 }
 
-impl<A: Adapter<R>, R> DecodedHit<R> for &HitProbe<A, R> {
+impl<A, R> DecodedHit<A, R> for &HitProbe<A, R> {
     #[inline]
-    fn hit(&self, cache: &Cache, key: &str) -> Option<R> {
+    fn hit(&self, cache: &Cache, key: &str) -> Option<R>
+    where
+        A: Adapter<R>,
+    {
         local_hit::<A, R>(cache, key)
     }
 }

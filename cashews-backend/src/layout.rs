@@ -4,6 +4,15 @@
 /// The prefix of every key the cache keeps for tags.
 pub const TAGS_PREFIX: &str = "_tags:";
 
+/// Whether `key` starts with `prefix` (a route's or a tracking prefix).
+/// The empty prefix — most caches' only one — matches without comparing
+/// bytes: on the hit path that comparison (a call into libc's `memcmp`)
+/// cost more than the hash lookup.
+#[inline]
+pub fn has_prefix(key: &str, prefix: &str) -> bool {
+    prefix.is_empty() || key.starts_with(prefix)
+}
+
 /// The set of keys carrying `tag`.
 pub fn tag_key(tag: &str) -> String {
     format!("{TAGS_PREFIX}tag:{tag}")

@@ -46,7 +46,7 @@ impl Tracking {
     /// Whether `key` is kept locally.
     #[inline]
     pub(crate) fn covers(&self, key: &str) -> bool {
-        key.starts_with(self.prefix.as_str())
+        cashews_backend::layout::has_prefix(key, &self.prefix)
     }
 
     /// How long a value read with this `PTTL` may be kept locally.

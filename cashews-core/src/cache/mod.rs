@@ -31,6 +31,7 @@ use crate::codec::{CodecKind, Compression, Digest, Serializer, DEFAULT_COMPRESS_
 use crate::command::Command;
 use crate::driver::{Driver, DriverContext};
 use crate::error::{Error, Result};
+use crate::layout::has_prefix;
 use crate::middleware::{Middleware, MiddlewareId, Next, Request, Response};
 use crate::scope::{Detected, Reads};
 use crate::url::SetupUrl;
@@ -100,11 +101,9 @@ impl State {
 
     #[inline]
     fn route_index(&self, key: &str) -> Result<usize> {
-        // Most caches have one route with the empty prefix: answer it
-        // without comparing bytes.
         self.routes
             .iter()
-            .position(|r| r.prefix.is_empty() || key.starts_with(r.prefix.as_str()))
+            .position(|r| has_prefix(key, &r.prefix))
             .ok_or_else(|| Error::NotConfigured {
                 key: key.to_owned(),
             })

@@ -35,6 +35,7 @@ fn disk_urls_are_checked() {
         ("&size_limit=lots", "size_limit"),
         ("&eviction=random", "eviction"),
         ("&timeout=soon", "timeout"),
+        ("&inline_reads=maybe", "inline_reads"),
     ] {
         let url = format!("{base}{params}");
         let err = cache.setup(&url).expect_err(&url).to_string();
@@ -390,4 +391,43 @@ async fn a_hot_tagged_key_never_outlives_its_tag_records() {
     }
     assert_eq!(cache.delete_tags(&["t"]).await.unwrap(), 1);
     assert_eq!(cache.get::<u32>("hot").await.unwrap(), None);
+}
+
+/// Another process holds the write lock of the only shard (an `IMMEDIATE`
+/// transaction): a `set` waits for it on the shard's thread. A `get` reads
+/// on the calling thread beside it (WAL) instead of queueing behind the
+/// `set` — and with `inline_reads=false` it does queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_does_not_wait_behind_a_write_held_by_another_process() {
+    for inline in [true, false] {
+        let dir = TempDir::new("disk-inline-reads");
+        let cache = open(
+            &dir.path,
+            &format!("&shards=1&timeout=1s&inline_reads={inline}"),
+        );
+        cache.set("k", &"v").await.unwrap();
+        let other = rusqlite::Connection::open(dir.path.join("shard-000.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+        let writer = cache.clone();
+        let set = tokio::spawn(async move { writer.set("k2", &"v2").await });
+        // Time for the set to reach the shard's thread and wait there (if it
+        // has not, the get below could not tell the two designs apart, but
+        // it could not fail either).
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let got = cache.get::<String>("k").await;
+        let set_pending = !set.is_finished();
+        other.execute_batch("COMMIT").unwrap();
+        let set = set.await.unwrap();
+        if inline {
+            assert_eq!(got.unwrap().as_deref(), Some("v"));
+            assert!(set_pending, "the get answered while the set still waited");
+            set.unwrap();
+        } else {
+            // Behind the set, which gave up after the timeout.
+            assert!(!set_pending);
+            assert!(set.is_err(), "{set:?}");
+            assert_eq!(got.unwrap().as_deref(), Some("v"));
+        }
+    }
 }

@@ -12,7 +12,7 @@ use cashews_backend::layout::parse_counter;
 use cashews_backend::layout::TAGS_PREFIX;
 use cashews_backend::{bits, glob, Clock, Error, Result};
 use rusqlite::functions::FunctionFlags;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::files::{self, SideFiles};
 use crate::{DiskConfig, Eviction};
@@ -160,6 +160,70 @@ fn row_bytes(
     }
 }
 
+/// Where the bytes of a live plain value are: inline, or in a side file.
+struct BytesRow {
+    inline: Option<Vec<u8>>,
+    file: Option<String>,
+    size: i64,
+}
+
+/// The row of `key`'s live plain value at `now` (`None`: no live value, or
+/// one of another kind). The one query of both `get` paths.
+fn live_bytes(conn: &Connection, key: &str, now: u64) -> rusqlite::Result<Option<BytesRow>> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT kind, value, file, size FROM cache WHERE key = ?1 AND {LIVE}"
+        ))?
+        .query_row(params![key, now as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                BytesRow {
+                    inline: r.get(1)?,
+                    file: r.get(2)?,
+                    size: r.get(3)?,
+                },
+            ))
+        })
+        .optional()?;
+    Ok(row.and_then(|(kind, row)| (kind == 0).then_some(row)))
+}
+
+/// A read-only connection to a shard's file, for `get` on the calling
+/// thread: WAL lets it read beside the shard's thread (and other
+/// processes) writing, and it never waits for a lock.
+pub(crate) struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    pub(crate) fn open(path: &Path) -> Result<Reader> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql_error)?;
+        // A busy file is left to the shard's thread, which may wait.
+        conn.busy_timeout(Duration::ZERO).map_err(sql_error)?;
+        Ok(Reader { conn })
+    }
+
+    /// `key`'s value at `now` if it can be read here: `Some(None)` when
+    /// there is no live value, `None` when only the shard's thread can
+    /// answer (a value in a side file — reading it is file I/O of any
+    /// size — or a file busy, locked or unreadable).
+    pub(crate) fn get(&self, key: &str, now: u64) -> Option<Option<Vec<u8>>> {
+        match live_bytes(&self.conn, key, now).ok()? {
+            None => Some(None),
+            Some(BytesRow {
+                inline: Some(bytes),
+                ..
+            }) => Some(Some(bytes)),
+            Some(BytesRow { file: Some(_), .. }) => None,
+            Some(BytesRow { file: None, .. }) => Some(Some(Vec::new())),
+        }
+    }
+}
+
 /// A text column as a string; `None` for anything else.
 fn text(value: rusqlite::types::ValueRef<'_>) -> Option<String> {
     value.as_str().ok().map(str::to_owned)
@@ -299,33 +363,29 @@ impl Db {
 
     pub(crate) fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
         let now = self.now();
-        let row = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT kind, value, file, size FROM cache WHERE key = ?1 AND {LIVE}"
-            ))
-            .map_err(sql_error)?
-            .query_row(params![key, now as i64], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Option<Vec<u8>>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })
-            .optional()
-            .map_err(sql_error)?;
-        let Some((0, value, file, size)) = row else {
+        let Some(row) = live_bytes(&self.conn, key, now).map_err(sql_error)? else {
             return Ok(None);
         };
         if self.eviction == Eviction::LeastRecentlyUsed {
-            self.conn
-                .prepare_cached("UPDATE cache SET used_at = ?2 WHERE key = ?1")
-                .map_err(sql_error)?
-                .execute(params![key, now as i64])
-                .map_err(sql_error)?;
+            self.touch(key, now)?;
         }
-        Ok(row_bytes(&self.files, key, value, file.as_deref(), size))
+        Ok(row_bytes(
+            &self.files,
+            key,
+            row.inline,
+            row.file.as_deref(),
+            row.size,
+        ))
+    }
+
+    /// Marks `key` as used at `now` (least-recently-used eviction).
+    pub(crate) fn touch(&mut self, key: &str, now: u64) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE cache SET used_at = ?2 WHERE key = ?1")
+            .map_err(sql_error)?
+            .execute(params![key, now as i64])
+            .map_err(sql_error)?;
+        Ok(())
     }
 
     /// The live record of `key` inside a transaction, the side file of its

@@ -1,22 +1,38 @@
 //! A shard's thread: it owns the shard's connection and runs the commands
 //! sent to it in order, and purges expired rows (and side files no row
 //! names) when idle for `check_interval`. It ends when the backend is dropped.
+//! Beside it, idle read-only connections serve `get` on the calling thread.
 
+use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cashews_backend::{Clock, Error, Result};
 use tokio::sync::oneshot;
 
-use crate::db::Db;
+use crate::db::{Db, Reader};
 use crate::DiskConfig;
 
 type Job = Box<dyn FnOnce(&mut Db) + Send>;
 
-/// A handle on a shard's thread.
-#[derive(Debug)]
+/// The most idle read-only connections a shard keeps (more are opened
+/// while more threads read at once, and closed after).
+const IDLE_READERS: usize = 8;
+
+/// A handle on a shard's thread, and its read-only connections.
 pub(crate) struct Shard {
     jobs: mpsc::Sender<Job>,
+    path: PathBuf,
+    readers: Mutex<Vec<Reader>>,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shard {
@@ -30,7 +46,27 @@ impl Shard {
             .name(format!("cashews-disk-{n}"))
             .spawn(move || run(&mut db, &queue, interval, grace))
             .map_err(|e| Error::backend("disk", false, e))?;
-        Ok(Shard { jobs })
+        Ok(Shard {
+            jobs,
+            path,
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Runs `read` on this thread with an idle read-only connection (opened
+    /// if none is idle); `None` if none could be opened.
+    pub(crate) fn read<R>(&self, read: impl FnOnce(&Reader) -> R) -> Option<R> {
+        let idle = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let reader = match idle {
+            Some(reader) => reader,
+            None => Reader::open(&self.path).ok()?,
+        };
+        let out = read(&reader);
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if readers.len() < IDLE_READERS {
+            readers.push(reader);
+        }
+        Some(out)
     }
 
     /// Runs `f` on the shard's thread; its result.

@@ -283,9 +283,23 @@ fn wrong_type(key: &str, expected: &'static str) -> Error {
 /// A row seen by a scan: key, kind, inline bytes, side file, size.
 type ScanRow = (String, i64, Option<Vec<u8>>, Option<String>, i64);
 
+/// Commits between two checkpoints of the write-ahead log (sqlite's own
+/// automatic checkpoint, which runs on the committing thread, is off: see
+/// [`Db::checkpoint`]). A small value's commit writes about four pages, so
+/// this is close to sqlite's default of 1000 pages.
+const CHECKPOINT_EVERY: u32 = 200;
+
 /// One shard's database.
 pub(crate) struct Db {
     conn: Connection,
+    /// How long a command waits for another process's write lock.
+    timeout: Duration,
+    /// Running [`Db::here`]: a busy file refuses instead of waiting.
+    here: bool,
+    /// A command run [`Db::here`] found the file busy and changed nothing.
+    refused: bool,
+    /// Commits since the last checkpoint.
+    commits: u32,
     /// Where values above `large_value` are kept, one file each.
     files: SideFiles,
     large_value: usize,
@@ -305,6 +319,10 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql_error)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql_error)?;
+        // Checkpoints run on the shard's thread, never inside a command run
+        // on a caller's thread (Db::checkpoint).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(sql_error)?;
         conn.execute_batch(SCHEMA).map_err(sql_error)?;
         // Only the eviction order in use is indexed: every index costs each
@@ -329,6 +347,10 @@ impl Db {
         .map_err(sql_error)?;
         Ok(Db {
             conn,
+            timeout: config.timeout,
+            here: false,
+            refused: false,
+            commits: 0,
             files: SideFiles::new(&config.directory, n),
             large_value: config.large_value,
             size_limit: config
@@ -350,15 +372,67 @@ impl Db {
         &mut self,
         f: impl FnOnce(&Connection, &SideFiles, &mut Vec<String>) -> Result<R>,
     ) -> Result<R> {
-        let tx = self
+        let tx = match self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql_error)?;
+        {
+            Ok(tx) => tx,
+            Err(error) => {
+                // Nothing was written: the lock is taken first.
+                self.refused |= self.here
+                    && error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy);
+                return Err(sql_error(error));
+            }
+        };
         let mut dropped = Vec::new();
         let result = f(&tx, &self.files, &mut dropped)?;
         tx.commit().map_err(sql_error)?;
+        self.commits = self.commits.saturating_add(1);
         self.remove_files(dropped.iter());
         Ok(result)
+    }
+
+    /// Runs `command` on the calling thread without waiting for a lock:
+    /// `None` if another process held the write lock (nothing was changed;
+    /// the shard's thread, which waits up to `timeout`, should run it).
+    pub(crate) fn here<R>(
+        &mut self,
+        command: impl FnOnce(&mut Db) -> Result<R>,
+    ) -> Option<Result<R>> {
+        self.conn.busy_timeout(Duration::ZERO).ok()?;
+        self.here = true;
+        self.refused = false;
+        let result = command(self);
+        self.leave_here();
+        (!self.refused).then_some(result)
+    }
+
+    /// Back to waiting up to `timeout` for a lock (also after a command run
+    /// [`Db::here`] panicked).
+    pub(crate) fn leave_here(&mut self) {
+        if !self.here {
+            return;
+        }
+        self.here = false;
+        if let Err(error) = self.conn.busy_timeout(self.timeout) {
+            tracing::warn!(%error, "disk cache: restoring the busy timeout failed");
+        }
+    }
+
+    /// Whether the write-ahead log is due a checkpoint.
+    pub(crate) fn checkpoint_due(&self) -> bool {
+        self.commits >= CHECKPOINT_EVERY
+    }
+
+    /// Copies the write-ahead log into the database file (`PASSIVE`: it
+    /// waits for no reader or writer), on the shard's thread: sqlite's
+    /// automatic checkpoint would run it, fsync included, inside whichever
+    /// commit crossed the threshold — also one made on a caller's thread.
+    pub(crate) fn checkpoint(&mut self) -> Result<()> {
+        self.commits = 0;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(sql_error)
     }
 
     pub(crate) fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {

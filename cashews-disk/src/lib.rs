@@ -11,7 +11,7 @@
 //! | `large_value` | `32KiB` | values above this live in their own file beside the database |
 //! | `check_interval` | `60s` | how often expired rows and orphaned side files are purged (`0` disables) |
 //! | `orphan_grace` | `10min` | how old a side file that no row names must be before the purge removes it (a write in another process may not have committed its row yet) |
-//! | `inline_reads` | `true` | `get` reads on the calling thread (see below); `false` sends every command to the shard's thread |
+//! | `inline` | `true` | `get`, `set` and `delete` run on the calling thread when they can (see below); `false` sends every command to the shard's thread |
 //!
 //! Each shard is a sqlite file in WAL mode with `synchronous=NORMAL`: a
 //! committed write survives the process being killed. Keys go to a shard by a
@@ -35,17 +35,28 @@
 //! (sqlite's `GLOB` has no `\` escape).
 //!
 //! Each shard has its own thread that owns its connection; commands are sent
-//! to it and run in order. A `get` is the exception: it reads on the calling
-//! thread through one of the shard's read-only connections (WAL lets readers
-//! run beside the writer), which saves the two thread wake-ups that cost
-//! more than the lookup itself. That read is one indexed point lookup of an
-//! inline value — a few microseconds when the pages are in the OS cache,
-//! far below tokio's guidance of well under 100 µs between awaits; it never
-//! waits for a lock (a busy file goes to the shard's thread), and a value in
-//! a side file (above `large_value`) is read by the shard's thread. On a
-//! disk slow enough that a page read blocks for long, set
-//! `inline_reads=false`. With `least-recently-used` eviction the read's
-//! `used_at` update is sent to the shard's thread without waiting.
+//! to it and run in order. `get`, `set` and `delete` run on the calling
+//! thread instead when they can, which saves the two thread wake-ups that
+//! cost several times the command itself:
+//! - a `get` reads through one of the shard's read-only connections (WAL
+//!   lets it read beside the writer and other processes);
+//! - a `set` of a value up to `large_value`, or a `delete`, takes the shard's
+//!   connection when its thread is not using it, in the same `IMMEDIATE`
+//!   transaction the thread would run.
+//!
+//! Neither ever waits: a connection in use, a write lock held by another
+//! process or a busy file sends the command to the shard's thread (which
+//! waits up to `timeout`); so do values in side files (file I/O of any
+//! size) and every write while a `size_limit` is set (culling may take
+//! long). What runs on the caller is one indexed point lookup, or one small
+//! transaction committed to the write-ahead log without an fsync
+//! (`synchronous=NORMAL`) — a few to a few tens of microseconds with the
+//! pages in the OS cache, well under tokio's guidance for time between
+//! awaits. Checkpoints of the log (and their fsync) run on the shard's
+//! thread, every 200 commits. On storage where a page read or write can
+//! block for long (a network file system), set `inline=false`. With
+//! `least-recently-used` eviction a read's `used_at` update is sent to the
+//! shard's thread without waiting.
 #![warn(missing_docs)]
 
 mod db;
@@ -127,8 +138,9 @@ pub struct DiskConfig {
     pub check_interval: Option<Duration>,
     /// How old a side file that no row names must be before it is removed.
     pub orphan_grace: Duration,
-    /// Whether `get` reads on the calling thread (see the [crate docs](crate)).
-    pub inline_reads: bool,
+    /// Whether `get`, `set` and `delete` run on the calling thread when
+    /// they can (see the [crate docs](crate)).
+    pub inline: bool,
 }
 
 impl DiskConfig {
@@ -143,7 +155,7 @@ impl DiskConfig {
             large_value: 32 * 1024,
             check_interval: Some(Duration::from_secs(60)),
             orphan_grace: Duration::from_secs(600),
-            inline_reads: true,
+            inline: true,
         }
     }
 
@@ -190,8 +202,8 @@ impl DiskConfig {
         if let Some(grace) = params.duration("orphan_grace")? {
             config.orphan_grace = grace;
         }
-        if let Some(inline) = params.bool("inline_reads")? {
-            config.inline_reads = inline;
+        if let Some(inline) = params.bool("inline")? {
+            config.inline = inline;
         }
         Ok(config)
     }
@@ -263,6 +275,25 @@ impl DiskBackend {
         let owned = key.to_owned();
         let shard = &shards[shard_of(key, shards.len())];
         shard.call(move |db| f(db, &owned)).await
+    }
+
+    /// Runs `command` on this thread if it can ([`Shard::here`]; `here`
+    /// says the command's own size allows it), else on the key's shard.
+    async fn here_or_on<R: Send + 'static>(
+        &self,
+        key: &str,
+        here: bool,
+        command: impl Fn(&mut db::Db, &str) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        // Culling to a size limit may take long: it stays on the thread.
+        if here && self.config.inline && self.config.size_limit.is_none() {
+            let shards = self.shards()?;
+            let shard = &shards[shard_of(key, shards.len())];
+            if let Some(result) = shard.here(|db| command(db, key)) {
+                return result;
+            }
+        }
+        self.on(key, command).await
     }
 
     /// Runs `f` on every shard at once; the results in shard order.
@@ -375,7 +406,7 @@ impl Backend for DiskBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        if self.config.inline_reads {
+        if self.config.inline {
             let shards = self.shards()?;
             let shard = &shards[shard_of(key, shards.len())];
             let now = self.clock.unix_ms();
@@ -399,7 +430,9 @@ impl Backend for DiskBackend {
     }
 
     async fn set(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool> {
-        self.on(key, move |db, key| db.set(key, &value, options))
+        // A large value's file is written by the shard's thread.
+        let here = value.len() <= self.config.large_value;
+        self.here_or_on(key, here, move |db, key| db.set(key, &value, options))
             .await
     }
 
@@ -418,7 +451,7 @@ impl Backend for DiskBackend {
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        self.on(key, |db, key| db.delete(key)).await
+        self.here_or_on(key, true, |db, key| db.delete(key)).await
     }
 
     async fn delete_many(&self, keys: &[&str]) -> Result<u64> {

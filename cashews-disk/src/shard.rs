@@ -1,11 +1,14 @@
 //! A shard's thread: it owns the shard's connection and runs the commands
 //! sent to it in order, and purges expired rows (and side files no row
 //! names) when idle for `check_interval`. It ends when the backend is dropped.
-//! Beside it, idle read-only connections serve `get` on the calling thread.
+//! Callers may run a command on their own thread instead, with the shard's
+//! connection when the thread is not using it ([`Shard::here`]), or with an
+//! idle read-only connection ([`Shard::read`]). The thread also runs the
+//! write-ahead log's checkpoints.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use cashews_backend::{Clock, Error, Result};
@@ -23,6 +26,7 @@ const IDLE_READERS: usize = 8;
 /// A handle on a shard's thread, and its read-only connections.
 pub(crate) struct Shard {
     jobs: mpsc::Sender<Job>,
+    db: Arc<Mutex<Db>>,
     path: PathBuf,
     readers: Mutex<Vec<Reader>>,
 }
@@ -39,15 +43,17 @@ impl Shard {
     /// Opens shard `n` of `config.directory` on a new thread.
     pub(crate) fn open(n: u16, config: &DiskConfig, clock: Clock) -> Result<Shard> {
         let path = config.directory.join(format!("shard-{n:03}.db"));
-        let mut db = Db::open(n, &path, config, clock)?;
+        let db = Arc::new(Mutex::new(Db::open(n, &path, config, clock)?));
         let (jobs, queue) = mpsc::channel::<Job>();
         let (interval, grace) = (config.check_interval, config.orphan_grace);
+        let thread_db = db.clone();
         std::thread::Builder::new()
             .name(format!("cashews-disk-{n}"))
-            .spawn(move || run(&mut db, &queue, interval, grace))
+            .spawn(move || run(&thread_db, &queue, interval, grace))
             .map_err(|e| Error::backend("disk", false, e))?;
         Ok(Shard {
             jobs,
+            db,
             path,
             readers: Mutex::new(Vec::new()),
         })
@@ -67,6 +73,26 @@ impl Shard {
             readers.push(reader);
         }
         Some(out)
+    }
+
+    /// Runs `command` on this thread with the shard's connection, if the
+    /// shard's thread is not using it and no other process holds the write
+    /// lock (it never waits for either); `None` otherwise, with nothing
+    /// changed. Runs what the thread would run, in one transaction, so
+    /// commands keep their atomicity; the order among concurrent commands
+    /// of this process is, as on the thread, the order they took the lock.
+    pub(crate) fn here<R>(&self, command: impl FnOnce(&mut Db) -> Result<R>) -> Option<Result<R>> {
+        let mut db = match self.db.try_lock() {
+            Ok(db) => db,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        let result = db.here(command);
+        if db.checkpoint_due() {
+            // The thread checkpoints when it next runs: wake it.
+            drop(self.call(|_| Ok(())));
+        }
+        result
     }
 
     /// Runs `f` on the shard's thread; its result.
@@ -90,7 +116,11 @@ fn stopped() -> Error {
     Error::backend("disk", false, "the shard's thread has stopped")
 }
 
-fn run(db: &mut Db, queue: &mpsc::Receiver<Job>, interval: Option<Duration>, grace: Duration) {
+fn lock(db: &Mutex<Db>) -> MutexGuard<'_, Db> {
+    db.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn run(db: &Mutex<Db>, queue: &mpsc::Receiver<Job>, interval: Option<Duration>, grace: Duration) {
     let mut next_purge = interval.map(|i| Instant::now() + i);
     loop {
         let job = match next_purge {
@@ -101,13 +131,22 @@ fn run(db: &mut Db, queue: &mpsc::Receiver<Job>, interval: Option<Duration>, gra
             // A panic in a command must not take the shard down: its caller
             // sees the dropped reply as an error.
             Ok(job) => {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(db)));
+                let mut db = lock(db);
+                db.leave_here();
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut db)));
+                if db.checkpoint_due() {
+                    if let Err(error) = db.checkpoint() {
+                        tracing::warn!(%error, "disk cache: checkpointing the write-ahead log failed");
+                    }
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
         if let (Some(at), Some(interval)) = (next_purge, interval) {
             if Instant::now() >= at {
+                let mut db = lock(db);
+                db.leave_here();
                 if let Err(error) = db.purge_expired() {
                     tracing::warn!(%error, "disk cache: purging expired rows failed");
                 }

@@ -73,6 +73,16 @@ fn get_hit(c: &mut Criterion, name: &str) {
         })
     });
 
+    // The typed tier: a Clone type's hit clones the copy kept beside the
+    // bytes.
+    group.bench_function("cashews_cloned", |b| {
+        b.iter(|| {
+            i = (i + 1) % ENTRIES;
+            let v: Option<Profile> = ready(cache.get_cloned(&keys[i])).unwrap();
+            black_box(v)
+        })
+    });
+
     let moka = moka_filled(&keys);
     group.bench_function("moka", |b| {
         b.iter(|| {
@@ -234,8 +244,10 @@ fn main() {
         &[
             ("get_hit/cashews", "get_hit/moka"),
             ("get_hit/cashews", "get_hit/quick_cache"),
+            ("get_hit/cashews_cloned", "get_hit/quick_cache"),
             ("get_hit_busy/cashews", "get_hit_busy/moka"),
             ("get_hit_busy/cashews", "get_hit_busy/quick_cache"),
+            ("get_hit_busy/cashews_cloned", "get_hit_busy/quick_cache"),
             ("get_hit_2threads/cashews", "get_hit_2threads/moka"),
             ("get_hit_2threads/cashews", "get_hit/cashews"),
             ("set/cashews", "set/moka"),

@@ -341,4 +341,39 @@ mod typed_tier {
             "second"
         );
     }
+
+    #[tokio::test]
+    async fn get_cloned_answers_as_get_does() {
+        let cache = Cache::new();
+        cache.setup("mem://").unwrap();
+        let first = Profile {
+            id: 1,
+            name: "first".into(),
+        };
+        cache.set("p", &first).await.unwrap();
+        for _ in 0..4 {
+            assert_eq!(
+                cache.get_cloned::<Profile>("p").await.unwrap(),
+                Some(first.clone())
+            );
+        }
+        // Another type reads the same bytes by decoding them.
+        assert_eq!(
+            cache.get_cloned::<(u32, String)>("p").await.unwrap(),
+            Some((1, "first".into()))
+        );
+        assert_eq!(cache.get_cloned::<Profile>("p").await.unwrap(), Some(first));
+        let second = Profile {
+            id: 2,
+            name: "second".into(),
+        };
+        cache.set("p", &second).await.unwrap();
+        assert_eq!(
+            cache.get_cloned::<Profile>("p").await.unwrap(),
+            Some(second)
+        );
+        cache.set_raw("p", b"garbage".to_vec()).await.unwrap();
+        assert_eq!(cache.get_cloned::<Profile>("p").await.unwrap(), None);
+        assert_eq!(cache.get_cloned::<Profile>("missing").await.unwrap(), None);
+    }
 }

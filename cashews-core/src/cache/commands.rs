@@ -29,7 +29,29 @@ use crate::ttl::{IntoTtl, Ttl};
 pub struct Get<'a, T> {
     cache: &'a Cache,
     key: &'a str,
+    /// The hit path: decoding, or the typed tier ([`Cache::get_cloned`]).
+    local: LocalRead<T>,
     slow: Option<BoxFuture<'a, Result<Option<T>>>>,
+}
+
+/// A hit path of [`Get`].
+type LocalRead<T> = fn(&Cache, &str) -> Local<T>;
+
+/// What a read from in-process state found. One flat enum (not nested
+/// `Option`s and `Result`s): the hit path returns it by value through
+/// several calls, and a flat value moves in one piece.
+pub(crate) enum Local<T> {
+    /// The backend holds no local state for the key (or a middleware or
+    /// scope needs the full path): ask it.
+    Remote,
+    /// No live value.
+    Missing,
+    /// The value.
+    Value(T),
+    /// Bytes that are not a usable value (a miss to record).
+    Unusable(Miss),
+    /// The key has no backend.
+    Failed(Box<Error>),
 }
 
 impl<T> std::fmt::Debug for Get<'_, T> {
@@ -46,17 +68,17 @@ impl<'a, T: DeserializeOwned + Send + 'a> Future for Get<'a, T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if self.slow.is_none() {
             let (cache, key) = (self.cache, self.key);
-            match cache.get_local::<T>(key) {
-                Some(Ok(Some(Decoded::Value(value)))) => return Poll::Ready(Ok(Some(value))),
-                Some(Ok(None)) => return Poll::Ready(Ok(None)),
-                Some(Err(error)) => return Poll::Ready(Err(error)),
-                Some(Ok(Some(Decoded::Miss(miss)))) => {
+            match (self.local)(cache, key) {
+                Local::Value(value) => return Poll::Ready(Ok(Some(value))),
+                Local::Missing => return Poll::Ready(Ok(None)),
+                Local::Failed(error) => return Poll::Ready(Err(*error)),
+                Local::Unusable(miss) => {
                     self.slow = Some(Box::pin(async move {
                         cache.after_miss(key, miss).await;
                         Ok(None)
                     }))
                 }
-                None => self.slow = Some(Box::pin(cache.get_through_chain(key))),
+                Local::Remote => self.slow = Some(Box::pin(cache.get_through_chain(key))),
             }
         }
         self.slow.as_mut().expect("set above").as_mut().poll(cx)
@@ -79,6 +101,27 @@ impl Cache {
         Get {
             cache: self,
             key,
+            local: Cache::get_local::<T>,
+            slow: None,
+        }
+    }
+
+    /// [`get`](Cache::get) for a `Clone` type, through the typed tier: an
+    /// in-process backend (`mem://`, Redis' client-side tier) keeps the
+    /// value decoded from an entry's bytes once the entry is read again,
+    /// and later hits of the same type clone it instead of decoding the
+    /// bytes. The result is the same as `get`'s — the bytes stay the truth,
+    /// any write replaces the copy, and each caller gets its own clone —
+    /// at the cost of the kept copy's memory for entries read more than
+    /// once. `#[cache]` takes this path by itself for `Clone` outputs.
+    pub fn get_cloned<'a, T>(&'a self, key: &'a str) -> Get<'a, T>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        Get {
+            cache: self,
+            key,
+            local: Cache::get_local_cloned::<T>,
             slow: None,
         }
     }
@@ -98,12 +141,9 @@ impl Cache {
         })
     }
 
-    /// `Some(result)` if the backend answered from local state.
+    /// What the key's backend holds in process for `key`, decoded.
     #[inline]
-    pub(crate) fn get_local<T: DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Option<Result<Option<Decoded<T>>>> {
+    pub(crate) fn get_local<T: DeserializeOwned>(&self, key: &str) -> Local<T> {
         self.read_local(key, false, |serializer, bytes, _| {
             serializer.decode(key, bytes)
         })
@@ -117,7 +157,7 @@ impl Cache {
     pub(crate) fn get_local_cloned<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
         key: &str,
-    ) -> Option<Result<Option<Decoded<T>>>> {
+    ) -> Local<T> {
         self.read_local(key, true, |serializer, bytes, kept| {
             if let Some(value) = kept.get().and_then(|v| v.downcast_ref::<T>()) {
                 return Decoded::Value(value.clone());
@@ -142,7 +182,7 @@ impl Cache {
         key: &str,
         typed: bool,
         decode: impl FnOnce(&Serializer, &[u8], &mut Kept<'_>) -> Decoded<T>,
-    ) -> Option<Result<Option<Decoded<T>>>> {
+    ) -> Local<T> {
         let state = self.inner.state.load();
         // Any scope (disabling, detect, ...) takes the full path, which
         // knows them all.
@@ -150,21 +190,27 @@ impl Cache {
             || self.disabled().contains(Command::Get)
             || crate::scope::any_active()
         {
-            return None;
+            return Local::Remote;
         }
         let route = match state.route(key) {
             Ok(route) => route,
-            Err(e) => return Some(Err(e)),
+            Err(e) => return Local::Failed(Box::new(e)),
         };
         let mut decode = Some(decode);
-        let mut decoded = None;
+        let mut found = Local::Missing;
         let decoder = if typed { route.decoder } else { 0 };
         let answered = route.backend.get_local(key, decoder, &mut |bytes, kept| {
             if let Some(decode) = decode.take() {
-                decoded = Some(decode(&route.serializer, bytes, kept));
+                found = match decode(&route.serializer, bytes, kept) {
+                    Decoded::Value(value) => Local::Value(value),
+                    Decoded::Miss(miss) => Local::Unusable(miss),
+                };
             }
         });
-        answered.map(|_| Ok(decoded))
+        match answered {
+            Some(_) => found,
+            None => Local::Remote,
+        }
     }
 
     /// Decodes stored bytes; a miss is recorded (and a corrupt value deleted).

@@ -52,7 +52,7 @@ pub use stats::{bounded_store, cache_info, clear_all, function_stats, CacheInfo,
 use std::time::Duration;
 
 use crate::cache::Cache;
-use crate::codec::Decoded;
+use crate::cache::Local;
 use crate::ttl::IntoTtl;
 
 /// The hit path of a cached call: the stored output if the backend holds it
@@ -62,8 +62,8 @@ use crate::ttl::IntoTtl;
 #[doc(hidden)]
 #[inline]
 pub fn local_hit<A: Adapter<R>, R>(cache: &Cache, key: &str) -> Option<R> {
-    match cache.get_local::<A::Stored>(key)? {
-        Ok(Some(Decoded::Value(stored))) => Some(A::restore(stored)),
+    match cache.get_local::<A::Stored>(key) {
+        Local::Value(stored) => Some(A::restore(stored)),
         _ => None,
     }
 }
@@ -107,8 +107,8 @@ where
 {
     #[inline]
     fn hit(&self, cache: &Cache, key: &str) -> Option<R> {
-        match cache.get_local_cloned::<A::Stored>(key)? {
-            Ok(Some(Decoded::Value(stored))) => Some(A::restore(stored)),
+        match cache.get_local_cloned::<A::Stored>(key) {
+            Local::Value(stored) => Some(A::restore(stored)),
             _ => None,
         }
     }

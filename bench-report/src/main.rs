@@ -222,6 +222,14 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         writeln!(out)?;
     }
+    // Hand-written analysis kept beside the generated tables.
+    let profiles = Path::new(markdown)
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("docs/benchmark-profiles.md");
+    if let Ok(text) = std::fs::read_to_string(&profiles) {
+        writeln!(out, "{}", text.trim_end())?;
+    }
     std::fs::write(markdown, out)?;
     Ok(())
 }

@@ -184,12 +184,18 @@ fn main() -> Result<(), Box<dyn Error>> {
             "| ours vs peer | ours | peer | ratio |\n|---|---:|---:|---:|"
         )?;
         for r in ratios.iter().filter(|r| r.section == section) {
+            // Rows of sizes (bytes per entry, stored sizes) are not times.
+            let show = if r.label.contains("bytes") || r.label.contains("size") {
+                bytes
+            } else {
+                human
+            };
             writeln!(
                 out,
                 "| {} | {} | {} | {} |",
                 r.label,
-                human(r.ours_ns),
-                human(r.peer_ns),
+                show(r.ours_ns),
+                show(r.peer_ns),
                 ratio(r.ratio)
             )?;
         }
@@ -232,6 +238,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     std::fs::write(markdown, out)?;
     Ok(())
+}
+
+/// A byte count.
+fn bytes(n: f64) -> String {
+    format!("{n:.0} B")
 }
 
 /// Nanoseconds as ns, µs or ms.

@@ -385,7 +385,18 @@ impl Db {
             }
         };
         let mut dropped = Vec::new();
-        let result = f(&tx, &self.files, &mut dropped)?;
+        let result = f(&tx, &self.files, &mut dropped);
+        if self.files.read_refused() {
+            // A side file to read: not on a caller's thread. Dropping the
+            // transaction rolls it back; the shard's thread runs it.
+            self.refused = true;
+            return Err(Error::backend(
+                "disk",
+                true,
+                "a value in a side file is read by the shard's thread",
+            ));
+        }
+        let result = result?;
         tx.commit().map_err(sql_error)?;
         self.commits = self.commits.saturating_add(1);
         self.remove_files(dropped.iter());
@@ -402,6 +413,7 @@ impl Db {
         self.conn.busy_timeout(Duration::ZERO).ok()?;
         self.here = true;
         self.refused = false;
+        self.files.refuse_reads(true);
         let result = command(self);
         self.leave_here();
         (!self.refused).then_some(result)
@@ -414,6 +426,7 @@ impl Db {
             return;
         }
         self.here = false;
+        self.files.refuse_reads(false);
         if let Err(error) = self.conn.busy_timeout(self.timeout) {
             tracing::warn!(%error, "disk cache: restoring the busy timeout failed");
         }
@@ -1077,5 +1090,42 @@ impl Db {
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DiskConfig;
+
+    fn open(name: &str) -> (Db, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("cashews-db-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        crate::files::prepare_directory(&dir).unwrap();
+        let mut config = DiskConfig::new(&dir);
+        config.large_value = 16;
+        let db = Db::open(0, &dir.join("shard-000.db"), &config, Clock::system()).unwrap();
+        (db, dir)
+    }
+
+    #[test]
+    fn a_command_run_here_never_reads_a_side_file() {
+        let (mut db, dir) = open("here");
+        let large = vec![7u8; 64];
+        assert!(db.set("big", &large, SetOptions::default()).unwrap());
+        assert!(db.set("small", b"v", SetOptions::default()).unwrap());
+
+        // Replacing or deleting a large value reads its row, side file
+        // included: refused here, nothing changed.
+        assert!(db
+            .here(|db| db.set("big", b"v", SetOptions::default()))
+            .is_none());
+        assert!(db.here(|db| db.delete("big")).is_none());
+        assert_eq!(db.get("big").unwrap(), Some(large));
+
+        // A small value is run here; afterwards side files read again.
+        assert!(db.here(|db| db.delete("small")).unwrap().unwrap());
+        assert!(db.delete("big").unwrap());
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -4,6 +4,7 @@
 //! backend makes, in the values directory, opened without following links,
 //! a regular file of exactly the size the row records.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -109,6 +110,10 @@ pub(crate) fn create_private_file(path: &Path) -> io::Result<()> {
 pub(crate) struct SideFiles {
     dir: PathBuf,
     prefix: String,
+    /// Reads are refused (a command running on a caller's thread must not
+    /// do file I/O of any size); `refused` records that one was.
+    reads_refused: Cell<bool>,
+    refused: Cell<bool>,
 }
 
 /// How many hex digits the random part of a side file's name has.
@@ -120,7 +125,21 @@ impl SideFiles {
         SideFiles {
             dir: directory.join("values"),
             prefix: format!("s{shard:03}-"),
+            reads_refused: Cell::new(false),
+            refused: Cell::new(false),
         }
+    }
+
+    /// Refuses reads from now (`true`) or allows them again; either way
+    /// forgets an earlier refusal.
+    pub(crate) fn refuse_reads(&self, refuse: bool) {
+        self.reads_refused.set(refuse);
+        self.refused.set(false);
+    }
+
+    /// Whether a read was refused since [`SideFiles::refuse_reads`].
+    pub(crate) fn read_refused(&self) -> bool {
+        self.refused.get()
     }
 
     /// Whether `name` is one this shard makes: nothing else is ever opened
@@ -162,6 +181,10 @@ impl SideFiles {
     /// but a regular file, or a file of another size.
     pub(crate) fn read(&self, name: &str, len: u64) -> Option<Vec<u8>> {
         if !self.owns(name) {
+            return None;
+        }
+        if self.reads_refused.get() {
+            self.refused.set(true);
             return None;
         }
         let mut file = open_no_follow(&self.dir.join(name)).ok()?;

@@ -87,7 +87,12 @@ impl Shard {
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return None,
         };
-        let result = db.here(command);
+        // As on the thread, a panic in a command is its caller's error.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.here(command)))
+            .unwrap_or_else(|_| {
+                db.leave_here();
+                Some(Err(Error::backend("disk", false, "the command panicked")))
+            });
         if db.checkpoint_due() {
             // The thread checkpoints when it next runs: wake it.
             drop(self.call(|_| Ok(())));

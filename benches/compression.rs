@@ -83,12 +83,11 @@ fn main() {
     let title = "compression on Redis, 64 KiB document (vs raw)";
     print_header(title);
     for (name, size, set_ns, get_ns) in &results[1..] {
-        println!(
-            "{:<44} {:>10} {:>10} {:>8.2}x",
-            format!("{name} size / raw size"),
-            size,
-            raw_size,
-            *size as f64 / raw_size as f64
+        print_row(
+            title,
+            &format!("{name} size / raw size"),
+            Some(*size as f64),
+            Some(raw_size as f64),
         );
         print_row(
             title,

@@ -121,8 +121,8 @@ pub mod cache {
 pub mod __private {
     pub use cashews_core::strategy::{
         bounded_store, bypassed, cache_info, duration_of, expire_at_ttl, invalid_ttl, layer_ttl,
-        local_hit, result_ttl, uncached, Condition, DecodedHit, Either, FunctionStats, HitProbe,
-        Memo, OkPart, TypedHit, Whole,
+        result_ttl, uncached, Condition, DecodedHit, Either, FunctionStats, HitProbe, Memo, OkPart,
+        TypedHit, Whole,
     };
     pub use cashews_core::{glob, key, scope, strategy};
     pub use cashews_core::{Cache, IntoTtl, Ttl};

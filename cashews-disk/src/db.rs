@@ -420,7 +420,9 @@ impl Db {
     }
 
     /// Back to waiting up to `timeout` for a lock (also after a command run
-    /// [`Db::here`] panicked).
+    /// [`Db::here`] panicked: [`Shard::here`] calls it then).
+    ///
+    /// [`Shard::here`]: crate::shard::Shard::here
     pub(crate) fn leave_here(&mut self) {
         if !self.here {
             return;

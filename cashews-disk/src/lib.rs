@@ -271,10 +271,14 @@ impl DiskBackend {
         key: &str,
         f: impl FnOnce(&mut db::Db, &str) -> Result<R> + Send + 'static,
     ) -> Result<R> {
-        let shards = self.shards()?;
         let owned = key.to_owned();
-        let shard = &shards[shard_of(key, shards.len())];
-        shard.call(move |db| f(db, &owned)).await
+        self.shard(key)?.call(move |db| f(db, &owned)).await
+    }
+
+    /// `key`'s shard.
+    fn shard(&self, key: &str) -> Result<&Shard> {
+        let shards = self.shards()?;
+        Ok(&shards[shard_of(key, shards.len())])
     }
 
     /// Runs `command` on this thread if it can ([`Shard::here`]; `here`
@@ -287,9 +291,7 @@ impl DiskBackend {
     ) -> Result<R> {
         // Culling to a size limit may take long: it stays on the thread.
         if here && self.config.inline && self.config.size_limit.is_none() {
-            let shards = self.shards()?;
-            let shard = &shards[shard_of(key, shards.len())];
-            if let Some(result) = shard.here(|db| command(db, key)) {
+            if let Some(result) = self.shard(key)?.here(|db| command(db, key)) {
                 return result;
             }
         }
@@ -407,8 +409,7 @@ impl Backend for DiskBackend {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         if self.config.inline {
-            let shards = self.shards()?;
-            let shard = &shards[shard_of(key, shards.len())];
+            let shard = self.shard(key)?;
             let now = self.clock.unix_ms();
             if let Some(found) = shard.read(|reader| reader.get(key, now)).flatten() {
                 if found.is_some() && self.config.eviction == Eviction::LeastRecentlyUsed {

@@ -62,13 +62,13 @@ impl Shard {
     /// Runs `read` on this thread with an idle read-only connection (opened
     /// if none is idle); `None` if none could be opened.
     pub(crate) fn read<R>(&self, read: impl FnOnce(&Reader) -> R) -> Option<R> {
-        let idle = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let idle = lock(&self.readers).pop();
         let reader = match idle {
             Some(reader) => reader,
             None => Reader::open(&self.path).ok()?,
         };
         let out = read(&reader);
-        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut readers = lock(&self.readers);
         if readers.len() < IDLE_READERS {
             readers.push(reader);
         }
@@ -121,8 +121,10 @@ fn stopped() -> Error {
     Error::backend("disk", false, "the shard's thread has stopped")
 }
 
-fn lock(db: &Mutex<Db>) -> MutexGuard<'_, Db> {
-    db.lock().unwrap_or_else(|e| e.into_inner())
+/// A mutex's guard; a panic that poisoned it left consistent data (every
+/// command is one transaction), so the guard is taken anyway.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn run(db: &Mutex<Db>, queue: &mpsc::Receiver<Job>, interval: Option<Duration>, grace: Duration) {
@@ -137,7 +139,6 @@ fn run(db: &Mutex<Db>, queue: &mpsc::Receiver<Job>, interval: Option<Duration>, 
             // sees the dropped reply as an error.
             Ok(job) => {
                 let mut db = lock(db);
-                db.leave_here();
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut db)));
                 if db.checkpoint_due() {
                     if let Err(error) = db.checkpoint() {
@@ -151,7 +152,6 @@ fn run(db: &Mutex<Db>, queue: &mpsc::Receiver<Job>, interval: Option<Duration>, 
         if let (Some(at), Some(interval)) = (next_purge, interval) {
             if Instant::now() >= at {
                 let mut db = lock(db);
-                db.leave_here();
                 if let Err(error) = db.purge_expired() {
                     tracing::warn!(%error, "disk cache: purging expired rows failed");
                 }

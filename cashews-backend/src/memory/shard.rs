@@ -171,40 +171,40 @@ impl Shard {
         self.table.len()
     }
 
+    /// The slot of `key` (whose hash is `hash`).
     #[inline]
-    fn find(&self, hash: u64, key: &str) -> Option<usize> {
+    pub(super) fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
         let slots = &self.slots;
         self.table
             .find(hash, |&i| {
                 slots[i as usize]
                     .as_ref()
-                    .is_some_and(|e| e.key_bytes() == key.as_bytes())
+                    .is_some_and(|e| e.key_bytes() == key)
             })
             .map(|&i| i as usize)
     }
 
+    /// The entry in slot `index` (from [`Shard::find`]).
     #[inline]
-    pub(super) fn get(&self, hash: u64, key: &str) -> Option<&Entry> {
-        let i = self.find(hash, key)?;
-        self.slots[i].as_ref()
+    pub(super) fn at(&mut self, index: usize) -> Option<&mut Entry> {
+        self.slots.get_mut(index)?.as_mut()
     }
 
     #[inline]
-    pub(super) fn get_mut(&mut self, hash: u64, key: &str) -> Option<&mut Entry> {
+    pub(super) fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut Entry> {
         let i = self.find(hash, key)?;
-        self.slots[i].as_mut()
+        self.at(i)
     }
 
-    pub(super) fn remove(&mut self, hash: u64, key: &str) -> Option<Entry> {
-        let slots = &self.slots;
-        let found = self.table.find_entry(hash, |&i| {
-            slots[i as usize]
-                .as_ref()
-                .is_some_and(|e| e.key_bytes() == key.as_bytes())
-        });
-        let index = found.ok()?.remove().0;
-        self.free.push(index);
-        self.slots[index as usize].take()
+    /// Takes the entry out of slot `index`, whose key hashes to `hash`, and
+    /// frees the slot.
+    pub(super) fn unlink(&mut self, index: usize, hash: u64) -> Option<Entry> {
+        if let Ok(found) = self.table.find_entry(hash, |&i| i as usize == index) {
+            found.remove();
+        }
+        let entry = self.slots.get_mut(index)?.take()?;
+        self.free.push(index as u32);
+        Some(entry)
     }
 
     /// Stores `entry` (whose key must be absent) with the hash of its key;
@@ -255,11 +255,7 @@ impl Shard {
                 continue;
             }
             let key_hash = hash(entry.key_bytes());
-            if let Ok(found) = self.table.find_entry(key_hash, |&i| i as usize == index) {
-                found.remove();
-            }
-            self.free.push(index as u32);
-            return self.slots[index].take();
+            return self.unlink(index, key_hash);
         }
         None
     }
@@ -276,20 +272,11 @@ impl Shard {
     ) -> Vec<Entry> {
         let mut removed = Vec::new();
         for index in 0..self.slots.len() {
-            if !self.slots[index].as_ref().is_some_and(&mut doomed) {
-                continue;
-            }
-            let Some(entry) = self.slots[index].take() else {
+            let Some(entry) = self.slots[index].as_ref().filter(|e| doomed(e)) else {
                 continue;
             };
-            if let Ok(found) = self
-                .table
-                .find_entry(hash(entry.key_bytes()), |&i| i as usize == index)
-            {
-                found.remove();
-            }
-            self.free.push(index as u32);
-            removed.push(entry);
+            let key_hash = hash(entry.key_bytes());
+            removed.extend(self.unlink(index, key_hash));
         }
         removed
     }
@@ -320,7 +307,17 @@ mod tests {
     }
 
     fn has(shard: &Shard, key: &str) -> bool {
-        shard.get(hash(key.as_bytes()), key).is_some()
+        shard.find(hash(key.as_bytes()), key.as_bytes()).is_some()
+    }
+
+    fn lookup<'s>(shard: &'s mut Shard, key: &str) -> Option<&'s mut Entry> {
+        shard.get_mut(hash(key.as_bytes()), key.as_bytes())
+    }
+
+    fn take(shard: &mut Shard, key: &str) -> Option<Entry> {
+        let key_hash = hash(key.as_bytes());
+        let index = shard.find(key_hash, key.as_bytes())?;
+        shard.unlink(index, key_hash)
     }
 
     #[test]
@@ -331,7 +328,7 @@ mod tests {
         }
         for i in (0..5000).step_by(3) {
             let key = format!("k{i}");
-            let entry = shard.remove(hash(key.as_bytes()), &key).expect("present");
+            let entry = take(&mut shard, &key).expect("present");
             assert_eq!(entry.key(), key);
         }
         for i in 5000..6000 {
@@ -342,7 +339,7 @@ mod tests {
             let expected = i >= 5000 || i % 3 != 0;
             assert_eq!(has(&shard, &key), expected, "{key}");
             if expected {
-                let entry = shard.get(hash(key.as_bytes()), &key).expect("present");
+                let entry = lookup(&mut shard, &key).expect("present");
                 assert_eq!(entry.as_bytes(), Some(key.as_bytes()));
             }
         }
@@ -356,7 +353,7 @@ mod tests {
         for key in ["a", "b", "c"] {
             put(&mut shard, key);
         }
-        shard.get_mut(hash(b"a"), "a").expect("a").referenced = true;
+        shard.get_mut(hash(b"a"), b"a").expect("a").referenced = true;
         let evicted = shard.evict(|_| false, hash).expect("one");
         assert_eq!(evicted.key(), "b", "a was read: second chance");
         put(&mut shard, "d");

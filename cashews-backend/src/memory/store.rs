@@ -18,7 +18,7 @@ use crate::backend::{Exist, Expiry, Kept, SetOptions, Write};
 use crate::bits;
 use crate::error::{Error, Result};
 use crate::glob;
-use crate::layout::{is_tags_key, key_tags_key, parse_counter, tag_key};
+use crate::layout::{key_tags_key, parse_counter, tag_key, TAGS_PREFIX};
 
 /// Entries per shard before another shard is added (up to [`MAX_SHARDS`]).
 /// Below this size the cache is one exact CLOCK.
@@ -69,7 +69,7 @@ const MAX_EVICTED: usize = 1 << 16;
 /// Whether `key` is a tag record (pinned: see [`Store`]).
 #[inline]
 fn is_pinned(key: &[u8]) -> bool {
-    std::str::from_utf8(key).is_ok_and(is_tags_key)
+    key.starts_with(TAGS_PREFIX.as_bytes())
 }
 
 /// A key's shard and its hash (computed once per command).
@@ -159,22 +159,27 @@ impl Store {
         key: &str,
         now: u64,
     ) -> Option<&'s mut Entry> {
-        if !shard.get(hash, key)?.live(now) {
-            self.pop(shard, hash, key);
+        let index = shard.find(hash, key.as_bytes())?;
+        if !shard.at(index)?.live(now) {
+            self.pop_at(shard, index, hash);
             return None;
         }
-        let entry = shard.get_mut(hash, key)?;
+        let entry = shard.at(index)?;
         entry.referenced = true;
         Some(entry)
     }
 
     fn pop(&self, shard: &mut Shard, hash: u64, key: &str) -> Option<Entry> {
-        let entry = shard.remove(hash, key);
-        if entry.is_some() {
-            self.count_of(key.as_bytes())
-                .fetch_sub(1, Ordering::Relaxed);
-        }
-        entry
+        let index = shard.find(hash, key.as_bytes())?;
+        self.pop_at(shard, index, hash)
+    }
+
+    /// Removes the entry in slot `index` (whose key hashes to `hash`).
+    fn pop_at(&self, shard: &mut Shard, index: usize, hash: u64) -> Option<Entry> {
+        let entry = shard.unlink(index, hash)?;
+        self.count_of(entry.key_bytes())
+            .fetch_sub(1, Ordering::Relaxed);
+        Some(entry)
     }
 
     /// The counter `key` counts in.
@@ -190,7 +195,7 @@ impl Store {
     /// Stores `entry` as the most recent, evicting first to keep the global
     /// bound (so the new entry itself is never the one evicted).
     fn insert(&self, shard: &mut Shard, hash: u64, entry: Entry) {
-        if let Some(slot) = shard.get_mut(hash, entry.key()) {
+        if let Some(slot) = shard.get_mut(hash, entry.key_bytes()) {
             *slot = entry;
             return;
         }
@@ -237,11 +242,14 @@ impl Store {
         visit: &mut dyn FnMut(&[u8], &mut Kept<'_>),
     ) -> bool {
         let (mut shard, hash) = self.lock(key);
-        let Some(entry) = shard.get_mut(hash, key) else {
+        let Some(index) = shard.find(hash, key.as_bytes()) else {
+            return false;
+        };
+        let Some(entry) = shard.at(index) else {
             return false;
         };
         if !entry.live(now) {
-            self.pop(&mut shard, hash, key);
+            self.pop_at(&mut shard, index, hash);
             return false;
         }
         if entry.as_bytes().is_none() {
@@ -581,7 +589,9 @@ impl Store {
         if self.live(shard, hash, key, now).is_none() {
             self.insert(shard, hash, Entry::other(key, empty(), now, ttl));
         }
-        shard.get_mut(hash, key).expect("present or just inserted")
+        shard
+            .get_mut(hash, key.as_bytes())
+            .expect("present or just inserted")
     }
 
     pub(super) fn slice_incr(

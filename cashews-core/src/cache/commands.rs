@@ -54,6 +54,17 @@ pub(crate) enum Local<T> {
     Failed(Box<Error>),
 }
 
+impl<T> Local<T> {
+    /// The value, if one was found.
+    #[inline]
+    pub(crate) fn into_value(self) -> Option<T> {
+        match self {
+            Local::Value(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
 impl<T> std::fmt::Debug for Get<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Get")

@@ -11,7 +11,6 @@ mod values;
 
 pub use builders::{IncrBuilder, SetBuilder, SetManyBuilder};
 pub use commands::Get;
-pub(crate) use commands::Local;
 pub use control::CacheStats;
 pub use flight::MAX_FLIGHT_WAIT;
 pub use lock::{LockBuilder, LockGuard, DEFAULT_LOCK_WAIT};

@@ -52,27 +52,17 @@ pub use stats::{bounded_store, cache_info, clear_all, function_stats, CacheInfo,
 use std::time::Duration;
 
 use crate::cache::Cache;
-use crate::cache::Local;
 use crate::ttl::IntoTtl;
 
-/// The hit path of a cached call: the stored output if the backend holds it
-/// in process (a memory hit), without building the call's future machinery.
-/// `None` means "take the full path" (a miss, a remote backend, a
-/// middleware, a value to discard).
-#[doc(hidden)]
-#[inline]
-pub fn local_hit<A: Adapter<R>, R>(cache: &Cache, key: &str) -> Option<R> {
-    match cache.get_local::<A::Stored>(key) {
-        Local::Value(stored) => Some(A::restore(stored)),
-        _ => None,
-    }
-}
-
-/// Picks the hit path by the stored type, for the macros: written
+/// The hit path of a cached call — the stored output if the backend holds
+/// it in process (a memory hit), without building the call's future
+/// machinery; `None` means "take the full path" (a miss, a remote backend,
+/// a middleware, a value to discard) — picked by the stored type, for the
+/// macros: written
 /// `(&HitProbe::<A, R>::new()).hit(cache, key)` with [`TypedHit`] and
 /// [`DecodedHit`] in scope, a stored type that is `Clone + Send + Sync +
 /// 'static` takes the backend's typed tier (a clone of the value decoded
-/// from the same bytes before), any other type decodes ([`local_hit`]).
+/// from the same bytes before), any other type decodes.
 /// Method resolution tries `TypedHit` (implemented on the probe itself)
 /// before `DecodedHit` (on a reference to it), and skips an impl whose
 /// bounds do not hold.
@@ -107,10 +97,10 @@ where
 {
     #[inline]
     fn hit(&self, cache: &Cache, key: &str) -> Option<R> {
-        match cache.get_local_cloned::<A::Stored>(key) {
-            Local::Value(stored) => Some(A::restore(stored)),
-            _ => None,
-        }
+        cache
+            .get_local_cloned::<A::Stored>(key)
+            .into_value()
+            .map(A::restore)
     }
 }
 
@@ -131,7 +121,10 @@ impl<A, R> DecodedHit<A, R> for &HitProbe<A, R> {
     where
         A: Adapter<R>,
     {
-        local_hit::<A, R>(cache, key)
+        cache
+            .get_local::<A::Stored>(key)
+            .into_value()
+            .map(A::restore)
     }
 }
 

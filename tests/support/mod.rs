@@ -180,6 +180,18 @@ impl Harness {
         cashews::Ttl::new(self.secs(secs)).unwrap()
     }
 
+    /// Gives work spawned in the background (a refresh and its write) the
+    /// time to finish: a tick under paused time; on a real backend, time
+    /// for a few round trips (moto serves one request at a time, ~10–30 ms
+    /// each).
+    pub async fn let_background_finish(&self) {
+        if self.paused {
+            tokio::time::advance(Duration::from_millis(1)).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// Lets `d` pass: instantly under paused time, by sleeping otherwise.
     pub async fn advance(&self, d: Duration) {
         if self.paused {

@@ -53,7 +53,7 @@ async fn settle(h: &Harness) {
     for _ in 0..20 {
         tokio::task::yield_now().await;
     }
-    h.advance(Duration::from_millis(1)).await;
+    h.let_background_finish().await;
     for _ in 0..20 {
         tokio::task::yield_now().await;
     }

@@ -34,9 +34,38 @@ impl ServerProcess {
     }
 
     /// Stops the server (SIGSTOP): connections stay open, nothing answers —
-    /// a hung server.
+    /// a hung server. Returns once every thread of the server is stopped:
+    /// `kill(2)` only queues the signal, and a thread still running would
+    /// answer a request sent right after it.
     pub fn pause(&self) {
         assert!(self.signal(libc::SIGSTOP), "SIGSTOP to {}", self.name);
+        let since = std::time::Instant::now();
+        while !self.stopped() {
+            assert!(
+                since.elapsed() < std::time::Duration::from_secs(10),
+                "{} did not stop within 10 s of SIGSTOP",
+                self.name
+            );
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+
+    /// Whether every thread of the server is stopped (state `T` in
+    /// `/proc/<pid>/task/*/stat`).
+    fn stopped(&self) -> bool {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let Ok(tasks) = std::fs::read_dir(&tasks) else {
+            return false;
+        };
+        tasks.flatten().all(|task| {
+            std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+                // The state follows the command name, which is in parentheses
+                // and may itself contain ") ".
+                stat.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.chars().next())
+                    .is_some_and(|state| state == 'T' || state == 't')
+            })
+        })
     }
 
     /// Resumes a paused server (SIGCONT).

@@ -9,7 +9,9 @@
 //! answer instead of the error, logged and counted.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -114,59 +116,86 @@ impl Availability {
 
     /// Runs `call` by `deadline`; a command with no neutral answer (a
     /// counter, a window, a lock, bits): its failure is its error.
-    pub async fn run_strict_by<T>(
-        &self,
-        deadline: Instant,
-        command: Command,
-        call: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
+    ///
+    /// A plain future rather than an `async fn`: the command's future is
+    /// held once, not copied into each layer's state (commands run through
+    /// here on every call).
+    pub fn run_strict_by<T, F>(&self, deadline: Instant, command: Command, call: F) -> Strict<'_, F>
+    where
+        F: Future<Output = Result<T>>,
+    {
         let down_until = self.down_until.load(Ordering::Relaxed);
-        if down_until != 0 && command != Command::Ping && self.millis(Instant::now()) < down_until {
-            return Err(Error::backend(
-                self.backend,
-                true,
-                format!(
-                    "{command} not sent: {} was unreachable within the last response_timeout ({}); retrying after it",
-                    self.backend,
-                    crate::ttl::display(self.response_timeout)
-                ),
-            ));
-        }
-        match tokio::time::timeout_at(deadline, call).await {
-            Ok(result) => result,
-            Err(_) => {
-                self.mark_down();
-                Err(Error::backend(
+        let refused = (down_until != 0
+            && command != Command::Ping
+            && self.millis(Instant::now()) < down_until)
+            .then(|| {
+                Error::backend(
                     self.backend,
                     true,
                     format!(
-                        "{command} got no answer within response_timeout ({})",
+                        "{command} not sent: {} was unreachable within the last response_timeout ({}); retrying after it",
+                        self.backend,
                         crate::ttl::display(self.response_timeout)
                     ),
-                ))
-            }
+                )
+            });
+        Strict {
+            availability: self,
+            command,
+            refused,
+            call: tokio::time::timeout_at(deadline, call),
         }
     }
 
+    /// The error of a command that missed its deadline (the server is then
+    /// taken to be down).
+    fn timed_out(&self, command: Command) -> Error {
+        self.mark_down();
+        Error::backend(
+            self.backend,
+            true,
+            format!(
+                "{command} got no answer within response_timeout ({})",
+                crate::ttl::display(self.response_timeout)
+            ),
+        )
+    }
+
     /// [`Availability::run_strict_by`] with a deadline from now.
-    pub async fn run_strict<T>(
-        &self,
-        command: Command,
-        call: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        self.run_strict_by(self.deadline(), command, call).await
+    pub fn run_strict<T, F>(&self, command: Command, call: F) -> Strict<'_, F>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        self.run_strict_by(self.deadline(), command, call)
     }
 
     /// Runs `call` by `deadline`; with `suppress`, a transient failure
     /// answers `fallback()` (a miss, "not stored"), logged and counted.
-    pub async fn run_by<T>(
+    pub fn run_by<T, F, B>(
         &self,
         deadline: Instant,
         command: Command,
+        fallback: B,
+        call: F,
+    ) -> Lenient<'_, F, B>
+    where
+        F: Future<Output = Result<T>>,
+        B: FnOnce() -> T,
+    {
+        Lenient {
+            fallback: Some(fallback),
+            strict: self.run_strict_by(deadline, command, call),
+        }
+    }
+
+    /// The answer of a command run by [`Availability::run_by`].
+    fn lenient<T>(
+        &self,
+        command: Command,
+        result: Result<T>,
         fallback: impl FnOnce() -> T,
-        call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        match self.run_strict_by(deadline, command, call).await {
+        match result {
             Err(error) if self.suppress && error.is_transient() && command != Command::Ping => {
                 self.suppressed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
@@ -182,12 +211,72 @@ impl Availability {
     }
 
     /// [`Availability::run_by`] with a deadline from now.
-    pub async fn run<T>(
-        &self,
+    pub fn run<T, F, B>(&self, command: Command, fallback: B, call: F) -> Lenient<'_, F, B>
+    where
+        F: Future<Output = Result<T>>,
+        B: FnOnce() -> T,
+    {
+        self.run_by(self.deadline(), command, fallback, call)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A command run by [`Availability::run_strict_by`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Strict<'a, F> {
+        availability: &'a Availability,
         command: Command,
-        fallback: impl FnOnce() -> T,
-        call: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        self.run_by(self.deadline(), command, fallback, call).await
+        // Set when the server is taken to be down: the answer, at once.
+        refused: Option<Error>,
+        #[pin]
+        call: tokio::time::Timeout<F>,
+    }
+}
+
+impl<T, F: Future<Output = Result<T>>> Future for Strict<'_, F> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let this = self.project();
+        if let Some(refused) = this.refused.take() {
+            return Poll::Ready(Err(refused));
+        }
+        match this.call.poll(cx) {
+            Poll::Ready(Ok(result)) => Poll::Ready(result),
+            Poll::Ready(Err(_elapsed)) => {
+                Poll::Ready(Err(this.availability.timed_out(*this.command)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A command run by [`Availability::run_by`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Lenient<'a, F, B> {
+        fallback: Option<B>,
+        #[pin]
+        strict: Strict<'a, F>,
+    }
+}
+
+impl<T, F, B> Future for Lenient<'_, F, B>
+where
+    F: Future<Output = Result<T>>,
+    B: FnOnce() -> T,
+{
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let mut this = self.project();
+        let result = std::task::ready!(this.strict.as_mut().poll(cx));
+        let strict = this.strict.project();
+        let fallback = this.fallback.take().expect("polled after completion");
+        Poll::Ready(
+            strict
+                .availability
+                .lenient(*strict.command, result, fallback),
+        )
     }
 }

@@ -617,6 +617,36 @@ mod cluster {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batched_gets_are_split_by_slot() {
+        let cluster = RedisCluster::start();
+        let cache = Cache::new();
+        cache
+            .setup(&format!("{}&suppress=false", cluster.url()))
+            .unwrap();
+        let keys: Vec<String> = (0..200).map(|n| format!("item:{n}")).collect();
+        for (n, key) in keys.iter().enumerate() {
+            cache.set(key, &(n as u32)).await.unwrap();
+        }
+        for node in &cluster.nodes {
+            node.cli(&["config", "resetstat"]);
+        }
+        for _ in 0..5 {
+            let calls: Vec<_> = keys
+                .iter()
+                .map(|key| {
+                    let (cache, key) = (cache.clone(), key.clone());
+                    tokio::spawn(async move { cache.get::<u32>(&key).await })
+                })
+                .collect();
+            for (n, call) in calls.into_iter().enumerate() {
+                assert_eq!(call.await.unwrap().unwrap(), Some(n as u32));
+            }
+        }
+        let batches: u64 = cluster.nodes.iter().map(|node| calls(node, "mget")).sum();
+        assert!(batches > 0, "no MGET reached a primary");
+    }
+
     #[test]
     fn cluster_urls_are_checked() {
         let cache = Cache::new();
@@ -699,4 +729,277 @@ async fn tags_can_live_on_a_dedicated_backend() {
     assert_eq!(db("0", &["dbsize"]), "1");
     assert_eq!(db("1", &["dbsize"]), "0");
     assert_eq!(cache.get::<i32>("q:1").await.unwrap(), Some(3));
+}
+
+/// Automatic batching (`batch=true`, the default): concurrent `get`s that
+/// queue while the connection is busy leave as one `MGET`.
+mod batching {
+    use super::*;
+    use support::is_transient_backend_error;
+
+    /// A small deterministic generator (the mixes are replayable from
+    /// their seed).
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            // splitmix64
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) % n
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Get(String),
+        Set(String, u64),
+        Delete(String),
+    }
+
+    const SHARED: u64 = 16;
+
+    /// Task `task`'s operations: reads of shared keys nobody writes (many
+    /// tasks read the same ones at once), of keys nobody has, and reads,
+    /// writes and deletes of the task's own keys.
+    fn mix(seed: u64, task: u64, ops: usize) -> Vec<Op> {
+        let mut rng = Rng(seed ^ (task << 32));
+        (0..ops)
+            .map(|n| {
+                let own = format!("own:{task}:{}", rng.below(4));
+                match rng.below(10) {
+                    0..=2 => Op::Get(format!("shared:{}", rng.below(SHARED))),
+                    3 => Op::Get(format!("absent:{}", rng.below(8))),
+                    4..=5 => Op::Get(own),
+                    6..=8 => Op::Set(own, task * 1_000_000 + n as u64),
+                    _ => Op::Delete(own),
+                }
+            })
+            .collect()
+    }
+
+    async fn apply(cache: &Cache, op: &Op) -> String {
+        match op {
+            Op::Get(key) => format!("{:?}", cache.get::<u64>(key).await.unwrap()),
+            Op::Set(key, value) => format!("{:?}", cache.set(key, value).await.unwrap()),
+            Op::Delete(key) => format!("{:?}", cache.delete(key).await.unwrap()),
+        }
+    }
+
+    async fn fill_shared(cache: &Cache) {
+        for n in 0..SHARED {
+            cache.set(&format!("shared:{n}"), &(n * 7)).await.unwrap();
+        }
+    }
+
+    /// Runs `tasks` concurrent mixes on `url` (database 0) and replays each
+    /// task's operations alone, unbatched, on database 1: every answer must
+    /// be the same. Returns how many `MGET`s the concurrent run sent.
+    async fn compare_with_replay(server: &RedisServer, params: &str, seed: u64) -> u64 {
+        const TASKS: u64 = 48;
+        const OPS: usize = 150;
+        let cache = Cache::new();
+        cache.setup(&format!("{}{params}", server.url())).unwrap();
+        fill_shared(&cache).await;
+        server.cli(&["config", "resetstat"]);
+        let runs: Vec<_> = (0..TASKS)
+            .map(|task| {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    let mut answers = Vec::with_capacity(OPS);
+                    for op in mix(seed, task, OPS) {
+                        answers.push(apply(&cache, &op).await);
+                    }
+                    answers
+                })
+            })
+            .collect();
+        let mut concurrent = Vec::new();
+        for run in runs {
+            concurrent.push(run.await.unwrap());
+        }
+        let batches = calls(server, "mget");
+
+        let replay = Cache::new();
+        replay
+            .setup(&server.url().replace("/0", "/1?batch=false"))
+            .unwrap();
+        fill_shared(&replay).await;
+        for (task, answers) in concurrent.iter().enumerate() {
+            let mut alone = Vec::with_capacity(OPS);
+            for op in mix(seed, task as u64, OPS) {
+                alone.push(apply(&replay, &op).await);
+            }
+            assert_eq!(
+                answers, &alone,
+                "seed {seed}, task {task}: the concurrent run answered otherwise"
+            );
+        }
+        batches
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_mixes_answer_as_a_sequential_replay() {
+        let server = RedisServer::start();
+        let mut batches = 0;
+        for seed in [1, 2, 3] {
+            server.cli(&["flushall"]);
+            batches += compare_with_replay(&server, "", seed).await;
+        }
+        // The runs did batch (otherwise this test would say nothing).
+        assert!(batches > 0, "no MGET was sent");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn client_side_caching_answers_as_a_sequential_replay_with_batching() {
+        let server = RedisServer::start();
+        // Shared keys are kept in process (read with their TTL, unbatched);
+        // the tasks' own keys go through batches.
+        compare_with_replay(&server, "?client_side=true&client_side_prefix=shared:", 4).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batch_false_sends_every_get_alone() {
+        let server = RedisServer::start();
+        let batches = compare_with_replay(&server, "?batch=false", 5).await;
+        assert_eq!(batches, 0);
+        let error = Cache::new()
+            .setup(&format!("{}?batch=maybe", server.url()))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("batch"), "{error}");
+    }
+
+    type Timed = (cashews::Result<Option<u32>>, Duration);
+
+    /// Concurrent gets of `key{i}` for each `i` in `keys`, each timed.
+    fn gets(cache: &Cache, keys: std::ops::Range<usize>) -> Vec<tokio::task::JoinHandle<Timed>> {
+        keys.map(|i| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let got = cache.get::<u32>(&format!("key{i}")).await;
+                (got, started.elapsed())
+            })
+        })
+        .collect()
+    }
+
+    /// Gives spawned gets time to reach the stopped server or the queue
+    /// (they cannot be answered meanwhile, so waiting longer changes
+    /// nothing).
+    async fn wait_until_queued() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_caller_of_a_failed_batch_gets_the_error() {
+        let mut server = RedisServer::start();
+        let cache = Cache::new();
+        cache
+            .setup(&format!(
+                "{}?suppress=false&response_timeout=5s",
+                server.url()
+            ))
+            .unwrap();
+        for i in 0..40 {
+            cache.set(&format!("key{i}"), &(i as u32)).await.unwrap();
+        }
+        server.pause();
+        let calls = gets(&cache, 0..40);
+        wait_until_queued().await;
+        // The server dies holding the requests sent: they fail, the queued
+        // batch then finds no server, and every caller hears of it at once,
+        // long before its own deadline.
+        server.kill_now();
+        for call in calls {
+            let (got, took) = call.await.unwrap();
+            assert!(is_transient_backend_error(got), "an error for every caller");
+            assert!(took < Duration::from_secs(3), "took {took:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_caller_of_a_hung_batch_meets_its_deadline() {
+        let server = RedisServer::start();
+        let strict = Cache::new();
+        strict
+            .setup(&format!(
+                "{}?suppress=false&response_timeout=300ms",
+                server.url()
+            ))
+            .unwrap();
+        let lenient = Cache::new();
+        lenient
+            .setup(&format!("{}?response_timeout=300ms", server.url()))
+            .unwrap();
+        for i in 0..30 {
+            strict.set(&format!("key{i}"), &(i as u32)).await.unwrap();
+        }
+        lenient.get::<u32>("key0").await.unwrap();
+        server.pause();
+        let (strict_calls, lenient_calls) = (gets(&strict, 0..30), gets(&lenient, 0..30));
+        for call in strict_calls {
+            let (got, took) = call.await.unwrap();
+            assert!(is_transient_backend_error(got));
+            assert!(took < Duration::from_millis(900), "took {took:?}");
+        }
+        for call in lenient_calls {
+            let (got, took) = call.await.unwrap();
+            assert_eq!(got.unwrap(), None, "a hung server reads as a miss");
+            assert!(took < Duration::from_millis(900), "took {took:?}");
+        }
+        server.resume();
+        super::client_side::eventually("the batches flow again", async || {
+            strict.get::<u32>("key7").await.ok() == Some(Some(7))
+        })
+        .await;
+        let answers = gets(&strict, 0..30);
+        for (i, call) in answers.into_iter().enumerate() {
+            assert_eq!(call.await.unwrap().0.unwrap(), Some(i as u32));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callers_that_go_away_do_not_disturb_the_others() {
+        let server = RedisServer::start();
+        let cache = Cache::new();
+        cache
+            .setup(&format!(
+                "{}?suppress=false&response_timeout=5s",
+                server.url()
+            ))
+            .unwrap();
+        for i in 0..40 {
+            cache.set(&format!("key{i}"), &(i as u32)).await.unwrap();
+        }
+        server.pause();
+        // The first calls take the connection's places in flight (sent to
+        // the stopped server), the later ones queue.
+        let mut calls = gets(&cache, 0..8);
+        wait_until_queued().await;
+        calls.extend(gets(&cache, 8..40));
+        wait_until_queued().await;
+        // All of the first go away, and every other one of the queued.
+        let mut kept = Vec::new();
+        for (i, call) in calls.into_iter().enumerate() {
+            if i < 8 || i % 2 == 0 {
+                call.abort();
+                assert!(call.await.unwrap_err().is_cancelled());
+            } else {
+                kept.push((i, call));
+            }
+        }
+        server.resume();
+        for (i, call) in kept {
+            let (got, _) = call.await.unwrap();
+            assert_eq!(got.unwrap(), Some(i as u32), "key{i}");
+        }
+        // Nothing is left stuck: a later burst is answered as well.
+        for (i, call) in gets(&cache, 0..40).into_iter().enumerate() {
+            assert_eq!(call.await.unwrap().0.unwrap(), Some(i as u32));
+        }
+    }
 }

@@ -28,54 +28,12 @@ impl Backend for RedisBackend {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let shared = &self.shared;
-        let deadline = shared.deadline();
-        if let Some(tracking) = shared.tracked(key) {
-            shared.ensure_tracking(deadline).await;
-            if let Some(value) = tracking.cache.get(key) {
-                return Ok(Some(value));
-            }
-        }
-        let got = match shared.ticket(key) {
-            // Kept locally: the reply carries the TTL the copy may live.
-            Some(ticket) => shared
-                .run_by(
-                    deadline,
-                    Command::Get,
-                    key,
-                    || None,
-                    move |mut c| async move {
-                        let (value, pttl) = redis::pipe()
-                            .cmd("GET")
-                            .arg(key)
-                            .cmd("PTTL")
-                            .arg(key)
-                            .query_async::<(Option<Vec<u8>>, i64)>(&mut c)
-                            .await?;
-                        Ok(value.map(|v| (Bytes::from(v), pttl)))
-                    },
-                )
-                .await
-                .map(|got| {
-                    got.map(|(value, pttl)| {
-                        shared.fill(key, &value, pttl, Some(ticket));
-                        value
-                    })
-                }),
-            None => shared
-                .run_by(
-                    deadline,
-                    Command::Get,
-                    key,
-                    || None,
-                    move |mut c| async move {
-                        redis::cmd("GET")
-                            .arg(key)
-                            .query_async::<Option<Vec<u8>>>(&mut c)
-                            .await
-                    },
-                )
-                .await
-                .map(bytes),
+        let got = if shared.tracking.is_some() {
+            // Its future is large (enabling tracking, the TTL pipeline):
+            // boxed, so a plain get's future stays small.
+            Box::pin(shared.get_tracked(key)).await
+        } else {
+            shared.get_untracked(shared.deadline(), key).await
         };
         match got {
             // A set or a window holds no value: a miss, as on every backend.
@@ -852,5 +810,82 @@ impl Scanner {
                 .filter_map(|(k, v)| v.map(|v| (k, Bytes::from(v))))
                 .collect())
         })
+    }
+}
+
+impl Shared {
+    /// `get` with client-side caching on: a local copy, or the value with
+    /// its TTL for a key kept locally, or a plain `GET`.
+    async fn get_tracked(&self, key: &str) -> Result<Option<Bytes>> {
+        let deadline = self.deadline();
+        if let Some(tracking) = self.tracked(key) {
+            self.ensure_tracking(deadline).await;
+            if let Some(value) = tracking.cache.get(key) {
+                return Ok(Some(value));
+            }
+        }
+        let Some(ticket) = self.ticket(key) else {
+            return self.get_untracked(deadline, key).await;
+        };
+        // Kept locally: the reply carries the TTL the copy may live.
+        self.run_by(
+            deadline,
+            Command::Get,
+            key,
+            || None,
+            move |mut c| async move {
+                let (value, pttl) = redis::pipe()
+                    .cmd("GET")
+                    .arg(key)
+                    .cmd("PTTL")
+                    .arg(key)
+                    .query_async::<(Option<Vec<u8>>, i64)>(&mut c)
+                    .await?;
+                Ok(value.map(|v| (Bytes::from(v), pttl)))
+            },
+        )
+        .await
+        .map(|got| {
+            got.map(|(value, pttl)| {
+                self.fill(key, &value, pttl, Some(ticket));
+                value
+            })
+        })
+    }
+
+    /// A `GET` of a key not kept in process: batched (`batch=true`) or
+    /// alone.
+    async fn get_untracked(
+        &self,
+        deadline: tokio::time::Instant,
+        key: &str,
+    ) -> Result<Option<Bytes>> {
+        match &self.batcher {
+            Some(batcher) => {
+                self.run_by(
+                    deadline,
+                    Command::Get,
+                    key,
+                    || None,
+                    |c| self.batched_get(batcher, c, key),
+                )
+                .await
+            }
+            None => self
+                .run_by(
+                    deadline,
+                    Command::Get,
+                    key,
+                    || None,
+                    move |mut c| async move {
+                        redis::cmd("GET")
+                            .arg(key)
+                            .query_async::<Option<Vec<u8>>>(&mut c)
+                            .await
+                    },
+                )
+                .await
+                .map(bytes),
+        }
     }
 }

@@ -16,6 +16,7 @@
 //! | `ssl_ca_certs` | system roots | `rediss://` only: a PEM file of the CA(s) to trust |
 //! | `ssl_certfile`, `ssl_keyfile` | none | `rediss://` only: a client certificate and key (PEM) for mutual TLS |
 //! | `cluster` | `false` | the hosts are seeds of a Redis Cluster |
+//! | `batch` | `true` | concurrent `get`s that arrive while the connection is busy leave together as one `MGET` (below) |
 //! | `client_side` | `false` | keep values in process, invalidated by the server (below) |
 //! | `client_side_prefix` | `""` (every key) | only keys starting with it are kept in process |
 //! | `local_size` | `10000` | the most values kept in process |
@@ -37,6 +38,20 @@
 //! primary. Every Lua script of this backend touches one key, so locks, rate
 //! limits and sliding windows stay in one slot. A cluster has database 0
 //! only.
+//!
+//! # Automatic batching
+//!
+//! While requests are waiting for their replies, further `get`s queue, and
+//! the queue leaves as one `MGET` (each distinct key once) as soon as a
+//! request ends. A lone `get` is sent as it comes — there is no timer — so
+//! batching only changes anything under concurrency, where one request for
+//! many keys costs the server and this process's wake-ups less than a
+//! request per key. Each caller gets its own key's value or the batch's
+//! error within its own deadline; a caller that goes away does not disturb
+//! the others. A batch is sent after all its callers started, so it never
+//! answers older data than a lone `GET` would. Keys kept by client-side
+//! caching are read with their TTL as before, unbatched. `batch=false`
+//! sends every `get` alone.
 //!
 //! # Client-side caching
 //!
@@ -67,13 +82,15 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+mod batch;
 mod commands;
 mod connection;
 mod scripts;
 mod tracking;
 
+use std::future::Future;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -132,6 +149,9 @@ pub struct RedisConfig {
     pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
     /// Client-side caching, when enabled.
     pub client_side: Option<ClientSideConfig>,
+    /// Concurrent `get`s queued while the connection is busy leave as one
+    /// `MGET` (`batch`, on by default).
+    pub batch: bool,
 }
 
 /// Settings of client-side caching (`client_side=true`).
@@ -197,6 +217,12 @@ impl RedisConfig {
     /// The connection's client name.
     pub fn client_name(mut self, name: impl Into<String>) -> Self {
         self.client_name = name.into();
+        self
+    }
+
+    /// Whether concurrent `get`s may leave together as one `MGET`.
+    pub fn batch(mut self, batch: bool) -> Self {
+        self.batch = batch;
         self
     }
 
@@ -308,6 +334,7 @@ impl RedisConfig {
             _ => return Err(invalid("ssl_certfile and ssl_keyfile go together".into())),
         };
         let client_side = ClientSideConfig::from_params(params, &invalid)?;
+        let batch = params.bool("batch")?.unwrap_or(true);
         // redis-rs' own `protocol` parameter; RESP3 carries the tracking
         // reports of client-side caching on the data connection.
         let protocol = match (params.take("protocol"), client_side.is_some()) {
@@ -352,6 +379,7 @@ impl RedisConfig {
             addresses,
             cluster,
             client_side,
+            batch,
             suppress: network.suppress,
             connect_timeout: network.connect_timeout,
             response_timeout: network.response_timeout,
@@ -420,6 +448,10 @@ pub(crate) struct Shared {
     availability: Availability,
     /// Client-side caching, when enabled.
     pub(crate) tracking: Option<Arc<Tracking>>,
+    /// The queue of `get`s (`batch=true`).
+    pub(crate) batcher: Option<batch::Batcher>,
+    /// This, for the tasks that send batches.
+    pub(crate) me: Weak<Shared>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -478,12 +510,15 @@ impl RedisBackend {
         tracking: Option<Arc<Tracking>>,
     ) -> RedisBackend {
         let availability = Availability::new("redis", config.suppress, config.response_timeout);
+        let batcher = config.batch.then(batch::Batcher::new);
         RedisBackend {
-            shared: Arc::new(Shared {
+            shared: Arc::new_cyclic(|me| Shared {
                 connector,
                 config,
                 availability,
                 tracking,
+                batcher,
+                me: me.clone(),
             }),
         }
     }
@@ -529,71 +564,74 @@ impl Shared {
 
     /// Runs a command within its deadline; with `suppress`, a connection
     /// failure or timeout answers `fallback` (a miss, "not stored").
-    pub(crate) async fn run<T, F, Fut>(
-        &self,
+    pub(crate) fn run<'a, T, F, Fut>(
+        &'a self,
         command: Command,
-        key: &str,
-        fallback: impl FnOnce() -> T,
+        key: &'a str,
+        fallback: impl FnOnce() -> T + 'a,
         call: F,
-    ) -> Result<T>
+    ) -> impl Future<Output = Result<T>> + 'a
     where
-        F: FnOnce(Conn) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
+        F: FnOnce(Conn) -> Fut + 'a,
+        Fut: Future<Output = redis::RedisResult<T>> + Send + 'a,
+        T: 'a,
     {
         self.run_by(self.deadline(), command, key, fallback, call)
-            .await
     }
 
     /// [`Shared::run`] with a deadline taken earlier (a command that also
     /// enables tracking spends one deadline on both).
-    pub(crate) async fn run_by<T, F, Fut>(
-        &self,
+    ///
+    /// Not an `async fn`: the command's future is held once, inside the
+    /// deadline's future, instead of once per layer.
+    pub(crate) fn run_by<'a, T, F, Fut>(
+        &'a self,
         deadline: Instant,
         command: Command,
-        key: &str,
-        fallback: impl FnOnce() -> T,
+        key: &'a str,
+        fallback: impl FnOnce() -> T + 'a,
         call: F,
-    ) -> Result<T>
+    ) -> impl Future<Output = Result<T>> + 'a
     where
-        F: FnOnce(Conn) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
+        F: FnOnce(Conn) -> Fut + 'a,
+        Fut: Future<Output = redis::RedisResult<T>> + Send + 'a,
+        T: 'a,
     {
         self.availability
             .run_by(deadline, command, fallback, self.attempt(key, call))
-            .await
     }
 
     /// Runs a command that has no neutral answer (a counter, a window, a
     /// lock, bits): a failure is its error even with `suppress`, since any
     /// answer would be made up.
-    pub(crate) async fn run_strict<T, F, Fut>(
-        &self,
+    pub(crate) fn run_strict<'a, T, F, Fut>(
+        &'a self,
         command: Command,
-        key: &str,
+        key: &'a str,
         call: F,
-    ) -> Result<T>
+    ) -> impl Future<Output = Result<T>> + 'a
     where
-        F: FnOnce(Conn) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
+        F: FnOnce(Conn) -> Fut + 'a,
+        Fut: Future<Output = redis::RedisResult<T>> + Send + 'a,
+        T: 'a,
     {
         self.run_strict_by(self.deadline(), command, key, call)
-            .await
     }
 
-    pub(crate) async fn run_strict_by<T, F, Fut>(
-        &self,
+    pub(crate) fn run_strict_by<'a, T, F, Fut>(
+        &'a self,
         deadline: Instant,
         command: Command,
-        key: &str,
+        key: &'a str,
         call: F,
-    ) -> Result<T>
+    ) -> impl Future<Output = Result<T>> + 'a
     where
-        F: FnOnce(Conn) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
+        F: FnOnce(Conn) -> Fut + 'a,
+        Fut: Future<Output = redis::RedisResult<T>> + Send + 'a,
+        T: 'a,
     {
         self.availability
             .run_strict_by(deadline, command, self.attempt(key, call))
-            .await
     }
 
     /// One command on the connection, its errors mapped (a refused
@@ -601,7 +639,7 @@ impl Shared {
     async fn attempt<T, F, Fut>(&self, key: &str, call: F) -> Result<T>
     where
         F: FnOnce(Conn) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
+        Fut: Future<Output = redis::RedisResult<T>> + Send,
     {
         let connection = self.connection().await?;
         call(connection).await.map_err(|e| {

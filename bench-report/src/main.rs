@@ -41,18 +41,24 @@ fn ratios(dir: &Path) -> Result<Vec<Ratio>, Box<dyn Error>> {
     Ok(out)
 }
 
-/// A row of the concurrency sweep: tasks, cashews µs, redis-rs µs.
-type SweepRow = (u32, f64, f64);
+/// A row of the concurrency sweep: tasks, cashews µs (batching on),
+/// redis-rs µs, cashews µs with `batch=false`.
+type SweepRow = (u32, f64, f64, f64);
 
 fn sweep(dir: &Path) -> Result<Vec<SweepRow>, Box<dyn Error>> {
     let text = std::fs::read_to_string(dir.join("redis_concurrency.csv"))?;
     let mut rows = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split(',').collect();
-        let [tasks, ours, peer] = fields[..] else {
+        let [tasks, ours, peer, unbatched] = fields[..] else {
             return Err(format!("malformed line in redis_concurrency.csv: {line:?}").into());
         };
-        rows.push((tasks.parse()?, ours.parse()?, peer.parse()?));
+        rows.push((
+            tasks.parse()?,
+            ours.parse()?,
+            peer.parse()?,
+            unbatched.parse()?,
+        ));
     }
     Ok(rows)
 }
@@ -103,8 +109,16 @@ fn chart(rows: &[SweepRow], path: &Path) -> Result<(), Box<dyn Error>> {
     let root = BitMapBackend::new(path, (900, 520)).into_drawing_area();
     root.fill(&WHITE)?;
     let max_tasks = rows.iter().map(|r| r.0).max().unwrap_or(1) as f64;
-    let max_us = rows.iter().map(|r| r.1.max(r.2)).fold(1.0, f64::max) * 1.1;
-    let min_us = rows.iter().map(|r| r.1.min(r.2)).fold(f64::MAX, f64::min) * 0.9;
+    let max_us = rows
+        .iter()
+        .map(|r| r.1.max(r.2).max(r.3))
+        .fold(1.0, f64::max)
+        * 1.1;
+    let min_us = rows
+        .iter()
+        .map(|r| r.1.min(r.2).min(r.3))
+        .fold(f64::MAX, f64::min)
+        * 0.9;
     let mut chart = ChartBuilder::on(&root)
         .caption(
             "Redis get: latency per call vs concurrent tasks",
@@ -120,15 +134,13 @@ fn chart(rows: &[SweepRow], path: &Path) -> Result<(), Box<dyn Error>> {
         .y_desc("µs per call, as a task sees it")
         .label_style(("sans-serif", 14))
         .draw()?;
-    let series = [
-        ("cashews for Rust", RGBColor(200, 80, 30), 1),
-        ("raw redis-rs", RGBColor(40, 90, 180), 2),
+    let series: [(&str, RGBColor, fn(&SweepRow) -> f64); 3] = [
+        ("cashews for Rust", RGBColor(200, 80, 30), |r| r.1),
+        ("cashews, batch=false", RGBColor(230, 170, 60), |r| r.3),
+        ("raw redis-rs", RGBColor(40, 90, 180), |r| r.2),
     ];
     for (name, color, column) in series {
-        let points: Vec<(f64, f64)> = rows
-            .iter()
-            .map(|r| (f64::from(r.0), if column == 1 { r.1 } else { r.2 }))
-            .collect();
+        let points: Vec<(f64, f64)> = rows.iter().map(|r| (f64::from(r.0), column(r))).collect();
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
             .label(name)
@@ -217,13 +229,14 @@ fn main() -> Result<(), Box<dyn Error>> {
         )?;
         writeln!(
             out,
-            "| tasks | cashews µs | redis-rs µs | ratio |\n|---:|---:|---:|---:|"
+            "| tasks | cashews µs | redis-rs µs | ratio | cashews `batch=false` µs | ratio |\n|---:|---:|---:|---:|---:|---:|"
         )?;
-        for (tasks, ours, peer) in &sweep {
+        for (tasks, ours, peer, unbatched) in &sweep {
             writeln!(
                 out,
-                "| {tasks} | {ours:.1} | {peer:.1} | {:.2}× |",
-                ours / peer
+                "| {tasks} | {ours:.1} | {peer:.1} | {:.2}× | {unbatched:.1} | {:.2}× |",
+                ours / peer,
+                unbatched / peer
             )?;
         }
         writeln!(out)?;

@@ -963,6 +963,39 @@ mod batching {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn identical_queued_gets_share_one_lookup() {
+        let server = RedisServer::start();
+        let cache = Cache::new();
+        cache
+            .setup(&format!("{}?response_timeout=5s", server.url()))
+            .unwrap();
+        cache.set("hot", &7u32).await.unwrap();
+        server.cli(&["config", "resetstat"]);
+        server.pause();
+        let waiting: Vec<_> = (0..64)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { cache.get::<u32>("hot").await })
+            })
+            .collect();
+        wait_until_queued().await;
+        server.resume();
+        for call in waiting {
+            assert_eq!(call.await.unwrap().unwrap(), Some(7));
+        }
+        // Redis counts a lookup per key read: the calls sent alone, plus
+        // one per batch however many callers it carried.
+        let hits: u64 = server
+            .cli(&["info", "stats"])
+            .lines()
+            .find_map(|l| l.strip_prefix("keyspace_hits:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap();
+        assert!(hits < 20, "{hits} lookups for 64 gets of one key");
+        assert!(calls(&server, "mget") > 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn callers_that_go_away_do_not_disturb_the_others() {
         let server = RedisServer::start();
         let cache = Cache::new();

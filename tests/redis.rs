@@ -995,6 +995,54 @@ mod batching {
         assert!(calls(&server, "mget") > 0);
     }
 
+    /// Callers on a runtime that shuts down with batches queued (a
+    /// short-lived runtime beside the one holding the connection): the
+    /// batches it can no longer run give their places in flight back.
+    #[test]
+    fn a_runtime_shut_down_mid_batch_leaves_no_place_taken() {
+        let server = RedisServer::start();
+        let cache = Cache::new();
+        cache
+            .setup(&format!(
+                "{}?suppress=false&response_timeout=5s",
+                server.url()
+            ))
+            .unwrap();
+        let runtime = || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        // The connection lives on this runtime (redis-rs runs it there).
+        let main = runtime();
+        main.block_on(async {
+            for i in 0..40 {
+                cache.set(&format!("key{i}"), &(i as u32)).await.unwrap();
+            }
+        });
+        // More shut-downs than there are places in flight.
+        for _ in 0..12 {
+            let doomed = runtime();
+            doomed.block_on(async {
+                server.pause();
+                // Sent, queued in a full batch, and queued behind them.
+                drop(gets(&cache, 0..30));
+                wait_until_queued().await;
+            });
+            drop(doomed);
+            server.resume();
+        }
+        main.block_on(async {
+            let started = Instant::now();
+            for (i, call) in gets(&cache, 0..40).into_iter().enumerate() {
+                assert_eq!(call.await.unwrap().0.unwrap(), Some(i as u32), "key{i}");
+            }
+            assert!(started.elapsed() < Duration::from_secs(2));
+        });
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn callers_that_go_away_do_not_disturb_the_others() {
         let server = RedisServer::start();

@@ -19,7 +19,7 @@
 //! older data than an unbatched `GET` could.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use redis::RedisResult;
@@ -128,17 +128,27 @@ impl Shared {
 
     /// Sends `batch` on a task of its own; it holds a place in flight.
     fn spawn_batch(&self, batch: Vec<Waiting>) {
-        let Some(batcher) = &self.batcher else { return };
-        let shared = self.me.clone();
+        let Some(shared) = self.me.upgrade() else {
+            // The backend is being dropped: nothing will send the batch.
+            drop(batch);
+            if let Some(batcher) = &self.batcher {
+                batcher.state().in_flight -= 1;
+            }
+            return;
+        };
+        // The place goes with the batch's future: given back when it ends,
+        // and also if it is dropped without running (its runtime shut
+        // down), when its callers are told to go alone.
+        let place = Place { shared };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(send(shared, batch));
+                runtime.spawn(send(place, batch));
             }
             Err(_) => {
                 // No runtime to send it on: its callers are woken (their
                 // replies dropped) and send their own GETs.
                 drop(batch);
-                batcher.state().in_flight -= 1;
+                drop(place);
             }
         }
     }
@@ -155,6 +165,17 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// A batch's place in flight, given back when dropped.
+struct Place {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.shared.request_ended();
+    }
+}
+
 async fn get(conn: &mut Conn, key: &str) -> Reply {
     let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(conn).await?;
     Ok(value.map(Bytes::from))
@@ -162,12 +183,8 @@ async fn get(conn: &mut Conn, key: &str) -> Reply {
 
 /// Sends `batch` as one `MGET` (each distinct key once) and answers each
 /// caller.
-async fn send(shared: Weak<Shared>, mut batch: Vec<Waiting>) {
-    let Some(shared) = shared.upgrade() else {
-        // The backend is gone; its callers fall back as above.
-        return;
-    };
-    let _sent = InFlight { shared: &shared };
+async fn send(place: Place, mut batch: Vec<Waiting>) {
+    let shared = &place.shared;
     // Callers that went away (their deadline passed) are not asked for.
     batch.retain(|waiting| !waiting.reply.is_closed());
     if batch.is_empty() {
@@ -229,4 +246,39 @@ fn to_redis(error: cashews_backend::Error) -> redis::RedisError {
         "no connection for an MGET batch",
         error.to_string(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RedisBackend, RedisConfig};
+
+    #[test]
+    fn a_batch_dropped_before_it_ran_gives_its_place_back() {
+        // No server is needed: the batch never runs.
+        let backend =
+            RedisBackend::new(RedisConfig::parse("redis://127.0.0.1:1/0").unwrap()).unwrap();
+        let shared = &backend.shared;
+        let batcher = shared.batcher.as_ref().expect("batching is on by default");
+        let (reply, answer) = oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // The place the batch holds, then the batch: spawned, not yet
+            // run when the runtime goes away.
+            batcher.state().in_flight += 1;
+            shared.spawn_batch(vec![Waiting {
+                key: "k".into(),
+                reply,
+            }]);
+        });
+        drop(runtime);
+        assert_eq!(batcher.state().in_flight, 0, "the place is given back");
+        assert!(
+            answer.blocking_recv().is_err(),
+            "its caller is told to go alone"
+        );
+    }
 }

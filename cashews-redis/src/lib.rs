@@ -41,17 +41,18 @@
 //!
 //! # Automatic batching
 //!
-//! While requests are waiting for their replies, further `get`s queue, and
-//! the queue leaves as one `MGET` (each distinct key once) as soon as a
-//! request ends. A lone `get` is sent as it comes — there is no timer — so
-//! batching only changes anything under concurrency, where one request for
-//! many keys costs the server and this process's wake-ups less than a
-//! request per key. Each caller gets its own key's value or the batch's
-//! error within its own deadline; a caller that goes away does not disturb
-//! the others. A batch is sent after all its callers started, so it never
-//! answers older data than a lone `GET` would. Keys kept by client-side
-//! caching are read with their TTL as before, unbatched. `batch=false`
-//! sends every `get` alone.
+//! While 8 `get`s are waiting for their replies, further `get`s queue, and
+//! the queue leaves as one `MGET` (each distinct key once, at most 16 keys)
+//! as soon as a request ends or the queue is full. A `get` arriving while
+//! fewer are in flight is sent at once — there is no timer — so batching
+//! only changes anything under concurrency, where one request for many keys
+//! costs the server and this process's wake-ups less than a request per
+//! key. Each caller gets its own key's value or the batch's error within its
+//! own deadline; a caller that goes away does not disturb the others. A
+//! batch is sent after all its callers started, so it never answers older
+//! data than a lone `GET` would. Keys kept by client-side caching are read
+//! with their TTL as before, unbatched. `batch=false` sends every `get`
+//! alone.
 //!
 //! # Client-side caching
 //!

@@ -887,16 +887,9 @@ mod batching {
         .collect()
     }
 
-    /// Gives spawned gets time to reach the stopped server or the queue
-    /// (they cannot be answered meanwhile, so waiting longer changes
-    /// nothing).
-    async fn wait_until_queued() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_caller_of_a_failed_batch_gets_the_error() {
-        let mut server = RedisServer::start();
+    /// A cache on `server` whose failures are errors (`suppress=false`,
+    /// a 5 s deadline), with `key0`..`key39` holding 0..39.
+    async fn strict_with_keys(server: &RedisServer) -> Cache {
         let cache = Cache::new();
         cache
             .setup(&format!(
@@ -907,6 +900,20 @@ mod batching {
         for i in 0..40 {
             cache.set(&format!("key{i}"), &(i as u32)).await.unwrap();
         }
+        cache
+    }
+
+    /// Gives spawned gets time to reach the stopped server or the queue
+    /// (they cannot be answered meanwhile, so waiting longer changes
+    /// nothing).
+    async fn wait_until_queued() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_caller_of_a_failed_batch_gets_the_error() {
+        let mut server = RedisServer::start();
+        let cache = strict_with_keys(&server).await;
         server.pause();
         let calls = gets(&cache, 0..40);
         wait_until_queued().await;
@@ -1001,13 +1008,6 @@ mod batching {
     #[test]
     fn a_runtime_shut_down_mid_batch_leaves_no_place_taken() {
         let server = RedisServer::start();
-        let cache = Cache::new();
-        cache
-            .setup(&format!(
-                "{}?suppress=false&response_timeout=5s",
-                server.url()
-            ))
-            .unwrap();
         let runtime = || {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -1017,11 +1017,7 @@ mod batching {
         };
         // The connection lives on this runtime (redis-rs runs it there).
         let main = runtime();
-        main.block_on(async {
-            for i in 0..40 {
-                cache.set(&format!("key{i}"), &(i as u32)).await.unwrap();
-            }
-        });
+        let cache = main.block_on(strict_with_keys(&server));
         // More shut-downs than there are places in flight.
         for _ in 0..12 {
             let doomed = runtime();
@@ -1046,16 +1042,7 @@ mod batching {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn callers_that_go_away_do_not_disturb_the_others() {
         let server = RedisServer::start();
-        let cache = Cache::new();
-        cache
-            .setup(&format!(
-                "{}?suppress=false&response_timeout=5s",
-                server.url()
-            ))
-            .unwrap();
-        for i in 0..40 {
-            cache.set(&format!("key{i}"), &(i as u32)).await.unwrap();
-        }
+        let cache = strict_with_keys(&server).await;
         server.pause();
         // The first calls take the connection's places in flight (sent to
         // the stopped server), the later ones queue.

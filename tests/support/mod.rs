@@ -159,6 +159,23 @@ impl Harness {
     pub fn dynamodb(params: &str) -> Harness {
         let server = moto::MotoServer::start();
         let url = format!("{}{params}", server.url("cache"));
+        // The table is made before the case runs: creating it takes several
+        // requests (moto answers one at a time), which a loaded machine
+        // could not fit in the deadline of the case's first command.
+        let warm_up = format!("{}&response_timeout=30s", server.url("cache"));
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let cache = Cache::new();
+                cache.setup(&warm_up).expect("valid url");
+                cache.exists("table-made").await.expect("the table is made");
+            })
+        })
+        .join()
+        .expect("the table is made");
         Harness {
             moto: Some(server),
             ..Harness::new(Cache::new(), url, false)

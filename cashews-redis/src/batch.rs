@@ -25,6 +25,7 @@ use bytes::Bytes;
 use redis::RedisResult;
 use tokio::sync::oneshot;
 
+use crate::commands::plain_get;
 use crate::connection::Conn;
 use crate::Shared;
 
@@ -101,12 +102,12 @@ impl Shared {
         match queued {
             None => {
                 let _sent = InFlight { shared: self };
-                get(&mut conn, key).await
+                plain_get(&mut conn, key).await
             }
             Some(answer) => match answer.await {
                 Ok(reply) => reply,
                 // The batch was dropped unsent: this call goes alone.
-                Err(_) => get(&mut conn, key).await,
+                Err(_) => plain_get(&mut conn, key).await,
             },
         }
     }
@@ -174,11 +175,6 @@ impl Drop for Place {
     fn drop(&mut self) {
         self.shared.request_ended();
     }
-}
-
-async fn get(conn: &mut Conn, key: &str) -> Reply {
-    let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(conn).await?;
-    Ok(value.map(Bytes::from))
 }
 
 /// Sends `batch` as one `MGET` (each distinct key once) and answers each

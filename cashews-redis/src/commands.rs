@@ -16,8 +16,10 @@ fn ms(d: Duration) -> u64 {
     (d.as_millis() as u64).max(1)
 }
 
-fn bytes(value: Option<Vec<u8>>) -> Option<Bytes> {
-    value.map(Bytes::from)
+/// One plain `GET`: an unbatched `get`, or a batched one sent alone.
+pub(crate) async fn plain_get(conn: &mut Conn, key: &str) -> redis::RedisResult<Option<Bytes>> {
+    let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(conn).await?;
+    Ok(value.map(Bytes::from))
 }
 
 #[cashews_backend::async_trait]
@@ -871,21 +873,16 @@ impl Shared {
                 )
                 .await
             }
-            None => self
-                .run_by(
+            None => {
+                self.run_by(
                     deadline,
                     Command::Get,
                     key,
                     || None,
-                    move |mut c| async move {
-                        redis::cmd("GET")
-                            .arg(key)
-                            .query_async::<Option<Vec<u8>>>(&mut c)
-                            .await
-                    },
+                    move |mut c| async move { plain_get(&mut c, key).await },
                 )
                 .await
-                .map(bytes),
+            }
         }
     }
 }

@@ -142,12 +142,8 @@ impl Cache {
     async fn get_through_chain<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let state = self.inner.state.load_full();
         let route = state.route(key)?;
-        let bytes = if state.chain.is_empty()
-            && !self.is_disabled(Command::Get)
-            && crate::scope::reads().is_none()
-        {
-            // Nothing between the cache and the backend: no request to
-            // build, no chain to walk.
+        let bytes = if self.straight_to_backend(&state, Command::Get) {
+            // No request to build, no chain to walk.
             route.backend.get(key).await?
         } else {
             self.run_on(&state, route, Request::Get { key: key.into() })
@@ -191,6 +187,15 @@ impl Cache {
         })
     }
 
+    /// Whether nothing stands between this cache and its backends for
+    /// `command`: no middleware, the command not disabled, no scope active.
+    /// Any scope (disabling, detect, ...) takes the full path, which knows
+    /// them all.
+    #[inline]
+    fn straight_to_backend(&self, state: &State, command: Command) -> bool {
+        state.chain.is_empty() && !self.disabled().contains(command) && !crate::scope::any_active()
+    }
+
     /// A local read (see [`Backend::get_local`]) decoded by `decode`, with
     /// this route's typed tier when `typed`.
     ///
@@ -203,12 +208,7 @@ impl Cache {
         decode: impl FnOnce(&Serializer, &[u8], &mut Kept<'_>) -> Decoded<T>,
     ) -> Local<T> {
         let state = self.inner.state.load();
-        // Any scope (disabling, detect, ...) takes the full path, which
-        // knows them all.
-        if !state.chain.is_empty()
-            || self.disabled().contains(Command::Get)
-            || crate::scope::any_active()
-        {
+        if !self.straight_to_backend(&state, Command::Get) {
             return Local::Remote;
         }
         let route = match state.route(key) {

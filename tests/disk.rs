@@ -407,24 +407,32 @@ async fn a_get_does_not_wait_behind_a_write_held_by_another_process() {
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
 
         let writer = cache.clone();
+        let started = std::time::Instant::now();
         let set = tokio::spawn(async move { writer.set("k2", &"v2").await });
         // Time for the set to reach the shard's thread and wait there (if it
         // has not, the get below could not tell the two designs apart, but
         // it could not fail either).
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let got = cache.get::<String>("k").await;
+        let answered = started.elapsed();
         let set_pending = !set.is_finished();
         other.execute_batch("COMMIT").unwrap();
         let set = set.await.unwrap();
+        assert_eq!(got.unwrap().as_deref(), Some("v"));
         if inline {
-            assert_eq!(got.unwrap().as_deref(), Some("v"));
-            assert!(set_pending, "the get answered while the set still waited");
+            // The set can end only after the COMMIT above (or its 1 s
+            // timeout, which the get did not wait for).
+            assert!(set_pending, "the get waited for the set: {answered:?}");
             set.unwrap();
         } else {
-            // Behind the set, which gave up after the timeout.
-            assert!(!set_pending);
+            // Behind the set on the thread, which gave up after its 1 s
+            // timeout (the set's own task may not have run yet to see it,
+            // so the time tells, a bound no load can break).
+            assert!(
+                answered >= std::time::Duration::from_millis(950),
+                "{answered:?}"
+            );
             assert!(set.is_err(), "{set:?}");
-            assert_eq!(got.unwrap().as_deref(), Some("v"));
         }
     }
 }
@@ -447,9 +455,9 @@ async fn the_write_ahead_log_is_checkpointed_under_writes_run_on_the_caller() {
         .unwrap_or(0);
     println!("write-ahead log after 6000 sets: {wal} bytes");
     // About four 4 KiB pages a commit: unchecked, 6000 commits leave
-    // ~100 MB; checkpointed every 200 (commits go on while the thread
-    // checkpoints, and the log restarts at the next write after one),
-    // under 10 MB.
-    assert!(wal < 16 << 20, "{wal} bytes");
+    // ~100 MB; checkpointed every 200 commits, and never more than 400
+    // apart however late the thread runs (the log restarts at the next
+    // write after one), about 7 MB at most.
+    assert!(wal < 12 << 20, "{wal} bytes");
     assert_eq!(cache.get::<u32>("key:5999").await.unwrap(), Some(5999));
 }

@@ -439,6 +439,14 @@ impl Db {
         self.commits >= CHECKPOINT_EVERY
     }
 
+    /// Whether a checkpoint is overdue: the shard's thread, woken when one
+    /// fell due, has not run it yet (a busy machine). Commands then go to
+    /// the thread, which checkpoints after them, so the log's growth is
+    /// bounded however late the thread runs.
+    pub(crate) fn checkpoint_overdue(&self) -> bool {
+        self.commits >= 2 * CHECKPOINT_EVERY
+    }
+
     /// Copies the write-ahead log into the database file (`PASSIVE`: it
     /// waits for no reader or writer), on the shard's thread: sqlite's
     /// automatic checkpoint would run it, fsync included, inside whichever

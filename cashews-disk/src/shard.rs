@@ -76,8 +76,9 @@ impl Shard {
     }
 
     /// Runs `command` on this thread with the shard's connection, if the
-    /// shard's thread is not using it and no other process holds the write
-    /// lock (it never waits for either); `None` otherwise, with nothing
+    /// shard's thread is not using it, no other process holds the write
+    /// lock (it never waits for either) and no checkpoint is overdue
+    /// ([`Db::checkpoint_overdue`]); `None` otherwise, with nothing
     /// changed. Runs what the thread would run, in one transaction, so
     /// commands keep their atomicity; the order among concurrent commands
     /// of this process is, as on the thread, the order they took the lock.
@@ -87,6 +88,9 @@ impl Shard {
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return None,
         };
+        if db.checkpoint_overdue() {
+            return None;
+        }
         // As on the thread, a panic in a command is its caller's error.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.here(command)))
             .unwrap_or_else(|_| {
@@ -163,5 +167,47 @@ fn run(db: &Mutex<Db>, queue: &mpsc::Receiver<Job>, interval: Option<Duration>, 
                 next_purge = Some(Instant::now() + interval);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cashews_backend::SetOptions;
+
+    /// The shard's thread never runs (a machine too busy to schedule it):
+    /// commands stop running on the caller once a checkpoint is overdue,
+    /// so the write-ahead log does not grow without bound.
+    #[test]
+    fn commands_wait_for_the_thread_once_a_checkpoint_is_overdue() {
+        let dir = std::env::temp_dir().join(format!("cashews-shard-lag-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        crate::files::prepare_directory(&dir).unwrap();
+        let config = DiskConfig::new(&dir);
+        let path = dir.join("shard-000.db");
+        let db = Db::open(0, &path, &config, Clock::system()).unwrap();
+        let (jobs, _queue) = mpsc::channel::<Job>();
+        let shard = Shard {
+            jobs,
+            db: Arc::new(Mutex::new(db)),
+            path,
+            readers: Mutex::new(Vec::new()),
+        };
+        let run_here = (0..1000)
+            .take_while(|i| {
+                shard
+                    .here(|db| db.set(&format!("key:{i}"), b"v", SetOptions::default()))
+                    .is_some()
+            })
+            .count();
+        assert!(lock(&shard.db).checkpoint_overdue());
+        assert!(run_here < 1000, "{run_here} commands ran on the caller");
+        // Once the thread checkpoints, commands run on the caller again.
+        lock(&shard.db).checkpoint().unwrap();
+        assert!(shard
+            .here(|db| db.set("after", b"v", SetOptions::default()))
+            .is_some());
+        drop(shard);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -60,6 +60,9 @@ pub use cashews_core::middleware;
 
 /// Codecs and signing of stored values (chosen per backend by URL).
 pub mod codec {
+    #[cfg(feature = "python")]
+    #[doc(inline)]
+    pub use cashews_core::codec::Pickler;
     #[doc(inline)]
     pub use cashews_core::codec::{
         CodecKind, Compression, Decoded, Digest, Miss, Serializer, DEFAULT_COMPRESS_MIN,

@@ -2,8 +2,9 @@
 //! formatters, and the task-local [`key_context`](crate::scope::key_context).
 //!
 //! One rule for every backend and every call path:
-//! - integers, floats, `char` and strings render as themselves; `bool` as
-//!   `true` / `false`;
+//! - integers, `char` and strings render as themselves; `bool` as
+//!   `true` / `false`; floats as Python's `str()` writes them (`1.0`,
+//!   `0.1`, `1e+16`), so keys match Python cashews';
 //! - `None` renders as nothing (the empty string), `Some(x)` as `x` — but
 //!   `%x` when `x` renders empty or begins with `%`, so `Some("")` is not `None`;
 //! - sequences (`Vec`, slices, arrays, sets kept sorted) join their items with
@@ -49,7 +50,73 @@ macro_rules! display_key_parts {
         }
     )*};
 }
-display_key_parts!(i128, u128, f32, f64, char);
+display_key_parts!(i128, u128, char);
+
+/// Floats render as Python's `str(float)` does (so keys are those Python
+/// cashews renders): the shortest digits that read back the same, fixed
+/// notation from 1e-4 up to 1e16 with at least one decimal (`1.0`, `0.001`),
+/// scientific notation outside it (`1e+16`, `1.5e-05`), `inf`, `-inf`, `nan`.
+macro_rules! float_key_parts {
+    ($($t:ty),*) => {$(
+        impl KeyPart for $t {
+            fn write_key(&self, out: &mut String) {
+                let value = *self;
+                if value.is_nan() {
+                    out.push_str("nan");
+                } else if value.is_infinite() {
+                    out.push_str(if value < 0.0 { "-inf" } else { "inf" });
+                } else {
+                    // `{:e}`: the shortest round-trip digits, `d.ddde-x`.
+                    write_python_float(out, &format!("{value:e}"));
+                }
+            }
+        }
+    )*};
+}
+float_key_parts!(f32, f64);
+
+/// Lays out Rust's `{:e}` form of a finite float (`-1.25e-7`) as Python's
+/// `repr` does.
+fn write_python_float(out: &mut String, scientific: &str) {
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    out.push_str(sign);
+    if (-4..16).contains(&exponent) {
+        if exponent < 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', (-exponent - 1) as usize));
+            out.push_str(&digits);
+        } else {
+            let point = exponent as usize + 1;
+            if digits.len() <= point {
+                out.push_str(&digits);
+                out.extend(std::iter::repeat_n('0', point - digits.len()));
+                out.push_str(".0");
+            } else {
+                out.push_str(&digits[..point]);
+                out.push('.');
+                out.push_str(&digits[point..]);
+            }
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let _ = write!(
+            out,
+            "e{}{:02}",
+            if exponent < 0 { '-' } else { '+' },
+            exponent.abs()
+        );
+    }
+}
 
 impl KeyPart for bool {
     #[inline]
@@ -576,6 +643,42 @@ mod tests {
 
     fn arg<T: ?Sized>(value: &T) -> KeyArg<'_, T> {
         KeyArg(value)
+    }
+
+    #[test]
+    fn floats_render_as_python_writes_them() {
+        // Python's repr() of the same floats.
+        let python = "1.0 | 0.1 | -0.0 | 0.0 | 1e+16 | 1.5e+16 | 1e-05 | 1.5e-07 | 0.0001 | \
+                      123456789012345.6 | 1234567890123456.8 | 2.5 | -3.25 | 1e+22 | 5e-324 | \
+                      1.7976931348623157e+308 | 100.0 | 0.001";
+        let values = [
+            1.0,
+            0.1,
+            -0.0,
+            0.0,
+            1e16,
+            1.5e16,
+            1e-5,
+            1.5e-7,
+            0.0001,
+            123456789012345.6,
+            1234567890123456.8,
+            2.5,
+            -3.25,
+            1e22,
+            5e-324,
+            f64::MAX,
+            100.0,
+            0.001,
+        ];
+        let rendered: Vec<String> = values.iter().map(render).collect();
+        assert_eq!(
+            rendered.join(" | "),
+            python.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        assert_eq!(render(&f64::NAN), "nan");
+        assert_eq!(render(&f64::NEG_INFINITY), "-inf");
+        assert_eq!(render(&0.1f32), "0.1");
     }
 
     #[test]

@@ -448,7 +448,11 @@ impl Backend for RedisBackend {
         max: u64,
         expire: Option<Duration>,
     ) -> Result<u64> {
-        // A unique member per call, so calls at the same millisecond all count.
+        // Scores are unix seconds (to the millisecond), as Python cashews
+        // writes them, so a window is shared with it; a unique member per
+        // call, so calls at the same millisecond all count.
+        let seconds = |ms: u64| format!("{}.{:03}", ms / 1000, ms % 1000);
+        let (start, end) = (seconds(start), seconds(end));
         let member = format!("{end}:{}", unique());
         self.shared
             .guarded(

@@ -49,8 +49,9 @@ return 0
     )
 });
 
-/// `slice_incr`: a sliding window on a sorted set of unique members; the
-/// window is `[start, end]`, older members are dropped.
+/// `slice_incr`: a sliding window on a sorted set of unique members scored
+/// by unix seconds (Python cashews' layout); the window is `[start, end]`,
+/// older members are dropped.
 pub static SLICE_INCR: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"

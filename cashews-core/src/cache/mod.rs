@@ -285,13 +285,16 @@ impl Cache {
                 ))
             })?;
         let mut params = parsed.params();
-        let codec = params
+        let mut codec = params
             .take_with(
                 "codec",
                 &format!("one of {}", CodecKind::names().join(", ")),
                 CodecKind::from_name,
             )?
             .unwrap_or_default();
+        if let Some(pickle_type) = params.take("pickle_type") {
+            codec = python_pickler(&parsed.display, codec, pickle_type)?;
+        }
         let digest = params.take_with(
             "digestmod",
             &format!("one of {}", Digest::NAMES.join(", ")),
@@ -347,6 +350,7 @@ impl Cache {
             }
             (None, None) => {}
         }
+        check_python_form(&parsed.display, &serializer, digest)?;
         let ctx = DriverContext::new(self.inner.clock.clone());
         let backend = (driver.connect)(&parsed, &mut params, &ctx)?;
         params.finish()?;
@@ -611,4 +615,51 @@ fn parse_size(text: &str) -> Option<usize> {
         _ => return None,
     };
     number.checked_mul(scale)
+}
+
+/// `pickle_type=` (cashews' name): how `codec=cashews` pickles.
+fn python_pickler(url: &str, codec: CodecKind, pickle_type: &str) -> Result<CodecKind> {
+    #[cfg(feature = "python")]
+    if let CodecKind::Cashews(_) = codec {
+        return match crate::codec::Pickler::from_name(pickle_type) {
+            Some(Ok(pickler)) => Ok(CodecKind::Cashews(pickler)),
+            Some(Err(feature)) => Err(Error::config(format!(
+                "setup url {url:?}: pickle_type={pickle_type} needs the cargo feature `{feature}`"
+            ))),
+            None => Err(Error::config(format!(
+                "setup url {url:?}: pickle_type={pickle_type:?} is not one of {}",
+                crate::codec::Pickler::NAMES.join(", ")
+            ))),
+        };
+    }
+    let _ = (codec, pickle_type);
+    Err(Error::config(format!(
+        "setup url {url:?}: pickle_type is given without codec=cashews"
+    )))
+}
+
+/// `codec=cashews` writes what Python cashews reads: its digests and
+/// compressions only, and the digest named (cashews' default, md5, is not
+/// this library's, and a mismatch would make every value a silent miss).
+fn check_python_form(url: &str, serializer: &Serializer, digest: Option<Digest>) -> Result<()> {
+    #[cfg(feature = "python")]
+    if let CodecKind::Cashews(_) = serializer.codec() {
+        if serializer.is_signed() && digest.is_none() {
+            return Err(Error::config(format!(
+                "setup url {url:?}: codec=cashews with a secret needs digestmod= set to the Python side's (cashews' default is md5)"
+            )));
+        }
+        if digest == Some(Digest::Sha512) {
+            return Err(Error::config(format!(
+                "setup url {url:?}: cashews signs with md5, sha1 or sha256, not sha512"
+            )));
+        }
+        if let Some((Compression::Zstd, _)) = serializer.compression() {
+            return Err(Error::config(format!(
+                "setup url {url:?}: cashews compresses with gzip or zlib, not zstd"
+            )));
+        }
+    }
+    let _ = (url, serializer, digest);
+    Ok(())
 }

@@ -96,6 +96,16 @@ impl Serializer {
 
     /// Encodes `value` to be stored under `key` (the key is part of the signature).
     pub fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Bytes> {
+        #[cfg(feature = "python")]
+        if let CodecKind::Cashews(pickler) = self.codec {
+            return super::python::encode(
+                pickler,
+                self.signer.as_ref(),
+                self.compression,
+                key,
+                value,
+            );
+        }
         let mac_len = self.signer.as_ref().map_or(0, |s| s.digest.mac_len());
         let mut out = Vec::with_capacity(64);
         let flags = if self.signer.is_some() {
@@ -141,6 +151,10 @@ impl Serializer {
 
     /// Decodes bytes stored under `key` as a `T`.
     pub fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Decoded<T> {
+        #[cfg(feature = "python")]
+        if let CodecKind::Cashews(pickler) = self.codec {
+            return super::python::decode(pickler, self.signer.as_ref(), key, bytes);
+        }
         if bytes.len() < HEADER_LEN || bytes[0] != MAGIC {
             return self.decode_counter(bytes);
         }

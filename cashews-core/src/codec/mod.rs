@@ -17,10 +17,14 @@
 
 mod compress;
 mod envelope;
+#[cfg(feature = "python")]
+mod python;
 mod sign;
 
 pub use compress::{Compression, DEFAULT_COMPRESS_MIN};
 pub use envelope::{parse_counter, Decoded, Miss, Serializer};
+#[cfg(feature = "python")]
+pub use python::Pickler;
 pub use sign::Digest;
 
 use serde::de::DeserializeOwned;
@@ -129,7 +133,7 @@ impl Codec for Json {
     }
 }
 
-/// The codec chosen at setup (`codec=bincode|postcard|json`).
+/// The codec chosen at setup (`codec=bincode|postcard|json|cashews`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CodecKind {
@@ -141,6 +145,11 @@ pub enum CodecKind {
     /// [`Json`] (feature `json`).
     #[cfg(feature = "json")]
     Json,
+    /// Python cashews' own stored form, without this library's envelope
+    /// (feature `python`): entries are shared with Python cashews services.
+    /// See the README's "Sharing a cache with Python cashews".
+    #[cfg(feature = "python")]
+    Cashews(Pickler),
 }
 
 /// bincode when compiled in, else postcard.
@@ -162,6 +171,8 @@ impl CodecKind {
             Postcard::NAME,
             #[cfg(feature = "json")]
             Json::NAME,
+            #[cfg(feature = "python")]
+            "cashews",
         ]
     }
 
@@ -173,10 +184,14 @@ impl CodecKind {
             "postcard" => Some(CodecKind::Postcard),
             #[cfg(feature = "json")]
             "json" => Some(CodecKind::Json),
+            #[cfg(feature = "python")]
+            "cashews" => Some(CodecKind::Cashews(Pickler::Pickle)),
             _ => None,
         }
     }
 
+    /// The id written in the envelope (none for [`CodecKind::Cashews`],
+    /// which writes no envelope).
     pub(crate) fn id(self) -> u8 {
         match self {
             #[cfg(feature = "bincode")]
@@ -184,6 +199,8 @@ impl CodecKind {
             CodecKind::Postcard => Postcard::ID,
             #[cfg(feature = "json")]
             CodecKind::Json => Json::ID,
+            #[cfg(feature = "python")]
+            CodecKind::Cashews(_) => 0,
         }
     }
 
@@ -198,6 +215,8 @@ impl CodecKind {
             CodecKind::Postcard => Postcard::encode(value, out),
             #[cfg(feature = "json")]
             CodecKind::Json => Json::encode(value, out),
+            #[cfg(feature = "python")]
+            CodecKind::Cashews(_) => Err("the cashews form has no envelope".into()),
         }
     }
 

@@ -33,6 +33,16 @@ impl Digest {
         })
     }
 
+    /// The name cashews writes before a signature (`md5:…_`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Digest::Sha256 => "sha256",
+            Digest::Sha512 => "sha512",
+            Digest::Sha1 => "sha1",
+            Digest::Md5 => "md5",
+        }
+    }
+
     pub(crate) fn id(self) -> u8 {
         match self {
             Digest::Sha256 => 1,
@@ -115,6 +125,45 @@ impl Signer {
         with_mac!(self.digest, &self.secret, |mac| {
             feed(&mut mac, key, header, payload);
             mac.verify_slice(tag).is_ok()
+        })
+    }
+}
+
+#[cfg(feature = "python")]
+impl Signer {
+    /// Python cashews' signature: the hex HMAC of the key's bytes followed
+    /// by the payload (no length prefix: cashews' own form).
+    pub(crate) fn sign_cashews(&self, key: &str, payload: &[u8]) -> String {
+        with_mac!(self.digest, &self.secret, |mac| {
+            mac.update(key.as_bytes());
+            mac.update(payload);
+            mac.finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        })
+    }
+
+    /// Constant-time check of a hex signature in cashews' form.
+    pub(crate) fn verify_cashews(&self, key: &str, payload: &[u8], hex: &[u8]) -> bool {
+        if hex.len() != 2 * self.digest.mac_len() || !hex.iter().all(u8::is_ascii_hexdigit) {
+            return false;
+        }
+        let Some(tag) = hex
+            .chunks(2)
+            .map(|pair| {
+                let pair = std::str::from_utf8(pair).ok()?;
+                u8::from_str_radix(pair, 16).ok()
+            })
+            .collect::<Option<Vec<u8>>>()
+        else {
+            return false;
+        };
+        with_mac!(self.digest, &self.secret, |mac| {
+            mac.update(key.as_bytes());
+            mac.update(payload);
+            mac.verify_slice(&tag).is_ok()
         })
     }
 }

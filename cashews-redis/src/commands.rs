@@ -448,12 +448,15 @@ impl Backend for RedisBackend {
         max: u64,
         expire: Option<Duration>,
     ) -> Result<u64> {
-        // Scores are unix seconds (to the millisecond), as Python cashews
-        // writes them, so a window is shared with it; a unique member per
-        // call, so calls at the same millisecond all count.
+        // Scores are unix seconds, as Python cashews writes them (to the
+        // microsecond), so a window is shared with it: millisecond `end`
+        // counts scores up to its last microsecond, and the new member is
+        // scored at its first (never later than the call). A unique member
+        // per call, so calls at the same millisecond all count.
         let seconds = |ms: u64| format!("{}.{:03}", ms / 1000, ms % 1000);
-        let (start, end) = (seconds(start), seconds(end));
-        let member = format!("{end}:{}", unique());
+        let (score, start) = (seconds(end), seconds(start));
+        let last = format!("{score}999");
+        let member = format!("{score}:{}", unique());
         self.shared
             .guarded(
                 key,
@@ -462,10 +465,11 @@ impl Backend for RedisBackend {
                         SLICE_INCR
                             .key(key)
                             .arg(start)
-                            .arg(end)
+                            .arg(last)
                             .arg(max.min(i64::MAX as u64))
                             .arg(expire.map_or(0, ms))
                             .arg(member)
+                            .arg(score)
                             .invoke_async::<u64>(&mut c)
                             .await
                     }),

@@ -50,15 +50,16 @@ return 0
 });
 
 /// `slice_incr`: a sliding window on a sorted set of unique members scored
-/// by unix seconds (Python cashews' layout); the window is `[start, end]`,
-/// older members are dropped.
+/// by unix seconds (Python cashews' layout); the window is `[start, end]`
+/// (ARGV 1–2), older members are dropped, a new one (ARGV 5) is scored
+/// ARGV 6.
 pub static SLICE_INCR: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 local count = redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[2])
 if count < tonumber(ARGV[3]) then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[5])
+  redis.call('ZADD', KEYS[1], ARGV[6], ARGV[5])
   count = count + 1
   if tonumber(ARGV[4]) > 0 then
     redis.call('PEXPIRE', KEYS[1], ARGV[4])

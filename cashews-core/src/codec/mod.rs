@@ -19,6 +19,7 @@ mod compress;
 mod envelope;
 #[cfg(feature = "python")]
 mod python;
+pub(crate) mod shape;
 mod sign;
 
 pub use compress::{Compression, DEFAULT_COMPRESS_MIN};

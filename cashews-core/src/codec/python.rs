@@ -19,10 +19,11 @@
 
 use bytes::Bytes;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
-use serde::ser::{self, Impossible, Serialize};
+use serde::Serialize;
 
 use super::compress::{decompress, Compression};
 use super::envelope::{Decoded, Miss};
+use super::shape::{shape, Shape};
 use super::sign::Signer;
 use super::DECODE_LIMIT;
 use crate::error::{BoxError, Error, Result};
@@ -92,10 +93,10 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     key: &str,
     value: &T,
 ) -> Result<Bytes> {
-    let mut payload = match value.serialize(Probe) {
-        Ok(Shape::Int(n)) if n >= 0 => return Ok(Bytes::from(n.to_string())),
-        Ok(Shape::UInt(n)) => return Ok(Bytes::from(n.to_string())),
-        Ok(Shape::Bytes(raw)) => [BYTES_TAG, &raw].concat(),
+    let mut payload = match shape(value, true) {
+        Shape::Int(n) if n >= 0 => return Ok(Bytes::from(n.to_string())),
+        Shape::UInt(n) => return Ok(Bytes::from(n.to_string())),
+        Shape::Bytes(raw) => [BYTES_TAG, &raw].concat(),
         _ => pickler.dumps(value).map_err(|source| Error::Encode {
             key: key.to_owned(),
             source,
@@ -210,151 +211,6 @@ fn compression_of(payload: &[u8]) -> Option<u8> {
     }
 }
 
-// ---- what a value is at its top level -------------------------------------
-
-/// The top-level shape of a value, as far as cashews' layout cares.
-enum Shape {
-    Int(i128),
-    UInt(u128),
-    Bytes(Vec<u8>),
-    Other,
-}
-
-/// A serializer that only tells integers and bytes from everything else
-/// (looking through `Option` and newtypes), and stops at the first level.
-struct Probe;
-
-#[derive(Debug)]
-struct NotScalar;
-
-impl std::fmt::Display for NotScalar {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("not an integer or bytes")
-    }
-}
-
-impl std::error::Error for NotScalar {}
-
-impl ser::Error for NotScalar {
-    fn custom<M: std::fmt::Display>(_: M) -> Self {
-        NotScalar
-    }
-}
-
-macro_rules! probe_ints {
-    ($($method:ident: $t:ty => $variant:ident),* $(,)?) => {$(
-        fn $method(self, v: $t) -> std::result::Result<Shape, NotScalar> {
-            Ok(Shape::$variant(v.into()))
-        }
-    )*};
-}
-
-macro_rules! probe_others {
-    ($($method:ident $(: $t:ty)?),* $(,)?) => {$(
-        fn $method(self $(, _: $t)?) -> std::result::Result<Shape, NotScalar> {
-            Ok(Shape::Other)
-        }
-    )*};
-}
-
-impl ser::Serializer for Probe {
-    type Ok = Shape;
-    type Error = NotScalar;
-    type SerializeSeq = Impossible<Shape, NotScalar>;
-    type SerializeTuple = Impossible<Shape, NotScalar>;
-    type SerializeTupleStruct = Impossible<Shape, NotScalar>;
-    type SerializeTupleVariant = Impossible<Shape, NotScalar>;
-    type SerializeMap = Impossible<Shape, NotScalar>;
-    type SerializeStruct = Impossible<Shape, NotScalar>;
-    type SerializeStructVariant = Impossible<Shape, NotScalar>;
-
-    probe_ints!(
-        serialize_i8: i8 => Int, serialize_i16: i16 => Int, serialize_i32: i32 => Int,
-        serialize_i64: i64 => Int, serialize_i128: i128 => Int,
-        serialize_u8: u8 => UInt, serialize_u16: u16 => UInt, serialize_u32: u32 => UInt,
-        serialize_u64: u64 => UInt, serialize_u128: u128 => UInt,
-    );
-    probe_others!(
-        serialize_bool: bool, serialize_f32: f32, serialize_f64: f64, serialize_char: char,
-        serialize_str: &str, serialize_none, serialize_unit,
-    );
-
-    fn serialize_bytes(self, v: &[u8]) -> std::result::Result<Shape, NotScalar> {
-        Ok(Shape::Bytes(v.to_vec()))
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> std::result::Result<Shape, NotScalar> {
-        v.serialize(self)
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> std::result::Result<Shape, NotScalar> {
-        Ok(Shape::Other)
-    }
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-    ) -> std::result::Result<Shape, NotScalar> {
-        Ok(Shape::Other)
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        v: &T,
-    ) -> std::result::Result<Shape, NotScalar> {
-        v.serialize(self)
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> std::result::Result<Shape, NotScalar> {
-        Ok(Shape::Other)
-    }
-    fn serialize_seq(self, _: Option<usize>) -> std::result::Result<Self::SerializeSeq, NotScalar> {
-        Err(NotScalar)
-    }
-    fn serialize_tuple(self, _: usize) -> std::result::Result<Self::SerializeTuple, NotScalar> {
-        Err(NotScalar)
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> std::result::Result<Self::SerializeTupleStruct, NotScalar> {
-        Err(NotScalar)
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> std::result::Result<Self::SerializeTupleVariant, NotScalar> {
-        Err(NotScalar)
-    }
-    fn serialize_map(self, _: Option<usize>) -> std::result::Result<Self::SerializeMap, NotScalar> {
-        Err(NotScalar)
-    }
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> std::result::Result<Self::SerializeStruct, NotScalar> {
-        Err(NotScalar)
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> std::result::Result<Self::SerializeStructVariant, NotScalar> {
-        Err(NotScalar)
-    }
-}
-
 // ---- an integer or bytes read back into any type ----------------------------
 
 /// A stored integer or bytes value, deserialized into the caller's type
@@ -457,6 +313,22 @@ fn scan(data: &[u8]) -> Option<()> {
         let len = data.get(*at..)?.iter().position(|b| *b == b'\n')?;
         *at += len + 1;
         Some(len)
+    };
+    // The memo index of PUT/GET (text), BINPUT/BINGET (1 byte) and
+    // LONG_BINPUT/LONG_BINGET (4 bytes).
+    let memo_index = |at: &mut usize, op: u8| -> Option<u64> {
+        match op {
+            b'p' | b'g' => {
+                let start = *at;
+                let len = line(at)?;
+                std::str::from_utf8(&data[start..start + len])
+                    .ok()?
+                    .parse()
+                    .ok()
+            }
+            b'q' | b'h' => Some(le(take(at, 1)?)),
+            _ => Some(le(take(at, 4)?)),
+        }
     };
     // Builds a container of the items above the last mark.
     let collect = |stack: &mut Vec<Item>| -> Option<usize> {
@@ -565,17 +437,8 @@ fn scan(data: &[u8]) -> Option<()> {
             // if a scalar; a container is never to be referenced).
             b'p' | b'q' | b'r' | 0x94 => {
                 let index = match op {
-                    b'p' => {
-                        let start = at;
-                        let len = line(&mut at)?;
-                        std::str::from_utf8(&data[start..start + len])
-                            .ok()?
-                            .parse()
-                            .ok()?
-                    }
-                    b'q' => le(take(&mut at, 1)?),
-                    b'r' => le(take(&mut at, 4)?),
-                    _ => memo.len() as u64,
+                    0x94 => memo.len() as u64,
+                    _ => memo_index(&mut at, op)?,
                 };
                 let size = match stack.last()? {
                     Item::Scalar(size) => *size,
@@ -586,18 +449,7 @@ fn scan(data: &[u8]) -> Option<()> {
             }
             // GET, BINGET, LONG_BINGET: a copy of a memoized scalar.
             b'g' | b'h' | b'j' => {
-                let index = match op {
-                    b'g' => {
-                        let start = at;
-                        let len = line(&mut at)?;
-                        std::str::from_utf8(&data[start..start + len])
-                            .ok()?
-                            .parse()
-                            .ok()?
-                    }
-                    b'h' => le(take(&mut at, 1)?),
-                    _ => le(take(&mut at, 4)?),
-                };
+                let index = memo_index(&mut at, op)?;
                 let size = *memo.get(&index)?;
                 copied = copied.checked_add(size).filter(|n| *n <= MEMO_BUDGET)?;
                 Some(Item::Scalar(size))
@@ -706,7 +558,10 @@ mod tests {
     fn serde_bytes_like(raw: &'static [u8]) -> impl Serialize {
         struct Raw(&'static [u8]);
         impl Serialize for Raw {
-            fn serialize<S: ser::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
                 s.serialize_bytes(self.0)
             }
         }

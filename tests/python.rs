@@ -20,13 +20,7 @@ use support::redis::RedisServer;
 
 /// The venv's Python, with cashews installed.
 fn python() -> PathBuf {
-    if let Some(path) = std::env::var_os("CASHEWS_PYTHON") {
-        return path.into();
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("python-venv/bin/python")
+    support::process::installed("CASHEWS_PYTHON", "python-venv/bin/python")
 }
 
 /// A Python cashews service, answering requests over a pipe.

@@ -34,13 +34,7 @@ impl std::ops::DerefMut for MotoServer {
 }
 
 fn program() -> PathBuf {
-    if let Some(path) = std::env::var_os("CASHEWS_MOTO_SERVER") {
-        return path.into();
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("moto-venv/bin/moto_server")
+    super::process::installed("CASHEWS_MOTO_SERVER", "moto-venv/bin/moto_server")
 }
 
 impl MotoServer {

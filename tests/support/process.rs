@@ -94,3 +94,15 @@ impl Drop for ServerProcess {
         self.kill();
     }
 }
+
+/// A program installed under the target dir by `scripts/test` (a venv's),
+/// unless the environment variable `var` names it.
+pub fn installed(var: &str, under_target: &str) -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os(var) {
+        return path.into();
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join(under_target)
+}

@@ -22,8 +22,10 @@ use redis::aio::{
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisFuture, RedisResult, Value,
+    AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisConnectionInfo, RedisFuture,
+    RedisResult, Value,
 };
 use tokio::sync::OnceCell;
 
@@ -49,6 +51,30 @@ pub(crate) enum Connector {
         client: Box<ClusterClient>,
         connection: OnceCell<ClusterConnection>,
     },
+    /// One server found through Redis Sentinel, found again (the sentinels
+    /// asked anew) when its connection breaks — after a failover, the new
+    /// primary.
+    Sentinel {
+        /// Held while a connection is made, so only one is.
+        sentinel: Box<tokio::sync::Mutex<SentinelClient>>,
+        current: ArcSwapOption<Current>,
+        /// `wait_replicas` and the `WAIT` timeout (ms), if set.
+        wait: Option<(u32, u64)>,
+    },
+}
+
+/// `wait_replicas` on one connection: a write is acknowledged once this
+/// many replicas have it. One `WAIT` covers every write answered before it
+/// was sent, so concurrent writers share it (a `WAIT` holds the connection
+/// until it answers).
+pub(crate) struct Waiter {
+    replicas: u32,
+    timeout_ms: u64,
+    /// Writes answered on the connection so far.
+    written: std::sync::atomic::AtomicU64,
+    /// The last `WAIT`: the writes it covered, how many replicas had them,
+    /// and when it answered.
+    last: tokio::sync::Mutex<(u64, u32, std::time::Instant)>,
 }
 
 /// A connection of [`Connector::Tracked`] and whether it broke (its push
@@ -56,6 +82,8 @@ pub(crate) enum Connector {
 pub(crate) struct Current {
     connection: MultiplexedConnection,
     broken: Arc<AtomicBool>,
+    /// `wait_replicas` (Sentinel only).
+    wait: Option<Arc<Waiter>>,
 }
 
 /// A handle on the connection (cheap to clone).
@@ -64,6 +92,9 @@ pub(crate) enum Conn {
     Single(ConnectionManager),
     Tracked(MultiplexedConnection),
     Cluster(ClusterConnection),
+    /// A connection to the primary Sentinel named, the flag that makes the
+    /// next command ask the sentinels again, and `wait_replicas`.
+    Sentinel(MultiplexedConnection, Arc<AtomicBool>, Option<Arc<Waiter>>),
 }
 
 /// A primary of a cluster, or `None` for the one server.
@@ -96,6 +127,31 @@ impl Connector {
             // rustls needs a process-wide crypto provider; install ring's
             // unless the application installed one.
             let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        if let Some(sentinel) = &config.sentinel {
+            let mut node = RedisConnectionInfo::default().set_db(sentinel.db);
+            if let Some(username) = &sentinel.username {
+                node = node.set_username(username);
+            }
+            if let Some(password) = &sentinel.password {
+                node = node.set_password(password);
+            }
+            let client = SentinelClient::build(
+                config.addresses.clone(),
+                sentinel.service.clone(),
+                Some(SentinelNodeConnectionInfo::default().set_redis_connection_info(node)),
+                SentinelServerType::Master,
+            )?;
+            // WAIT answers before the command's deadline, with a count.
+            let wait = (sentinel.wait_replicas > 0).then(|| {
+                let timeout_ms = (config.response_timeout.as_millis() as u64 / 4).max(1);
+                (sentinel.wait_replicas, timeout_ms)
+            });
+            return Ok(Connector::Sentinel {
+                sentinel: Box::new(tokio::sync::Mutex::new(client)),
+                current: ArcSwapOption::empty(),
+                wait,
+            });
         }
         if config.cluster {
             let mut builder = ClusterClientBuilder::new(config.addresses.clone())
@@ -132,6 +188,11 @@ impl Connector {
                 .filter(|c| !c.broken.load(Ordering::Acquire))
                 .map(|c| Conn::Tracked(c.connection.clone())),
             Connector::Cluster { connection, .. } => connection.get().cloned().map(Conn::Cluster),
+            Connector::Sentinel { current, .. } => current
+                .load()
+                .as_deref()
+                .filter(|c| !c.broken.load(Ordering::Acquire))
+                .map(|c| Conn::Sentinel(c.connection.clone(), c.broken.clone(), c.wait.clone())),
         }
     }
 
@@ -168,6 +229,7 @@ impl Connector {
                 current.store(Some(Arc::new(Current {
                     connection: connection.clone(),
                     broken,
+                    wait: None,
                 })));
                 Ok(Conn::Tracked(connection))
             }
@@ -192,6 +254,50 @@ impl Connector {
                     })
                     .await?;
                 Ok(Conn::Single(manager.clone()))
+            }
+            Connector::Sentinel {
+                sentinel,
+                current,
+                wait,
+            } => {
+                let mut sentinel = sentinel.lock().await;
+                if let Some(connection) = self.ready() {
+                    return Ok(connection);
+                }
+                // No primary to be had (one is being elected, or the
+                // sentinels are out of reach): an outage, transient.
+                let client = sentinel
+                    .async_get_client()
+                    .await
+                    .map_err(|e| Error::backend("redis", true, e))?;
+                let options = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(config.connect_timeout))
+                    .set_response_timeout(Some(config.response_timeout));
+                let mut connection = client
+                    .get_multiplexed_async_connection_with_config(&options)
+                    .await
+                    .map_err(backend_error)?;
+                // Naming the connection is best effort.
+                let _ = redis::cmd("CLIENT")
+                    .arg("SETNAME")
+                    .arg(&config.client_name)
+                    .query_async::<()>(&mut connection)
+                    .await;
+                let broken = Arc::new(AtomicBool::new(false));
+                let wait = wait.map(|(replicas, timeout_ms)| {
+                    Arc::new(Waiter {
+                        replicas,
+                        timeout_ms,
+                        written: Default::default(),
+                        last: tokio::sync::Mutex::new((0, replicas, std::time::Instant::now())),
+                    })
+                });
+                current.store(Some(Arc::new(Current {
+                    connection: connection.clone(),
+                    broken: broken.clone(),
+                    wait: wait.clone(),
+                })));
+                Ok(Conn::Sentinel(connection, broken, wait))
             }
             Connector::Cluster { client, connection } => {
                 let cluster = connection
@@ -303,12 +409,142 @@ fn malformed() -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Client, "unexpected CLUSTER SLOTS reply"))
 }
 
+/// Marks a Sentinel connection broken unless disarmed: a command that
+/// failed for the connection's sake (the server gone, a timeout, a primary
+/// demoted to replica), or one abandoned after waiting half its timeout (a
+/// hung server, left by the caller's deadline).
+struct Watch {
+    broken: Arc<AtomicBool>,
+    started: std::time::Instant,
+    armed: bool,
+}
+
+impl Watch {
+    fn new(broken: &Arc<AtomicBool>) -> Watch {
+        Watch {
+            broken: broken.clone(),
+            started: std::time::Instant::now(),
+            armed: true,
+        }
+    }
+
+    fn finish<T>(mut self, result: RedisResult<T>) -> RedisResult<T> {
+        if let Err(error) = &result {
+            if error.is_io_error()
+                || error.is_connection_dropped()
+                || error.is_connection_refusal()
+                || error.is_timeout()
+                || error.is_unrecoverable_error()
+                || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+            {
+                self.broken.store(true, Ordering::Release);
+            }
+        }
+        self.armed = false;
+        result
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if self.armed && self.started.elapsed() >= SLOW_ABANDONED {
+            self.broken.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl Waiter {
+    /// Waits until `replicas` replicas have the write just answered on `c`
+    /// (and every one before it); an error if fewer have it in time (the
+    /// write is on the primary, but a failover could lose it).
+    async fn replicated(
+        &self,
+        c: &mut MultiplexedConnection,
+        broken: &Arc<AtomicBool>,
+    ) -> RedisResult<()> {
+        let mine = self.written.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut last = self.last.lock().await;
+        // Replicas missing a moment ago: refused at once rather than each
+        // write holding the connection for another WAIT.
+        let missing =
+            last.1 < self.replicas && last.2.elapsed() < Duration::from_millis(4 * self.timeout_ms);
+        if last.0 < mine && !missing {
+            let covered = self.written.load(Ordering::Acquire);
+            let watch = Watch::new(broken);
+            let acknowledged: u32 = watch.finish(
+                redis::cmd("WAIT")
+                    .arg(self.replicas)
+                    .arg(self.timeout_ms)
+                    .query_async(c)
+                    .await,
+            )?;
+            *last = (covered, acknowledged, std::time::Instant::now());
+        }
+        let acknowledged = last.1;
+        if acknowledged >= self.replicas {
+            return Ok(());
+        }
+        // Not an outage of the primary (reads go on): not transient.
+        Err(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "not acknowledged",
+            format!(
+                "written on the primary, but only {acknowledged} of the {} replicas wait_replicas asks for acknowledged the writes (WAIT, {} ms)",
+                self.replicas, self.timeout_ms
+            ),
+        )))
+    }
+}
+
+/// Whether a command may write (anything not known to only read), so a
+/// `wait_replicas` connection waits for its replicas after it.
+fn writes(cmd: &Cmd) -> bool {
+    const READS: &[&[u8]] = &[
+        b"GET",
+        b"MGET",
+        b"EXISTS",
+        b"PTTL",
+        b"TTL",
+        b"SCAN",
+        b"SMEMBERS",
+        b"SCARD",
+        b"SISMEMBER",
+        b"DBSIZE",
+        b"MEMORY",
+        b"PING",
+        b"TYPE",
+        b"STRLEN",
+        b"ZCOUNT",
+        b"CLIENT",
+        b"INFO",
+        b"ROLE",
+    ];
+    match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(name)) => !READS.iter().any(|r| name.eq_ignore_ascii_case(r)),
+        _ => true,
+    }
+}
+
+/// A command abandoned after this long marks its Sentinel connection broken.
+const SLOW_ABANDONED: Duration = Duration::from_millis(250);
+
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Tracked(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c, broken, wait) => {
+                let wait = wait.clone().filter(|_| writes(cmd));
+                let watch = Watch::new(broken);
+                Box::pin(async move {
+                    let reply = watch.finish(c.req_packed_command(cmd).await)?;
+                    if let Some(wait) = wait {
+                        wait.replicated(c, broken).await?;
+                    }
+                    Ok(reply)
+                })
+            }
         }
     }
 
@@ -322,6 +558,18 @@ impl ConnectionLike for Conn {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Tracked(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Sentinel(c, broken, wait) => {
+                let wait = wait.clone().filter(|_| pipeline.cmd_iter().any(writes));
+                let watch = Watch::new(broken);
+                Box::pin(async move {
+                    let replies =
+                        watch.finish(c.req_packed_commands(pipeline, offset, count).await)?;
+                    if let Some(wait) = wait {
+                        wait.replicated(c, broken).await?;
+                    }
+                    Ok(replies)
+                })
+            }
         }
     }
 
@@ -330,6 +578,7 @@ impl ConnectionLike for Conn {
             Conn::Single(c) => c.get_db(),
             Conn::Tracked(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+            Conn::Sentinel(c, _, _) => c.get_db(),
         }
     }
 }

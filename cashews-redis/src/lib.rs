@@ -109,9 +109,9 @@ use tracking::Tracking;
 pub const DRIVER: Driver = Driver {
     name: "redis",
     #[cfg(feature = "tls")]
-    schemes: &["redis", "rediss", "redis+unix", "unix"],
+    schemes: &["redis", "rediss", "redis+unix", "unix", "redis+sentinel"],
     #[cfg(not(feature = "tls"))]
-    schemes: &["redis", "redis+unix", "unix"],
+    schemes: &["redis", "redis+unix", "unix", "redis+sentinel"],
     connect,
 };
 
@@ -153,6 +153,27 @@ pub struct RedisConfig {
     /// Concurrent `get`s queued while the connection is busy leave as one
     /// `MGET` (`batch`, on by default).
     pub batch: bool,
+    /// The primary is found through Redis Sentinel (`redis+sentinel://`);
+    /// `addresses` are then the sentinels'.
+    pub sentinel: Option<SentinelConfig>,
+}
+
+/// Where Redis Sentinel is asked for the primary (`redis+sentinel://`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SentinelConfig {
+    /// The name the sentinels monitor the primary by.
+    pub service: String,
+    /// The database on the primary.
+    pub db: i64,
+    /// Credentials of the primary (the url's `user:pass@`; those of the
+    /// sentinels are `sentinel_username` / `sentinel_password`).
+    pub username: Option<String>,
+    /// See `username`.
+    pub password: Option<String>,
+    /// Writes are acknowledged once this many replicas have them (`WAIT`;
+    /// `wait_replicas`, 0: as soon as the primary has them).
+    pub wait_replicas: u32,
 }
 
 /// Settings of client-side caching (`client_side=true`).
@@ -258,6 +279,9 @@ impl RedisConfig {
     /// Reads the parameters of a `redis://` URL.
     pub fn from_url(url: &SetupUrl, params: &mut Params<'_>) -> Result<RedisConfig> {
         let invalid = |message: String| url.invalid(message);
+        if url.scheme == "redis+sentinel" {
+            return RedisConfig::from_sentinel_url(url, params);
+        }
         let unix = matches!(url.scheme.as_str(), "redis+unix" | "unix");
         let cluster = params.bool("cluster")?.unwrap_or(false);
         let hosts: Vec<&str> = if unix {
@@ -385,6 +409,87 @@ impl RedisConfig {
             connect_timeout: network.connect_timeout,
             response_timeout: network.response_timeout,
             client_name: params.take("client_name").unwrap_or("cashews").to_owned(),
+            sentinel: None,
+        })
+    }
+
+    /// `redis+sentinel://[user:pass@]host:port[,host:port]/service[/db]`.
+    fn from_sentinel_url(url: &SetupUrl, params: &mut Params<'_>) -> Result<RedisConfig> {
+        let invalid = |message: String| url.invalid(message);
+        let hosts: Vec<&str> = if url.hosts.is_empty() {
+            vec!["127.0.0.1:26379"]
+        } else {
+            url.hosts.split(',').map(str::trim).collect()
+        };
+        if hosts.iter().any(|h| h.is_empty()) {
+            return Err(invalid("an empty host in the sentinel list".into()));
+        }
+        let (service, db) = url.path.split_once('/').unwrap_or((&url.path, "0"));
+        if service.is_empty() {
+            return Err(invalid(
+                "the path names the monitored service: redis+sentinel://host:26379/mymaster[/db]"
+                    .into(),
+            ));
+        }
+        let Ok(db) = db.parse::<u16>() else {
+            return Err(invalid(format!(
+                "the database must be a number, got {db:?}"
+            )));
+        };
+        for refused in ["cluster", "client_side", "db"] {
+            if params.take(refused).is_some() {
+                return Err(invalid(format!("{refused} is not supported with sentinel")));
+            }
+        }
+        let sentinel_auth = match (
+            params.take("sentinel_username"),
+            params.take("sentinel_password"),
+        ) {
+            (None, None) => String::new(),
+            (user, pass) => format!(
+                "{}:{}@",
+                encode(user.unwrap_or_default()),
+                encode(pass.unwrap_or_default())
+            ),
+        };
+        let (username, password) = match url.userinfo.as_deref() {
+            None => (None, None),
+            Some(info) => {
+                let (user, pass) = info.split_once(':').unwrap_or(("", info));
+                (
+                    (!user.is_empty()).then(|| user.to_owned()),
+                    Some(pass.to_owned()),
+                )
+            }
+        };
+        let batch = params.bool("batch")?.unwrap_or(true);
+        let wait_replicas = params
+            .take_with("wait_replicas", "a number of replicas", |s| {
+                s.trim().parse().ok()
+            })?
+            .unwrap_or(0);
+        let network = NetworkParams::take(params)?;
+        Ok(RedisConfig {
+            ca_certs: None,
+            client_cert: None,
+            addresses: hosts
+                .iter()
+                .map(|host| format!("redis://{sentinel_auth}{host}"))
+                .collect(),
+            cluster: false,
+            client_side: None,
+            batch,
+            suppress: network.suppress,
+            connect_timeout: network.connect_timeout,
+            response_timeout: network.response_timeout,
+            client_name: params.take("client_name").unwrap_or("cashews").to_owned(),
+            sentinel: Some(SentinelConfig {
+                service: service.to_owned(),
+                db: i64::from(db),
+                username,
+                password,
+                wait_replicas,
+            }),
         })
     }
 }

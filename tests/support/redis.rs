@@ -341,3 +341,124 @@ fn cluster_port() -> u16 {
         }
     }
 }
+
+/// A primary, its replica and three sentinels monitoring them as
+/// `mymaster` (quorum 2, a primary is down after 1 s without answers), on
+/// free loopback ports; everything goes when dropped.
+pub struct SentinelGroup {
+    pub primary: RedisServer,
+    pub replica: RedisServer,
+    pub sentinels: Vec<RedisServer>,
+    dir: std::path::PathBuf,
+}
+
+impl SentinelGroup {
+    pub fn start() -> SentinelGroup {
+        let primary = RedisServer::start();
+        let replica_port = free_port();
+        let primary_port = primary.port.to_string();
+        let replica = RedisServer::spawn(
+            replica_port,
+            &[
+                "--port",
+                &replica_port.to_string(),
+                "--replicaof",
+                "127.0.0.1",
+                &primary_port,
+            ],
+        )
+        .ready();
+        let dir = std::env::temp_dir().join(format!(
+            "cashews-sentinel-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sentinels = (0..3)
+            .map(|n| {
+                let port = free_port();
+                let conf = dir.join(format!("sentinel-{n}.conf"));
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "port {port}\nbind 127.0.0.1\ndir {}\n\
+                         sentinel monitor mymaster 127.0.0.1 {primary_port} 2\n\
+                         sentinel down-after-milliseconds mymaster 1000\n\
+                         sentinel failover-timeout mymaster 4000\n\
+                         sentinel parallel-syncs mymaster 1\n",
+                        dir.display()
+                    ),
+                )
+                .unwrap();
+                let child = Command::new("redis-server")
+                    .arg(&conf)
+                    .arg("--sentinel")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("redis-server is installed (scripts/test installs it)");
+                RedisServer {
+                    port,
+                    process: ServerProcess::new("redis-sentinel", child),
+                }
+                .ready()
+            })
+            .collect();
+        let group = SentinelGroup {
+            primary,
+            replica,
+            sentinels,
+            dir,
+        };
+        group.wait_until_ready();
+        group
+    }
+
+    /// Waits until the replica is in sync and every sentinel knows the
+    /// replica and the two other sentinels (a failover needs them).
+    fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let synced = self
+                .primary
+                .cli(&["INFO", "replication"])
+                .contains("connected_slaves:1");
+            let known = self.sentinels.iter().all(|s| {
+                let replicas = s.cli(&["SENTINEL", "REPLICAS", "mymaster"]);
+                let others = s.cli(&["SENTINEL", "SENTINELS", "mymaster"]);
+                replicas.contains(&self.replica.port.to_string())
+                    && others.matches("127.0.0.1").count() >= 2
+            });
+            if synced && known {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sentinel group did not form in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `redis+sentinel://` naming the three sentinels.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        format!("redis+sentinel://{}/mymaster", hosts.join(","))
+    }
+
+    /// The port of the primary the sentinels name now.
+    pub fn primary_port(&self) -> Option<u16> {
+        let reply = self.sentinels[0].cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"]);
+        reply.lines().nth(1)?.trim().parse().ok()
+    }
+}
+
+impl Drop for SentinelGroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

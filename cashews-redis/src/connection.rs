@@ -216,16 +216,7 @@ impl Connector {
                     .set_connection_timeout(Some(config.connect_timeout))
                     .set_response_timeout(Some(config.response_timeout))
                     .set_push_sender(tracking.push_sender(Some(broken.clone())));
-                let mut connection = client
-                    .get_multiplexed_async_connection_with_config(&options)
-                    .await
-                    .map_err(backend_error)?;
-                // Naming the connection is best effort.
-                let _ = redis::cmd("CLIENT")
-                    .arg("SETNAME")
-                    .arg(&config.client_name)
-                    .query_async::<()>(&mut connection)
-                    .await;
+                let connection = open_named(client, &options, config).await?;
                 current.store(Some(Arc::new(Current {
                     connection: connection.clone(),
                     broken,
@@ -273,16 +264,7 @@ impl Connector {
                 let options = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(config.connect_timeout))
                     .set_response_timeout(Some(config.response_timeout));
-                let mut connection = client
-                    .get_multiplexed_async_connection_with_config(&options)
-                    .await
-                    .map_err(backend_error)?;
-                // Naming the connection is best effort.
-                let _ = redis::cmd("CLIENT")
-                    .arg("SETNAME")
-                    .arg(&config.client_name)
-                    .query_async::<()>(&mut connection)
-                    .await;
+                let connection = open_named(&client, &options, config).await?;
                 let broken = Arc::new(AtomicBool::new(false));
                 let wait = wait.map(|(replicas, timeout_ms)| {
                     Arc::new(Waiter {
@@ -407,6 +389,25 @@ fn as_array(value: Value) -> RedisResult<Vec<Value>> {
 
 fn malformed() -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Client, "unexpected CLUSTER SLOTS reply"))
+}
+
+/// A multiplexed connection to `client`'s server, named `client_name`.
+async fn open_named(
+    client: &redis::Client,
+    options: &AsyncConnectionConfig,
+    config: &RedisConfig,
+) -> Result<MultiplexedConnection> {
+    let mut connection = client
+        .get_multiplexed_async_connection_with_config(options)
+        .await
+        .map_err(backend_error)?;
+    // Naming the connection is best effort.
+    let _ = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(&config.client_name)
+        .query_async::<()>(&mut connection)
+        .await;
+    Ok(connection)
 }
 
 /// Marks a Sentinel connection broken unless disarmed: a command that

@@ -21,6 +21,8 @@
 //! | `client_side_prefix` | `""` (every key) | only keys starting with it are kept in process |
 //! | `local_size` | `10000` | the most values kept in process |
 //! | `local_max_ttl` | `10m` | the longest a value is kept in process |
+//! | `sentinel_username`, `sentinel_password` | none | `redis+sentinel://`: the sentinels' credentials |
+//! | `wait_replicas` | `0` | `redis+sentinel://`: a write is acknowledged once this many replicas have it (`WAIT`) |
 //!
 //! The TLS files are read at setup, so a missing file is a configuration
 //! error there, not at the first command.
@@ -28,6 +30,14 @@
 //! The connection is made on first use and re-made after a failure
 //! (redis-rs' connection manager), so a restarted server is used again
 //! without re-creating the cache.
+//!
+//! # Sentinel
+//!
+//! `redis+sentinel://[user:pass@]host:port[,host:port]/service[/db]` asks
+//! the sentinels for the primary of `service`, and asks again when the
+//! connection to it breaks (an I/O error, a timeout, `READONLY`, or a
+//! command abandoned after a quarter second), so a failover is followed
+//! without re-creating the backend.
 //!
 //! # Cluster
 //!

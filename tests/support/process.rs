@@ -27,6 +27,16 @@ impl ServerProcess {
         ServerProcess { name, child }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has exited (e.g. it could not bind its port).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// Sends `signal`; whether it was delivered.
     fn signal(&self, signal: libc::c_int) -> bool {
         // SAFETY: kill(2) on our own child's pid with a valid signal number.

@@ -28,26 +28,27 @@ impl std::ops::DerefMut for RedisServer {
 impl RedisServer {
     /// Starts a server and waits until it answers `PING`.
     pub fn start() -> RedisServer {
-        let port = free_port();
-        RedisServer::start_on(port)
+        RedisServer::on_free_port(free_port, |port| {
+            RedisServer::spawn(port, &["--port", &port.to_string()])
+        })
     }
 
     /// Starts a server that also listens on the unix socket `socket`.
     pub fn start_unix(socket: &std::path::Path) -> RedisServer {
-        let port = free_port();
         let socket = socket.display().to_string();
-        RedisServer::spawn(
-            port,
-            &[
-                "--port",
-                &port.to_string(),
-                "--unixsocket",
-                &socket,
-                "--unixsocketperm",
-                "700",
-            ],
-        )
-        .ready()
+        RedisServer::on_free_port(free_port, |port| {
+            RedisServer::spawn(
+                port,
+                &[
+                    "--port",
+                    &port.to_string(),
+                    "--unixsocket",
+                    &socket,
+                    "--unixsocketperm",
+                    "700",
+                ],
+            )
+        })
     }
 
     /// Starts a server on `port` (e.g. again after [`RedisServer::kill`]).
@@ -74,12 +75,37 @@ impl RedisServer {
         RedisServer::spawn(port, &args).ready()
     }
 
+    /// Spawns a server on a free port with `spawn`, again on another port
+    /// if the one chosen was taken meanwhile (another test's server may be
+    /// given the same released port).
+    fn on_free_port(
+        mut port: impl FnMut() -> u16,
+        mut spawn: impl FnMut(u16) -> RedisServer,
+    ) -> RedisServer {
+        for _ in 0..5 {
+            if let Some(server) = spawn(port()).answers() {
+                return server;
+            }
+        }
+        panic!("no redis-server could start on a free port in 5 tries");
+    }
+
     /// Waits until the server answers `PING`.
     fn ready(self) -> RedisServer {
-        let server = self;
-        let port = server.port;
+        let port = self.port;
+        self.answers()
+            .unwrap_or_else(|| panic!("redis-server did not start on port {port} (taken?)"))
+    }
+
+    /// Waits until this server (not another process on its port) answers
+    /// `PING`; `None` if it exited (its port was taken) or another answers.
+    fn answers(mut self) -> Option<RedisServer> {
+        let port = self.port;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
+            if self.process.exited() {
+                return None;
+            }
             if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
                 use std::io::{Read, Write};
                 let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
@@ -88,7 +114,10 @@ impl RedisServer {
                     && stream.read(&mut reply).is_ok()
                     && reply.starts_with(b"+PONG")
                 {
-                    return server;
+                    let ours = format!("process_id:{}", self.process.pid());
+                    return redis_cli(port, &["INFO", "server"])
+                        .contains(&ours)
+                        .then_some(self);
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -98,8 +127,17 @@ impl RedisServer {
 
     /// Spawns redis-server on loopback without persistence, plus `args`.
     fn spawn(port: u16, args: &[&str]) -> RedisServer {
+        // A replica syncs at once and loads what it syncs straight from the
+        // socket: nothing is written to the working directory (a dump.rdb
+        // there would be loaded by every server started after it).
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--repl-diskless-sync-delay",
+                "0",
+                "--repl-diskless-load",
+                "swapdb",
+            ])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -271,21 +309,21 @@ impl RedisCluster {
         let dir_arg = dir.display().to_string();
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| {
-                let port = cluster_port();
-                RedisServer::spawn(
-                    port,
-                    &[
-                        "--port",
-                        &port.to_string(),
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        &format!("nodes-{port}.conf"),
-                        "--dir",
-                        &dir_arg,
-                    ],
-                )
-                .ready()
+                RedisServer::on_free_port(cluster_port, |port| {
+                    RedisServer::spawn(
+                        port,
+                        &[
+                            "--port",
+                            &port.to_string(),
+                            "--cluster-enabled",
+                            "yes",
+                            "--cluster-config-file",
+                            &format!("nodes-{port}.conf"),
+                            "--dir",
+                            &dir_arg,
+                        ],
+                    )
+                })
             })
             .collect();
         let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
@@ -308,12 +346,7 @@ impl RedisCluster {
 
     /// The setup URL: every node, `cluster=true`, then `params` (`&a=b`).
     pub fn url(&self) -> String {
-        let hosts: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        format!("redis://{}?cluster=true", hosts.join(","))
+        format!("redis://{}?cluster=true", hosts(&self.nodes))
     }
 }
 
@@ -349,65 +382,72 @@ pub struct SentinelGroup {
     pub primary: RedisServer,
     pub replica: RedisServer,
     pub sentinels: Vec<RedisServer>,
+    /// The killed primary's port, held: a server another test starts there
+    /// would be taken over by these sentinels as a replica.
+    held: Option<TcpListener>,
     dir: std::path::PathBuf,
 }
 
 impl SentinelGroup {
     pub fn start() -> SentinelGroup {
-        let primary = RedisServer::start();
-        let replica_port = free_port();
-        let primary_port = primary.port.to_string();
-        let replica = RedisServer::spawn(
-            replica_port,
-            &[
-                "--port",
-                &replica_port.to_string(),
-                "--replicaof",
-                "127.0.0.1",
-                &primary_port,
-            ],
-        )
-        .ready();
         let dir = std::env::temp_dir().join(format!(
             "cashews-sentinel-{}-{}",
             std::process::id(),
             free_port()
         ));
         std::fs::create_dir_all(&dir).unwrap();
+        let dir_arg = dir.display().to_string();
+        let primary = RedisServer::on_free_port(free_port, |port| {
+            RedisServer::spawn(port, &["--port", &port.to_string(), "--dir", &dir_arg])
+        });
+        let primary_port = primary.port.to_string();
+        let replica = RedisServer::on_free_port(free_port, |port| {
+            let args = [
+                "--port",
+                &port.to_string(),
+                "--dir",
+                &dir_arg,
+                "--replicaof",
+                "127.0.0.1",
+                &primary_port,
+            ];
+            RedisServer::spawn(port, &args)
+        });
         let sentinels = (0..3)
             .map(|n| {
-                let port = free_port();
-                let conf = dir.join(format!("sentinel-{n}.conf"));
-                std::fs::write(
-                    &conf,
-                    format!(
-                        "port {port}\nbind 127.0.0.1\ndir {}\n\
+                RedisServer::on_free_port(free_port, |port| {
+                    let conf = dir.join(format!("sentinel-{n}.conf"));
+                    std::fs::write(
+                        &conf,
+                        format!(
+                            "port {port}\nbind 127.0.0.1\ndir {}\n\
                          sentinel monitor mymaster 127.0.0.1 {primary_port} 2\n\
                          sentinel down-after-milliseconds mymaster 1000\n\
                          sentinel failover-timeout mymaster 4000\n\
                          sentinel parallel-syncs mymaster 1\n",
-                        dir.display()
-                    ),
-                )
-                .unwrap();
-                let child = Command::new("redis-server")
-                    .arg(&conf)
-                    .arg("--sentinel")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("redis-server is installed (scripts/test installs it)");
-                RedisServer {
-                    port,
-                    process: ServerProcess::new("redis-sentinel", child),
-                }
-                .ready()
+                            dir.display()
+                        ),
+                    )
+                    .unwrap();
+                    let child = Command::new("redis-server")
+                        .arg(&conf)
+                        .arg("--sentinel")
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("redis-server is installed (scripts/test installs it)");
+                    RedisServer {
+                        port,
+                        process: ServerProcess::new("redis-sentinel", child),
+                    }
+                })
             })
             .collect();
         let group = SentinelGroup {
             primary,
             replica,
             sentinels,
+            held: None,
             dir,
         };
         group.wait_until_ready();
@@ -420,9 +460,9 @@ impl SentinelGroup {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let synced = self
-                .primary
+                .replica
                 .cli(&["INFO", "replication"])
-                .contains("connected_slaves:1");
+                .contains("master_link_status:up");
             let known = self.sentinels.iter().all(|s| {
                 let replicas = s.cli(&["SENTINEL", "REPLICAS", "mymaster"]);
                 let others = s.cli(&["SENTINEL", "SENTINELS", "mymaster"]);
@@ -440,14 +480,15 @@ impl SentinelGroup {
         }
     }
 
+    /// Kills the primary (SIGKILL) and holds its port.
+    pub fn kill_primary(&mut self) {
+        self.primary.kill_now();
+        self.held = TcpListener::bind(("127.0.0.1", self.primary.port)).ok();
+    }
+
     /// `redis+sentinel://` naming the three sentinels.
     pub fn url(&self) -> String {
-        let hosts: Vec<String> = self
-            .sentinels
-            .iter()
-            .map(|s| format!("127.0.0.1:{}", s.port))
-            .collect();
-        format!("redis+sentinel://{}/mymaster", hosts.join(","))
+        format!("redis+sentinel://{}/mymaster", hosts(&self.sentinels))
     }
 
     /// The port of the primary the sentinels name now.
@@ -461,4 +502,13 @@ impl Drop for SentinelGroup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `127.0.0.1:port,...` of `servers`.
+fn hosts(servers: &[RedisServer]) -> String {
+    let hosts: Vec<String> = servers
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port))
+        .collect();
+    hosts.join(",")
 }

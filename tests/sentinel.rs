@@ -1,0 +1,223 @@
+//! Redis Sentinel (`redis+sentinel://`): a primary, its replica and three
+//! sentinels per test, a failover mid-traffic. In a binary of its own, one
+//! test at a time: sentinels reconfigure any server that answers on a port
+//! they know, so their groups are kept away from other tests' servers.
+#![cfg(feature = "redis")]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use cashews::Cache;
+
+/// One group at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use support::redis::SentinelGroup;
+
+#[test]
+fn sentinel_urls_are_checked() {
+    let cache = Cache::new();
+    for (url, needle) in [
+        ("redis+sentinel://127.0.0.1:26379", "service"),
+        ("redis+sentinel://127.0.0.1:26379/mymaster/x", "database"),
+        (
+            "redis+sentinel://127.0.0.1:26379/mymaster?cluster=true",
+            "cluster",
+        ),
+        (
+            "redis+sentinel://127.0.0.1:26379/mymaster?client_side=true",
+            "client_side",
+        ),
+        (
+            "redis+sentinel://127.0.0.1:26379/mymaster?colour=red",
+            "colour",
+        ),
+    ] {
+        let error = cache.setup(url).unwrap_err().to_string();
+        assert!(error.contains(needle), "{url}: {error}");
+    }
+    cache
+        .setup("redis+sentinel://a:26379,b:26380/mymaster/2?sentinel_password=x")
+        .unwrap();
+}
+
+/// Traffic from 16 tasks; the primary is killed; the sentinels promote
+/// the replica and the same `Cache` writes to it, every call answering
+/// within its deadline meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_follow_the_new_primary_after_a_failover() {
+    failover(false).await;
+}
+
+/// The same with the primary hung (SIGSTOP) instead: calls on its
+/// connection time out, and the connection is left for the new primary;
+/// the old one, back, is a replica the cache does not write to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_follow_the_new_primary_after_the_old_one_hangs() {
+    failover(true).await;
+}
+
+/// With `wait_replicas=1` a write is acknowledged once the replica has
+/// it: after the primary is killed and the replica promoted, every
+/// acknowledged write is there. With no replica left, writes fail
+/// (and say why) while reads go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_wait_replicas_no_acknowledged_write_is_lost() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut group = SentinelGroup::start();
+    let cache = Cache::new();
+    cache
+        .setup(&format!(
+            "{}?wait_replicas=1&response_timeout=500ms&suppress=false",
+            group.url()
+        ))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(vec![0; 16]));
+    let tasks: Vec<_> = (0..16)
+        .map(|task| {
+            let (cache, stop, acknowledged) = (cache.clone(), stop.clone(), acknowledged.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    match cache.set(&format!("task:{task}"), &n).await {
+                        Ok(_) => acknowledged.lock().unwrap()[task] = n,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    group.primary.kill_now();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while group.primary_port() != Some(group.replica.port) {
+        assert!(Instant::now() < deadline, "no failover within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.iter().all(|n| *n > 0), "{acknowledged:?}");
+    // The outage's last errors may still hold calls back for a moment.
+    let read = |key: String| {
+        let cache = cache.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match cache.get::<u64>(&key).await {
+                    Ok(value) => return value,
+                    Err(error) if Instant::now() < deadline => {
+                        println!("retrying {key}: {error}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(error) => panic!("{key}: {error}"),
+                }
+            }
+        }
+    };
+    for (task, acked) in acknowledged.iter().enumerate() {
+        let stored = read(format!("task:{task}")).await;
+        assert!(
+            stored >= Some(*acked),
+            "task {task}: acknowledged {acked}, stored {stored:?}"
+        );
+    }
+    let error = cache.set("alone", &1u8).await.unwrap_err().to_string();
+    assert!(error.contains("replicas"), "{error}");
+}
+
+async fn failover(hang: bool) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut group = SentinelGroup::start();
+    let cache = Cache::new();
+    cache
+        .setup(&format!(
+            "{}?response_timeout=500ms&connect_timeout=500ms&suppress=false",
+            group.url()
+        ))
+        .unwrap();
+    cache.set("before", &1u32).await.unwrap();
+    group.primary.cli(&["WAIT", "1", "5000"]);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let killed_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let recovered_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let slowest = Arc::new(Mutex::new(Duration::ZERO));
+    let tasks: Vec<_> = (0..16)
+        .map(|task| {
+            let (cache, stop) = (cache.clone(), stop.clone());
+            let (killed_at, recovered_at, slowest) =
+                (killed_at.clone(), recovered_at.clone(), slowest.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let started = Instant::now();
+                    let written = cache.set(&format!("task:{task}"), &n).await;
+                    let took = started.elapsed();
+                    {
+                        let mut slowest = slowest.lock().unwrap();
+                        *slowest = (*slowest).max(took);
+                    }
+                    if written.is_ok() {
+                        let killed = *killed_at.lock().unwrap();
+                        if killed.is_some_and(|k| started > k) {
+                            recovered_at.lock().unwrap().get_or_insert(Instant::now());
+                        }
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let old_primary = group.primary.port;
+    if hang {
+        group.primary.pause();
+    } else {
+        group.primary.kill_now();
+    }
+    *killed_at.lock().unwrap() = Some(Instant::now());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while recovered_at.lock().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no write succeeded within 60 s of the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if hang {
+        // Back, the old primary is made a replica of the new one.
+        group.primary.resume();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let killed = killed_at.lock().unwrap().unwrap();
+    let recovered = recovered_at.lock().unwrap().unwrap();
+    println!(
+        "sentinel failover ({}): writes succeed again {:?} after the primary stopped; slowest call {:?}",
+        if hang { "primary hung" } else { "primary killed" },
+        recovered - killed,
+        *slowest.lock().unwrap()
+    );
+    assert_eq!(group.primary_port(), Some(group.replica.port));
+    assert_ne!(group.primary_port(), Some(old_primary));
+    // Every call met its 500 ms deadline (with room for a loaded machine).
+    assert!(*slowest.lock().unwrap() < Duration::from_secs(3));
+    assert_eq!(cache.get::<u32>("before").await.unwrap(), Some(1));
+    // The last value each task wrote is read back from the new primary.
+    cache.set("after", &2u32).await.unwrap();
+    assert_eq!(cache.get::<u32>("after").await.unwrap(), Some(2));
+    assert!(cache.get::<u64>("task:0").await.unwrap().is_some());
+}

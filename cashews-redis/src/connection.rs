@@ -235,12 +235,8 @@ impl Connector {
                         let mut manager =
                             ConnectionManager::new_lazy_with_config((**client).clone(), options)
                                 .map_err(backend_error)?;
-                        // Naming the connection is best effort (it may not exist yet).
-                        let _ = redis::cmd("CLIENT")
-                            .arg("SETNAME")
-                            .arg(&config.client_name)
-                            .query_async::<()>(&mut manager)
-                            .await;
+                        // It may not exist yet.
+                        name(&mut manager, config).await;
                         Ok::<_, Error>(manager)
                     })
                     .await?;
@@ -401,13 +397,17 @@ async fn open_named(
         .get_multiplexed_async_connection_with_config(options)
         .await
         .map_err(backend_error)?;
-    // Naming the connection is best effort.
+    name(&mut connection, config).await;
+    Ok(connection)
+}
+
+/// `CLIENT SETNAME client_name`, best effort.
+async fn name(connection: &mut impl ConnectionLike, config: &RedisConfig) {
     let _ = redis::cmd("CLIENT")
         .arg("SETNAME")
         .arg(&config.client_name)
-        .query_async::<()>(&mut connection)
+        .query_async::<()>(connection)
         .await;
-    Ok(connection)
 }
 
 /// Marks a Sentinel connection broken unless disarmed: a command that

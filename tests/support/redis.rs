@@ -130,22 +130,25 @@ impl RedisServer {
         // A replica syncs at once and loads what it syncs straight from the
         // socket: nothing is written to the working directory (a dump.rdb
         // there would be loaded by every server started after it).
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args([
-                "--repl-diskless-sync-delay",
-                "0",
-                "--repl-diskless-load",
-                "swapdb",
-            ])
-            .args(args)
+            .args(["--repl-diskless-sync-delay", "0"])
+            .args(["--repl-diskless-load", "swapdb"])
+            .args(args);
+        RedisServer::launch(port, "redis-server", command)
+    }
+
+    /// Runs `command` (a redis-server on `port`) quietly.
+    fn launch(port: u16, name: &'static str, mut command: Command) -> RedisServer {
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/test installs it)");
         RedisServer {
             port,
-            process: ServerProcess::new("redis-server", child),
+            process: ServerProcess::new(name, child),
         }
     }
 
@@ -429,17 +432,9 @@ impl SentinelGroup {
                         ),
                     )
                     .unwrap();
-                    let child = Command::new("redis-server")
-                        .arg(&conf)
-                        .arg("--sentinel")
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .expect("redis-server is installed (scripts/test installs it)");
-                    RedisServer {
-                        port,
-                        process: ServerProcess::new("redis-sentinel", child),
-                    }
+                    let mut command = Command::new("redis-server");
+                    command.arg(&conf).arg("--sentinel");
+                    RedisServer::launch(port, "redis-sentinel", command)
                 })
             })
             .collect();

@@ -130,6 +130,9 @@ impl Signer {
 }
 
 #[cfg(feature = "python")]
+use std::fmt::Write as _;
+
+#[cfg(feature = "python")]
 impl Signer {
     /// Python cashews' signature: the hex HMAC of the key's bytes followed
     /// by the payload (no length prefix: cashews' own form).
@@ -137,11 +140,11 @@ impl Signer {
         with_mac!(self.digest, &self.secret, |mac| {
             mac.update(key.as_bytes());
             mac.update(payload);
-            mac.finalize()
-                .into_bytes()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
+            let mut hex = String::with_capacity(2 * self.digest.mac_len());
+            for byte in mac.finalize().into_bytes() {
+                let _ = write!(hex, "{byte:02x}");
+            }
+            hex
         })
     }
 

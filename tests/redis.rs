@@ -546,6 +546,18 @@ mod client_side {
                 "local_max_ttl",
             ),
             ("redis://127.0.0.1:6379/0?client_side=maybe", "client_side"),
+            (
+                "redis://127.0.0.1:6379/0?client_side_check=1s",
+                "client_side=true",
+            ),
+            (
+                "redis://127.0.0.1:6379/0?client_side=true&client_side_check=0s",
+                "client_side_check",
+            ),
+            (
+                "redis://127.0.0.1:6379/0?client_side=true&client_side_check=soon",
+                "client_side_check",
+            ),
         ] {
             let err = RedisConfig::parse(url).expect_err(url).to_string();
             assert!(err.contains(needle), "{url}: {err}");

@@ -12,9 +12,8 @@ use cashews::Cache;
 
 /// One group at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use support::redis::SentinelGroup;
+use support::traffic::{self, Traffic};
 
 #[test]
 fn sentinel_urls_are_checked() {
@@ -74,36 +73,17 @@ async fn with_wait_replicas_no_acknowledged_write_is_lost() {
             group.url()
         ))
         .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let acknowledged: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(vec![0; 16]));
-    let tasks: Vec<_> = (0..16)
-        .map(|task| {
-            let (cache, stop, acknowledged) = (cache.clone(), stop.clone(), acknowledged.clone());
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    match cache.set(&format!("task:{task}"), &n).await {
-                        Ok(_) => acknowledged.lock().unwrap()[task] = n,
-                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                    }
-                }
-            })
-        })
-        .collect();
+    let traffic = Traffic::start(&cache, 16);
     tokio::time::sleep(Duration::from_millis(500)).await;
     group.primary.kill_now();
+    traffic.outage();
     let deadline = Instant::now() + Duration::from_secs(60);
     while group.primary_port() != Some(group.replica.port) {
         assert!(Instant::now() < deadline, "no failover within 60 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let acknowledged = acknowledged.lock().unwrap().clone();
+    let acknowledged = traffic.stop().await.acknowledged;
     assert!(acknowledged.iter().all(|n| *n > 0), "{acknowledged:?}");
     // The outage's last errors may still hold calls back for a moment.
     let read = |key: String| {
@@ -123,7 +103,7 @@ async fn with_wait_replicas_no_acknowledged_write_is_lost() {
         }
     };
     for (task, acked) in acknowledged.iter().enumerate() {
-        let stored = read(format!("task:{task}")).await;
+        let stored = read(traffic::key(task)).await;
         assert!(
             stored >= Some(*acked),
             "task {task}: acknowledged {acked}, stored {stored:?}"
@@ -146,38 +126,7 @@ async fn failover(hang: bool) {
     cache.set("before", &1u32).await.unwrap();
     group.primary.cli(&["WAIT", "1", "5000"]);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let killed_at: Arc<Mutex<Option<Instant>>> = Arc::default();
-    let recovered_at: Arc<Mutex<Option<Instant>>> = Arc::default();
-    let slowest = Arc::new(Mutex::new(Duration::ZERO));
-    let tasks: Vec<_> = (0..16)
-        .map(|task| {
-            let (cache, stop) = (cache.clone(), stop.clone());
-            let (killed_at, recovered_at, slowest) =
-                (killed_at.clone(), recovered_at.clone(), slowest.clone());
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let started = Instant::now();
-                    let written = cache.set(&format!("task:{task}"), &n).await;
-                    let took = started.elapsed();
-                    {
-                        let mut slowest = slowest.lock().unwrap();
-                        *slowest = (*slowest).max(took);
-                    }
-                    if written.is_ok() {
-                        let killed = *killed_at.lock().unwrap();
-                        if killed.is_some_and(|k| started > k) {
-                            recovered_at.lock().unwrap().get_or_insert(Instant::now());
-                        }
-                    } else {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-            })
-        })
-        .collect();
+    let traffic = Traffic::start(&cache, 16);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let old_primary = group.primary.port;
     if hang {
@@ -185,39 +134,30 @@ async fn failover(hang: bool) {
     } else {
         group.primary.kill_now();
     }
-    *killed_at.lock().unwrap() = Some(Instant::now());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while recovered_at.lock().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "no write succeeded within 60 s of the kill"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    traffic.outage();
+    traffic.wait_for_recovery(Duration::from_secs(60)).await;
     if hang {
         // Back, the old primary is made a replica of the new one.
         group.primary.resume();
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let killed = killed_at.lock().unwrap().unwrap();
-    let recovered = recovered_at.lock().unwrap().unwrap();
+    let report = traffic.stop().await;
     println!(
         "sentinel failover ({}): writes succeed again {:?} after the primary stopped; slowest call {:?}",
         if hang { "primary hung" } else { "primary killed" },
-        recovered - killed,
-        *slowest.lock().unwrap()
+        report.recovery.expect("every task wrote again"),
+        report.slowest
     );
     assert_eq!(group.primary_port(), Some(group.replica.port));
     assert_ne!(group.primary_port(), Some(old_primary));
     // Every call met its 500 ms deadline (with room for a loaded machine).
-    assert!(*slowest.lock().unwrap() < Duration::from_secs(3));
+    assert!(report.slowest < Duration::from_secs(3), "{report:?}");
     assert_eq!(cache.get::<u32>("before").await.unwrap(), Some(1));
-    // The last value each task wrote is read back from the new primary.
     cache.set("after", &2u32).await.unwrap();
     assert_eq!(cache.get::<u32>("after").await.unwrap(), Some(2));
-    assert!(cache.get::<u64>("task:0").await.unwrap().is_some());
+    // The last value each task wrote is read back from the new primary.
+    for (task, acknowledged) in report.acknowledged.iter().enumerate() {
+        let stored = cache.get::<u64>(&traffic::key(task)).await.unwrap();
+        assert_eq!(stored, Some(*acknowledged), "task {task}");
+    }
 }

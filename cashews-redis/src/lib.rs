@@ -21,6 +21,7 @@
 //! | `client_side_prefix` | `""` (every key) | only keys starting with it are kept in process |
 //! | `local_size` | `10000` | the most values kept in process |
 //! | `local_max_ttl` | `10m` | the longest a value is kept in process |
+//! | `client_side_check` | `1s` | cluster only: how often every primary is asked whether it still tracks this client (below) |
 //! | `sentinel_username`, `sentinel_password` | none | `redis+sentinel://`: the sentinels' credentials |
 //! | `wait_replicas` | `0` | `redis+sentinel://`: a write is acknowledged once this many replicas have it (`WAIT`) |
 //!
@@ -196,6 +197,11 @@ pub struct ClientSideConfig {
     pub local_size: NonZeroUsize,
     /// The longest a value is kept locally.
     pub local_max_ttl: Duration,
+    /// Cluster only: how often every primary is asked whether it still
+    /// tracks this client. A node reached after tracking was turned on (a
+    /// slot moved to it) does not report writes until the check finds it;
+    /// this bounds how long a value changed there may be served locally.
+    pub check_interval: Duration,
 }
 
 impl Default for ClientSideConfig {
@@ -204,6 +210,7 @@ impl Default for ClientSideConfig {
             prefix: String::new(),
             local_size: NonZeroUsize::new(10_000).expect("non-zero"),
             local_max_ttl: Duration::from_secs(600),
+            check_interval: Duration::from_secs(1),
         }
     }
 }
@@ -516,10 +523,11 @@ impl ClientSideConfig {
             s.trim().parse::<usize>().ok().and_then(NonZeroUsize::new)
         })?;
         let max_ttl = params.duration("local_max_ttl")?;
+        let check = params.duration("client_side_check")?;
         if !enabled {
-            if prefix.is_some() || size.is_some() || max_ttl.is_some() {
+            if prefix.is_some() || size.is_some() || max_ttl.is_some() || check.is_some() {
                 return Err(invalid(
-                    "client_side_prefix, local_size and local_max_ttl need client_side=true".into(),
+                    "client_side_prefix, local_size, local_max_ttl and client_side_check need client_side=true".into(),
                 ));
             }
             return Ok(None);
@@ -535,6 +543,12 @@ impl ClientSideConfig {
                 return Err(invalid("local_max_ttl must be positive".into()));
             }
             config.local_max_ttl = max_ttl;
+        }
+        if let Some(check) = check {
+            if check.is_zero() {
+                return Err(invalid("client_side_check must be positive".into()));
+            }
+            config.check_interval = check;
         }
         Ok(Some(config))
     }
@@ -593,7 +607,7 @@ impl RedisBackend {
         let tracking = config
             .client_side
             .as_ref()
-            .map(|c| Arc::new(Tracking::new(c, clock)));
+            .map(|c| Arc::new(Tracking::new(c, clock, config.cluster)));
         let connector = Connector::new(&config, tracking.clone())
             .map_err(|e| Error::config(format!("invalid redis address: {e}")))?;
         Ok(RedisBackend::assemble(config, connector, tracking))
@@ -615,7 +629,7 @@ impl RedisBackend {
         let tracking = config
             .client_side
             .as_ref()
-            .map(|c| Arc::new(Tracking::new(c, Clock::system())));
+            .map(|c| Arc::new(Tracking::new(c, Clock::system(), false)));
         let connector = Connector::on_client(client, tracking.clone());
         RedisBackend::assemble(config, connector, tracking)
     }

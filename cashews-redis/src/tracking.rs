@@ -2,7 +2,7 @@
 //! both in step with this process's own commands.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +20,13 @@ pub(crate) struct Tracking {
     pub(crate) cache: LocalCache,
     prefix: String,
     max_ttl: Duration,
-    /// Set while a task turns tracking on, so others do not repeat it.
+    /// Set while a task turns tracking on or checks it, so others do not
+    /// repeat it.
     enabling: AtomicBool,
+    /// Cluster only: how often every primary is asked whether it tracks
+    /// this client, and when next (on `clock`, ms).
+    check: Option<(Duration, AtomicU64)>,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Tracking {
@@ -34,13 +39,37 @@ impl std::fmt::Debug for Tracking {
 }
 
 impl Tracking {
-    pub(crate) fn new(config: &ClientSideConfig, clock: Clock) -> Tracking {
+    /// The local copy for `config`; `cluster`: its primaries' tracking is
+    /// checked every `check_interval`.
+    pub(crate) fn new(config: &ClientSideConfig, clock: Clock, cluster: bool) -> Tracking {
         Tracking {
-            cache: LocalCache::new(config.local_size, clock),
+            cache: LocalCache::new(config.local_size, clock.clone()),
             prefix: config.prefix.clone(),
             max_ttl: config.local_max_ttl,
             enabling: AtomicBool::new(false),
+            check: cluster.then(|| (config.check_interval, AtomicU64::new(0))),
+            clock,
         }
+    }
+
+    /// Whether the check of every primary's tracking is due; if so, the
+    /// caller runs it (the next one is due an interval later).
+    #[inline]
+    fn check_due(&self) -> bool {
+        let Some((interval, next)) = &self.check else {
+            return false;
+        };
+        let now = self.clock.now_ms();
+        let due = next.load(Ordering::Relaxed);
+        now >= due
+            && next
+                .compare_exchange(
+                    due,
+                    now + interval.as_millis() as u64,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
     }
 
     /// Whether `key` is kept locally.
@@ -130,6 +159,34 @@ impl Tracking {
     }
 }
 
+/// Whether a `CLIENT TRACKINGINFO` reply says tracking is on in
+/// broadcasting mode.
+fn tracks(reply: &Value) -> bool {
+    let fields = match reply {
+        Value::Map(fields) => fields.clone(),
+        // RESP2 shape: a flat array of names and values.
+        Value::Array(items) => items
+            .chunks(2)
+            .filter_map(|pair| Some((pair.first()?.clone(), pair.get(1)?.clone())))
+            .collect(),
+        _ => return false,
+    };
+    let text = |value: &Value| match value {
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        _ => None,
+    };
+    fields.iter().any(|(name, flags)| {
+        text(name).as_deref() == Some("flags")
+            && match flags {
+                Value::Array(flags) | Value::Set(flags) => flags
+                    .iter()
+                    .any(|flag| text(flag).as_deref() == Some("bcast")),
+                _ => false,
+            }
+    })
+}
+
 struct DisableOnDrop(Arc<Tracking>, Option<Arc<AtomicBool>>);
 
 impl DisableOnDrop {
@@ -171,6 +228,9 @@ impl Shared {
             return;
         };
         let Some(epoch) = tracking.cache.disabled_epoch() else {
+            if tracking.check_due() {
+                self.spawn_tracking_check();
+            }
             return;
         };
         if tracking.enabling.swap(true, Ordering::AcqRel) {
@@ -201,6 +261,60 @@ impl Shared {
             Err(_) => {
                 tracing::debug!("redis client tracking not enabled in time; reads go to redis")
             }
+        }
+    }
+
+    /// Asks every primary, on a task of its own, whether it tracks this
+    /// client (see [`Shared::check_tracking`]).
+    fn spawn_tracking_check(&self) {
+        if let (Some(shared), Ok(runtime)) =
+            (self.me.upgrade(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(async move { shared.check_tracking().await });
+        }
+    }
+
+    /// Asks every primary of the cluster whether it tracks this client
+    /// (`CLIENT TRACKINGINFO` on the connection reads of its keys use). A
+    /// primary that does not — a node the cluster's slots moved to after
+    /// tracking was turned on — would not report writes of its keys: the
+    /// local copy is dropped and disabled, and the next read turns
+    /// tracking on for every primary. A primary that does not answer is
+    /// left alone: reads of its keys fail as well, and a connection that
+    /// breaks disables the local copy by itself.
+    pub(crate) async fn check_tracking(&self) {
+        let Some(tracking) = self.tracking.as_deref() else {
+            return;
+        };
+        if tracking.enabling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let _checking = ClearOnDrop(&tracking.enabling);
+        let check = async {
+            let mut conn = self.connection().await?;
+            let nodes = conn.primaries().await.map_err(crate::backend_error)?;
+            let info = redis::cmd("CLIENT").arg("TRACKINGINFO").clone();
+            let mut untracked = Vec::new();
+            for node in nodes {
+                if let Ok(reply) = conn.query_on::<Value>(&node, &info).await {
+                    if !tracks(&reply) {
+                        untracked.push(node);
+                    }
+                }
+            }
+            Ok::<_, cashews_backend::Error>(untracked)
+        };
+        match tokio::time::timeout(self.config.response_timeout, check).await {
+            Ok(Ok(untracked)) if !untracked.is_empty() => {
+                tracing::debug!(
+                    ?untracked,
+                    "redis primaries do not track this client; local copy dropped until tracking is on again"
+                );
+                tracking.cache.disable();
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::debug!(%error, "redis client tracking not checked"),
+            Err(_) => tracing::debug!("redis client tracking not checked in time"),
         }
     }
 
@@ -250,8 +364,14 @@ impl Shared {
         decoder: u64,
         visit: &mut dyn FnMut(&[u8], &mut Kept<'_>),
     ) -> bool {
-        self.tracked(key)
-            .is_some_and(|t| t.cache.visit(key, decoder, visit))
+        self.tracked(key).is_some_and(|t| {
+            // Served locally, reads never reach `ensure_tracking`: the check
+            // is started from here too.
+            if t.check_due() {
+                self.spawn_tracking_check();
+            }
+            t.cache.visit(key, decoder, visit)
+        })
     }
 
     /// Stores a value read from Redis under `ticket`, with its `PTTL`.
@@ -301,7 +421,7 @@ mod tests {
             local_max_ttl: Duration::from_secs(60),
             ..ClientSideConfig::default()
         };
-        let tracking = Arc::new(Tracking::new(&config, Clock::system()));
+        let tracking = Arc::new(Tracking::new(&config, Clock::system(), false));
         let epoch = tracking.cache.disabled_epoch().unwrap();
         assert!(tracking.cache.enable(epoch));
         tracking
@@ -374,6 +494,55 @@ mod tests {
         assert!(t.cache.is_empty());
         assert!(!t.cache.is_enabled());
         assert!(broken.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn a_tracking_report_counts_only_when_broadcasting() {
+        let text = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let info = |flags: &[&str]| {
+            Value::Map(vec![
+                (
+                    Value::SimpleString("flags".into()),
+                    Value::Set(flags.iter().map(|f| text(f)).collect()),
+                ),
+                (text("redirect"), Value::Int(-1)),
+                (text("prefixes"), Value::Array(vec![])),
+            ])
+        };
+        assert!(tracks(&info(&["on", "bcast", "noloop"])));
+        assert!(!tracks(&info(&["off"])));
+        assert!(
+            !tracks(&info(&["on"])),
+            "tracking without BCAST is not ours"
+        );
+        let resp2 = Value::Array(vec![
+            text("flags"),
+            Value::Array(vec![text("on"), text("bcast")]),
+            text("redirect"),
+            Value::Int(-1),
+        ]);
+        assert!(tracks(&resp2));
+        assert!(!tracks(&Value::Nil));
+        assert!(!tracks(&Value::Array(vec![text("flags")])));
+    }
+
+    #[test]
+    fn the_check_is_due_once_per_interval_and_only_on_a_cluster() {
+        let (clock, time) = Clock::manual();
+        let config = ClientSideConfig {
+            check_interval: Duration::from_secs(1),
+            ..ClientSideConfig::default()
+        };
+        let cluster = Tracking::new(&config, clock.clone(), true);
+        assert!(cluster.check_due(), "the first check is due at once");
+        assert!(!cluster.check_due(), "one caller runs it");
+        time.advance(Duration::from_millis(999));
+        assert!(!cluster.check_due());
+        time.advance(Duration::from_millis(1));
+        assert!(cluster.check_due());
+        assert!(!cluster.check_due());
+        let single = Tracking::new(&config, clock, false);
+        assert!(!single.check_due());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod redis;
 #[cfg(any(feature = "memcached", feature = "dynamodb"))]
 pub mod remote;
 pub mod strategies;
+pub mod traffic;
 
 use std::time::Duration;
 

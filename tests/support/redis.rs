@@ -292,15 +292,27 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// A local Redis Cluster of three primaries (no replicas), made with
-/// `redis-cli --cluster create`; its servers and files go when dropped.
+/// A local Redis Cluster of three primaries, with `replicas` replicas
+/// each, made with `redis-cli --cluster create`; its servers and files go
+/// when dropped.
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
     dir: std::path::PathBuf,
+    /// Killed nodes' ports and bus ports, held: a server another test
+    /// starts there would be greeted by this cluster's gossip.
+    held: Vec<TcpListener>,
 }
 
 impl RedisCluster {
+    /// Three primaries, no replicas.
     pub fn start() -> RedisCluster {
+        RedisCluster::start_with(0)
+    }
+
+    /// Three primaries with `replicas` replicas each. A node is failed
+    /// after 1 s without answers, and any replica may take over (however
+    /// long it was cut off from its primary).
+    pub fn start_with(replicas: usize) -> RedisCluster {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "cashews-cluster-{}-{}",
@@ -309,42 +321,193 @@ impl RedisCluster {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let dir_arg = dir.display().to_string();
-        let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| {
-                RedisServer::on_free_port(cluster_port, |port| {
-                    RedisServer::spawn(
-                        port,
-                        &[
-                            "--port",
-                            &port.to_string(),
-                            "--cluster-enabled",
-                            "yes",
-                            "--cluster-config-file",
-                            &format!("nodes-{port}.conf"),
-                            "--dir",
-                            &dir_arg,
-                        ],
-                    )
-                })
-            })
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
+            .map(|_| RedisCluster::node(&dir))
             .collect();
         let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
         create.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
-        create.extend(["--cluster-replicas", "0", "--cluster-yes"].map(str::to_owned));
+        create.extend(["--cluster-replicas".to_owned(), replicas.to_string()]);
+        create.push("--cluster-yes".to_owned());
         let create: Vec<&str> = create.iter().map(String::as_str).collect();
         redis_cli(nodes[0].port, &create);
-        let cluster = RedisCluster { nodes, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !cluster
-            .nodes
-            .iter()
-            .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
-        {
-            assert!(Instant::now() < deadline, "the cluster did not become ok");
+        let cluster = RedisCluster {
+            nodes,
+            dir,
+            held: Vec::new(),
+        };
+        cluster.wait_until_ok("the cluster did not form");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cluster.nodes.iter().all(|n| {
+            let info = n.cli(&["INFO", "replication"]);
+            info.contains("role:master") || info.contains("master_link_status:up")
+        }) {
+            assert!(Instant::now() < deadline, "the replicas did not sync");
             std::thread::sleep(Duration::from_millis(50));
         }
         cluster
+    }
+
+    /// A cluster-enabled server keeping its node file in `dir`, not yet
+    /// part of a cluster.
+    fn node(dir: &std::path::Path) -> RedisServer {
+        let dir = dir.display().to_string();
+        RedisServer::on_free_port(cluster_port, |port| {
+            RedisServer::spawn(
+                port,
+                &[
+                    "--port",
+                    &port.to_string(),
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &format!("nodes-{port}.conf"),
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--cluster-replica-validity-factor",
+                    "0",
+                    "--dir",
+                    &dir,
+                ],
+            )
+        })
+    }
+
+    /// Adds an empty primary to the cluster and moves the slot of `key`
+    /// (and its keys) to it, as a resharding does; the new node's port.
+    pub fn move_slot_to_new_node(&mut self, key: &str) -> u16 {
+        let new = RedisCluster::node(&self.dir);
+        let from = self.primary_of(key);
+        let add = [
+            "--cluster",
+            "add-node",
+            &format!("127.0.0.1:{}", new.port),
+            &format!("127.0.0.1:{from}"),
+        ];
+        redis_cli(from, &add);
+        let new_id = new.cli(&["CLUSTER", "MYID"]).trim().to_owned();
+        let from_id = redis_cli(from, &["CLUSTER", "MYID"]).trim().to_owned();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self
+            .live()
+            .all(|n| n.cli(&["CLUSTER", "NODES"]).contains(&new_id))
+        {
+            assert!(Instant::now() < deadline, "the new node was not met");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let slot = redis_cli(from, &["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .to_owned();
+        new.cli(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
+        redis_cli(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &new_id]);
+        let keys = redis_cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]);
+        let keys: Vec<&str> = keys.split_whitespace().collect();
+        if !keys.is_empty() {
+            let port = new.port.to_string();
+            let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            migrate.extend(keys);
+            redis_cli(from, &migrate);
+        }
+        let port = new.port;
+        self.nodes.push(new);
+        for node in self.live() {
+            if node.cli(&["ROLE"]).starts_with("master") {
+                node.cli(&["CLUSTER", "SETSLOT", &slot, "NODE", &new_id]);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self
+            .live()
+            .any(|n| RedisCluster::serving_on(n, key) != Some(port))
+        {
+            assert!(Instant::now() < deadline, "the slot did not move");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        port
+    }
+
+    /// Waits until every live node says the cluster is ok.
+    fn wait_until_ok(&self, failure: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self
+            .live()
+            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        {
+            assert!(Instant::now() < deadline, "{failure} within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The nodes not killed.
+    fn live(&self) -> impl Iterator<Item = &RedisServer> {
+        let held: Vec<u16> = self
+            .held
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        self.nodes.iter().filter(move |n| !held.contains(&n.port))
+    }
+
+    /// The port of the primary serving `key`, as a live node sees it.
+    pub fn primary_of(&self, key: &str) -> u16 {
+        self.serving(key)
+            .unwrap_or_else(|| panic!("no primary serves {key}"))
+    }
+
+    /// The primary serving `key`, unless it failed and none took over yet.
+    fn serving(&self, key: &str) -> Option<u16> {
+        RedisCluster::serving_on(self.live().next().expect("a live node"), key)
+    }
+
+    /// The primary serving `key` as `node` sees it.
+    fn serving_on(node: &RedisServer, key: &str) -> Option<u16> {
+        let slot: u16 = node
+            .cli(&["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .unwrap();
+        node.cli(&["CLUSTER", "NODES"]).lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let serves = fields.len() > 8
+                && fields[2].contains("master")
+                && !fields[2].contains("fail")
+                && fields[8..].iter().any(|range| {
+                    let (start, end) = range.split_once('-').unwrap_or((range, range));
+                    match (start.parse::<u16>(), end.parse::<u16>()) {
+                        (Ok(start), Ok(end)) => (start..=end).contains(&slot),
+                        _ => false,
+                    }
+                });
+            let port = fields.get(1)?.split(['@', ':']).nth(1)?;
+            serves.then(|| port.parse().ok()).flatten()
+        })
+    }
+
+    /// Kills (SIGKILL) the primary serving `key` and holds its ports; its
+    /// port.
+    pub fn kill_primary_of(&mut self, key: &str) -> u16 {
+        let port = self.primary_of(key);
+        let node = self.nodes.iter_mut().find(|n| n.port == port).unwrap();
+        node.kill_now();
+        for port in [port, port + 10_000] {
+            if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+                self.held.push(listener);
+            }
+        }
+        port
+    }
+
+    /// Waits until a replica has taken over from the killed primary that
+    /// served `key` (`old`) and the cluster is ok again.
+    pub fn wait_for_failover(&self, key: &str, old: u16) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.serving(key).is_none_or(|port| port == old) {
+            assert!(
+                Instant::now() < deadline,
+                "no replica took over within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.wait_until_ok("the cluster was not ok after the failover");
     }
 
     /// The setup URL: every node, `cluster=true`, then `params` (`&a=b`).

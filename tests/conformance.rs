@@ -31,6 +31,13 @@ conformance_suite!(
     Harness::redis_cluster("")
 );
 
+#[cfg(feature = "redis")]
+conformance_suite!(
+    redis_cluster_after_failover,
+    [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    Harness::redis_cluster_failed_over("").await
+);
+
 #[cfg(feature = "disk")]
 conformance_suite!(
     disk,

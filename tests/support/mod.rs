@@ -129,6 +129,42 @@ impl Harness {
         }
     }
 
+    /// A cache on a fresh local Redis Cluster with a replica per primary,
+    /// which has already lived through a failover: it wrote to every
+    /// primary, one primary was killed, its replica took over and the
+    /// cache writes there again. `params` continue the query (`&a=b`).
+    #[cfg(feature = "redis")]
+    pub async fn redis_cluster_failed_over(params: &str) -> Harness {
+        let mut cluster = redis::RedisCluster::start_with(1);
+        let url = format!("{}{params}", cluster.url());
+        let harness = Harness::new(Cache::new(), url, false);
+        let keys: Vec<String> = (0..30).map(|n| format!("before:{n}")).collect();
+        for key in &keys {
+            harness
+                .cache
+                .set(key, &1u8)
+                .await
+                .expect("the cluster answers");
+        }
+        let old = cluster.kill_primary_of("before:0");
+        cluster.wait_for_failover("before:0", old);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while harness.cache.set("before:0", &2u8).await.is_err()
+            || harness.cache.get::<u8>("before:0").await.ok().flatten() != Some(2)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cache did not write to the promoted replica within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        harness.cache.clear().await.expect("the cluster answers");
+        Harness {
+            cluster: Some(cluster),
+            ..harness
+        }
+    }
+
     /// A cache on a fresh `disk://` directory of its own (real time: the
     /// shards' threads are outside tokio's paused clock).
     #[cfg(feature = "disk")]

@@ -213,3 +213,96 @@ async fn a_primary_reached_after_tracking_was_turned_on_is_found_untracked() {
         .await
         .unwrap();
 }
+
+/// The client connections `node` has, by id (its own `redis-cli` aside).
+fn clients(node: &support::redis::RedisServer) -> Vec<String> {
+    node.cli(&["CLIENT", "LIST", "TYPE", "normal"])
+        .lines()
+        .filter(|line| !line.contains("cmd=client|list"))
+        .filter_map(|line| line.split(' ').next().map(str::to_owned))
+        .collect()
+}
+
+/// A cluster connection on which nothing answers for two response
+/// timeouts is replaced by a new one (redis-rs' cluster connection can stay
+/// stuck recovering its slot map after failovers while a new connection
+/// answers at once; `scripts/soak` with `cluster-failover` ran into it).
+/// Here every node hangs (SIGSTOP) for longer than that, then runs again:
+/// a new connection is made on every node, and used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_connection_silent_for_two_timeouts_is_replaced() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let cluster = RedisCluster::start();
+    let cache = Cache::new();
+    cache
+        .setup(&format!(
+            "{}&response_timeout=300ms&connect_timeout=300ms&suppress=false",
+            cluster.url()
+        ))
+        .unwrap();
+    let keys: Vec<String> = (0..30).map(|n| format!("k{n}")).collect();
+    for key in &keys {
+        cache.set(key, &1u8).await.unwrap();
+    }
+    let before: Vec<Vec<String>> = cluster.nodes.iter().map(clients).collect();
+    assert!(before.iter().all(|c| !c.is_empty()), "{before:?}");
+
+    // A short silence (within the patience) keeps the connection.
+    for node in &cluster.nodes {
+        node.pause();
+    }
+    let _ = cache.get::<u8>("k0").await.unwrap_err();
+    for node in &cluster.nodes {
+        node.resume();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for key in &keys {
+        assert_eq!(cache.get::<u8>(key).await.unwrap(), Some(1));
+    }
+    let kept: Vec<Vec<String>> = cluster.nodes.iter().map(clients).collect();
+    assert_eq!(kept, before, "one timeout does not replace the connection");
+
+    // Nothing answers for longer than two timeouts.
+    for node in &cluster.nodes {
+        node.pause();
+    }
+    let silent = Instant::now();
+    while silent.elapsed() < Duration::from_millis(900) {
+        let _ = cache.get::<u8>("k0").await;
+    }
+    for node in &cluster.nodes {
+        node.resume();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for key in &keys {
+        while cache.get::<u8>(key).await.ok().flatten() != Some(1) {
+            assert!(
+                Instant::now() < deadline,
+                "{key} unreadable after the nodes ran again"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Made on a task of its own, the new connection replaces the old one
+    // once it is ready; the next commands use it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for key in &keys {
+            let _ = cache.get::<u8>(key).await;
+        }
+        let renewed = cluster
+            .nodes
+            .iter()
+            .zip(&before)
+            .all(|(node, before)| clients(node).iter().any(|id| !before.contains(id)));
+        if renewed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new connection on every node: before {before:?}, now {:?}",
+            cluster.nodes.iter().map(clients).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,15 +1,23 @@
 //! Soak: 64 tasks run mixed commands and strategies (get_or_set, both rate
 //! limits, locks, `#[cache(lock)]` and `#[cache::locked]` calls) against
-//! each backend for a while; during the Redis run, redis-server is killed
-//! and restarted twice, and no call may take longer than [`LATENCY_BOUND`].
+//! each backend for a while, in modes: `mem`, `disk`, `redis` (the server
+//! is killed and restarted twice), `sentinel` (a primary, its replica and
+//! three sentinels; the primary is killed twice, each time the replica
+//! takes over and the killed server comes back as its replica) and
+//! `cluster-failover` (three primaries with a replica each; a primary is
+//! killed twice, another each time, and comes back as a replica). Under
+//! faults no call may take longer than [`LATENCY_BOUND`].
 //!
-//! `SOAK_SECONDS` sets the time per backend (10 s by default, as
-//! `scripts/test` runs it; `scripts/soak` runs 60 s in release). Prints
-//! ops/s, p50/p99 latency and errors by kind, and fails unless: no task
-//! panicked, memory stayed bounded, and no acknowledged counter increment
-//! was lost (the Redis run uses `suppress=false` and a server that syncs
-//! its append-only file before answering, so an acknowledged write survives
-//! the kill).
+//! `SOAK_SECONDS` sets the time per mode (10 s by default, as
+//! `scripts/test` runs it; `scripts/soak` runs 60 s in release);
+//! `SOAK_MODES` picks modes (comma-separated, all by default). Prints ops/s,
+//! p50/p99 latency and errors by kind, and fails unless: no task panicked,
+//! memory stayed bounded, and no acknowledged counter increment was lost —
+//! the Redis runs use `suppress=false`; the `redis` server syncs its
+//! append-only file before answering and `sentinel` writes wait for the
+//! replica (`wait_replicas=1`), so an acknowledged write survives the kill.
+//! A cluster replicates asynchronously: increments acknowledged just before
+//! a kill may be lost there, and are reported, not failed.
 
 mod support;
 
@@ -20,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use cashews::strategy::{Limit, RateLimit, SliceRateLimit};
 use cashews::{cache, Cache, Error};
-use support::redis::RedisServer;
+use support::redis::{RedisCluster, RedisServer, SentinelGroup};
 use support::TempDir;
 
 const TASKS: usize = 64;
@@ -221,15 +229,20 @@ async fn soak(name: &str, cache: Cache, seconds: u64, mut faults: Option<Faults>
     tokio::time::sleep(total / 5).await;
     let rss_warm = rss_mib();
     let mut restarts = 0;
-    if let Some(faults) = faults.as_mut() {
+    if let Some(mut injected) = faults.take() {
         for fraction in [1, 2] {
             let at = total * fraction / 3;
             tokio::time::sleep(at.saturating_sub(started.elapsed())).await;
-            faults.server.kill();
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            faults.server = RedisServer::start_durable(faults.port, &faults.dir.path);
+            // Starting and waiting for servers blocks: off the workers.
+            injected = tokio::task::spawn_blocking(move || {
+                injected.inject();
+                injected
+            })
+            .await
+            .expect("the fault was injected");
             restarts += 1;
         }
+        faults = Some(injected);
     }
     tokio::time::sleep(total.saturating_sub(started.elapsed())).await;
     stop.store(true, Ordering::Relaxed);
@@ -263,7 +276,7 @@ async fn soak(name: &str, cache: Cache, seconds: u64, mut faults: Option<Faults>
     let ops = latencies.len();
     let slowest = Duration::from_micros(latencies.last().copied().unwrap_or(0).into());
     println!(
-        "{name:6} {ops:>9} ops  {:>8.0} ops/s  p50 {:>6} µs  p99 {:>7} µs  max {slowest:?}  rss {rss_warm}→{rss_end} MiB  restarts {restarts}  errors {errors:?}",
+        "{name:16} {ops:>9} ops  {:>8.0} ops/s  p50 {:>6} µs  p99 {:>7} µs  max {slowest:?}  rss {rss_warm}→{rss_end} MiB  restarts {restarts}  errors {errors:?}",
         ops as f64 / elapsed.as_secs_f64(),
         percentile(0.50),
         percentile(0.99),
@@ -282,42 +295,112 @@ async fn soak(name: &str, cache: Cache, seconds: u64, mut faults: Option<Faults>
     // Every acknowledged increment is there; with faults, an increment
     // applied but not acknowledged (the connection died) may add more.
     let mut stored = [0u64; COUNTERS];
+    let mut lost_to_failover = 0;
     for (i, slot) in stored.iter_mut().enumerate() {
         let key = format!("soak:counter:{i}");
         let mut value = None;
+        let mut last_error = None;
         for _ in 0..100 {
             match cache.get_counter(&key).await {
                 Ok(v) => {
                     value = Some(v.unwrap_or(0) as u64);
                     break;
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(error) => {
+                    last_error = Some(error);
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
             }
         }
-        *slot = value.unwrap_or(0);
+        let Some(value) = value else {
+            failures.push(format!("{name}: counter {i} unreadable: {last_error:?}"));
+            continue;
+        };
+        *slot = value;
         let lost = if faults.is_some() {
             *slot < acknowledged[i]
         } else {
             *slot != acknowledged[i]
         };
-        if lost {
+        if lost && faults.as_ref().is_some_and(Faults::may_lose_writes) {
+            lost_to_failover += acknowledged[i] - *slot;
+        } else if lost {
             failures.push(format!(
                 "{name}: counter {i} holds {} but {} increments were acknowledged",
                 *slot, acknowledged[i]
             ));
         }
     }
-    println!("{name:6} counters acknowledged {acknowledged:?} stored {stored:?}");
+    if lost_to_failover > 0 {
+        println!(
+            "{name:16} {lost_to_failover} acknowledged increments lost to failovers (asynchronous replication)"
+        );
+    }
+    println!("{name:16} counters acknowledged {acknowledged:?} stored {stored:?}");
     if ops == 0 {
         failures.push(format!("{name}: no operation completed"));
     }
     Outcome { failures }
 }
 
-struct Faults {
-    server: RedisServer,
-    port: u16,
-    dir: TempDir,
+/// What goes wrong during a Redis run, twice.
+enum Faults {
+    /// The one server is killed and started again on its files (synced
+    /// before every answer: nothing acknowledged is lost).
+    Restart {
+        server: RedisServer,
+        port: u16,
+        dir: TempDir,
+    },
+    /// The primary Sentinel names is killed, a replica takes over, and the
+    /// killed server comes back as its replica. Writes wait for a replica
+    /// (`wait_replicas=1`): nothing acknowledged is lost.
+    Sentinel(SentinelGroup),
+    /// A cluster primary is killed, its replica takes over, and it comes
+    /// back as its replica; the second time, another primary. Replication
+    /// is asynchronous: increments acknowledged just before a kill may be
+    /// lost (reported, not a failure).
+    Cluster { cluster: RedisCluster, kills: usize },
+}
+
+impl Faults {
+    fn inject(&mut self) {
+        match self {
+            Faults::Restart { server, port, dir } => {
+                server.kill();
+                std::thread::sleep(Duration::from_millis(500));
+                *server = RedisServer::start_durable(*port, &dir.path);
+            }
+            Faults::Sentinel(group) => {
+                let killed = group.fail_over();
+                group.restart(killed);
+            }
+            Faults::Cluster { cluster, kills } => {
+                // A counter's primary, another one each time.
+                let key = format!("soak:counter:{kills}");
+                *kills += 1;
+                let killed = cluster.kill_primary_of(&key);
+                cluster.wait_for_failover(&key, killed);
+                cluster.restart(killed);
+            }
+        }
+    }
+
+    /// Whether an acknowledged write may be lost to a fault.
+    fn may_lose_writes(&self) -> bool {
+        matches!(self, Faults::Cluster { .. })
+    }
+}
+
+/// The modes `SOAK_MODES` may list (comma-separated; all by default).
+const MODES: &[&str] = &["mem", "redis", "disk", "sentinel", "cluster-failover"];
+
+/// The Redis parameters of every Redis run: errors surface, short deadlines.
+fn redis_params() -> String {
+    format!(
+        "suppress=false&connect_timeout=500ms&response_timeout={}ms",
+        RESPONSE_TIMEOUT.as_millis()
+    )
 }
 
 fn main() {
@@ -325,6 +408,14 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
+    let modes: Vec<String> = match std::env::var("SOAK_MODES") {
+        Ok(list) => list.split(',').map(|m| m.trim().to_owned()).collect(),
+        Err(_) => MODES.iter().map(|m| (*m).to_owned()).collect(),
+    };
+    if let Some(unknown) = modes.iter().find(|m| !MODES.contains(&m.as_str())) {
+        eprintln!("unknown soak mode {unknown:?}; modes: {}", MODES.join(", "));
+        std::process::exit(2);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -332,34 +423,64 @@ fn main() {
         .unwrap();
     let failures = runtime.block_on(async {
         let mut failures = Vec::new();
-        println!("soak: {TASKS} tasks, {seconds} s per backend");
+        println!(
+            "soak: {TASKS} tasks, {seconds} s per mode ({})",
+            modes.join(", ")
+        );
 
-        let memory = Cache::new();
-        memory.setup("mem://?size=10000").unwrap();
-        failures.extend(soak("mem", memory, seconds, None).await.failures);
-
-        let dir = TempDir::new("soak-redis");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let server = RedisServer::start_durable(port, &dir.path);
-        let redis = Cache::new();
-        redis
-            .setup(&format!(
-                "redis://127.0.0.1:{port}/0?suppress=false&connect_timeout=500ms&response_timeout={}ms",
-                RESPONSE_TIMEOUT.as_millis()
-            ))
-            .unwrap();
-        let faults = Faults { server, port, dir };
-        failures.extend(soak("redis", redis, seconds, Some(faults)).await.failures);
-
-        let dir = TempDir::new("soak-disk");
-        let disk = Cache::new();
-        disk.setup(&format!("disk://?directory={}", dir.path.display()))
-            .unwrap();
-        failures.extend(soak("disk", disk, seconds, None).await.failures);
+        for mode in &modes {
+            let (cache, faults, _dir) = match mode.as_str() {
+                "mem" => {
+                    let cache = Cache::new();
+                    cache.setup("mem://?size=10000").unwrap();
+                    (cache, None, None)
+                }
+                "redis" => {
+                    let dir = TempDir::new("soak-redis");
+                    let port = support::process::free_port();
+                    let server = RedisServer::start_durable(port, &dir.path);
+                    let cache = Cache::new();
+                    cache
+                        .setup(&format!("redis://127.0.0.1:{port}/0?{}", redis_params()))
+                        .unwrap();
+                    (cache, Some(Faults::Restart { server, port, dir }), None)
+                }
+                "disk" => {
+                    let dir = TempDir::new("soak-disk");
+                    let cache = Cache::new();
+                    cache
+                        .setup(&format!("disk://?directory={}", dir.path.display()))
+                        .unwrap();
+                    (cache, None, Some(dir))
+                }
+                "sentinel" => {
+                    let group = tokio::task::spawn_blocking(SentinelGroup::start)
+                        .await
+                        .unwrap();
+                    let cache = Cache::new();
+                    cache
+                        .setup(&format!(
+                            "{}?{}&wait_replicas=1",
+                            group.url(),
+                            redis_params()
+                        ))
+                        .unwrap();
+                    (cache, Some(Faults::Sentinel(group)), None)
+                }
+                "cluster-failover" => {
+                    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start_with(1))
+                        .await
+                        .unwrap();
+                    let cache = Cache::new();
+                    cache
+                        .setup(&format!("{}&{}", cluster.url(), redis_params()))
+                        .unwrap();
+                    (cache, Some(Faults::Cluster { cluster, kills: 0 }), None)
+                }
+                other => unreachable!("{other} was checked"),
+            };
+            failures.extend(soak(mode, cache, seconds, faults).await.failures);
+        }
         failures
     });
     if !failures.is_empty() {

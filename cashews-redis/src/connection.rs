@@ -1,7 +1,10 @@
 //! The connection: one server through redis-rs' connection manager, one
 //! server with client-side caching through a multiplexed connection this
-//! module re-makes when it breaks, or a cluster through its cluster
-//! connection, behind one type.
+//! module re-makes when it breaks, a Sentinel-managed primary found again
+//! when its connection breaks, or a cluster through its cluster connection,
+//! re-made when nothing answers on it for two response timeouts (redis-rs'
+//! cluster connection can stay stuck in its slot recovery after failovers,
+//! while a new one answers at once) — behind one type.
 //!
 //! Client-side caching does not use the connection manager: it hands the
 //! server's pushes to a channel read by another task, so a reply could reach
@@ -9,7 +12,7 @@
 //! multiplexed connection calls the push sender on its read loop, in the
 //! order the server sent pushes and replies.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,24 +46,110 @@ pub(crate) enum Connector {
         client: Box<redis::Client>,
         tracking: Arc<Tracking>,
         /// The current connection, until it breaks.
-        current: ArcSwapOption<Current>,
+        current: ArcSwapOption<Current<MultiplexedConnection>>,
         /// Held while a connection is made, so only one is.
         connecting: tokio::sync::Mutex<()>,
     },
-    Cluster {
-        client: Box<ClusterClient>,
-        connection: OnceCell<ClusterConnection>,
-    },
+    /// A cluster through redis-rs' cluster connection, replaced when it
+    /// stops answering altogether (see [`Health`]).
+    Cluster(Arc<ClusterConnector>),
     /// One server found through Redis Sentinel, found again (the sentinels
     /// asked anew) when its connection breaks — after a failover, the new
     /// primary.
     Sentinel {
         /// Held while a connection is made, so only one is.
         sentinel: Box<tokio::sync::Mutex<SentinelClient>>,
-        current: ArcSwapOption<Current>,
+        current: ArcSwapOption<Current<MultiplexedConnection>>,
         /// `wait_replicas` and the `WAIT` timeout (ms), if set.
         wait: Option<(u32, u64)>,
     },
+}
+
+/// Keeps a cluster connection; when it breaks, makes a new one on a task of
+/// its own while commands go on on the old one (a node that does not answer
+/// may hold the new connection past any one command's deadline).
+pub(crate) struct ClusterConnector {
+    client: ClusterClient,
+    current: ArcSwapOption<Current<ClusterConnection>>,
+    /// Held while the first connection is made, so only one is.
+    connecting: tokio::sync::Mutex<()>,
+    /// Set while a replacement is being made.
+    replacing: AtomicBool,
+    /// Client-side caching: a new connection tracks nothing yet.
+    tracking: Option<Arc<Tracking>>,
+    /// How long nothing answers before failures replace the connection.
+    patience: Duration,
+}
+
+impl ClusterConnector {
+    /// The current connection; if it broke, a replacement is started.
+    #[inline]
+    fn ready(self: &Arc<Self>) -> Option<Conn> {
+        let current = self.current.load();
+        let current = current.as_deref()?;
+        if current.health.is_broken() {
+            self.replace();
+        }
+        Some(Conn::Cluster(
+            current.connection.clone(),
+            current.health.clone(),
+        ))
+    }
+
+    /// Makes a new connection on a task of its own (one at a time), which
+    /// becomes the current one once made.
+    fn replace(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.replacing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        runtime.spawn(async move {
+            // Connecting to every node may wait for each one's timeout.
+            let budget = this.patience * 5;
+            match tokio::time::timeout(budget, this.client.get_async_connection()).await {
+                Ok(Ok(connection)) => {
+                    tracing::debug!("redis cluster connection replaced");
+                    this.install(connection);
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "redis cluster connection not replaced");
+                    // Not again at once: the old one serves meanwhile.
+                    tokio::time::sleep(this.patience).await;
+                }
+                Err(_) => tracing::debug!("redis cluster connection not replaced in time"),
+            }
+            this.replacing.store(false, Ordering::Release);
+        });
+    }
+
+    /// Makes `connection` the current one.
+    fn install(&self, connection: ClusterConnection) -> Conn {
+        if let Some(tracking) = &self.tracking {
+            // A new connection: tracking is off on it until turned on.
+            tracking.cache.disable();
+        }
+        let health = Health::new(self.patience);
+        self.current
+            .store(Some(Current::new(connection.clone(), health.clone(), None)));
+        Conn::Cluster(connection, health)
+    }
+
+    /// The first connection, made within the caller's deadline.
+    async fn first(self: &Arc<Self>) -> Result<Conn> {
+        let _connecting = self.connecting.lock().await;
+        if let Some(connection) = self.ready() {
+            return Ok(connection);
+        }
+        let connection = self
+            .client
+            .get_async_connection()
+            .await
+            .map_err(backend_error)?;
+        Ok(self.install(connection))
+    }
 }
 
 /// `wait_replicas` on one connection: a write is acknowledged once this
@@ -77,13 +166,65 @@ pub(crate) struct Waiter {
     last: tokio::sync::Mutex<(u64, u32, std::time::Instant)>,
 }
 
-/// A connection of [`Connector::Tracked`] and whether it broke (its push
-/// sender saw the disconnection, or was dropped with it).
-pub(crate) struct Current {
-    connection: MultiplexedConnection,
-    broken: Arc<AtomicBool>,
+/// The connection a connector keeps until it breaks, and its health.
+pub(crate) struct Current<C> {
+    connection: C,
+    health: Arc<Health>,
     /// `wait_replicas` (Sentinel only).
     wait: Option<Arc<Waiter>>,
+}
+
+impl<C> Current<C> {
+    fn new(connection: C, health: Arc<Health>, wait: Option<Arc<Waiter>>) -> Arc<Current<C>> {
+        Arc::new(Current {
+            connection,
+            health,
+            wait,
+        })
+    }
+}
+
+/// Whether a connection is to be replaced: marked broken by how its
+/// commands end ([`Watch`]), or for [`Connector::Tracked`] by its push
+/// sender seeing the disconnection.
+pub(crate) struct Health {
+    broken: Arc<AtomicBool>,
+    born: std::time::Instant,
+    /// When a command last got an answer (ms after `born`).
+    answered_ms: AtomicU64,
+    /// A failure breaks the connection once nothing answered for this long
+    /// (zero: at once).
+    patience: Duration,
+}
+
+impl Health {
+    fn new(patience: Duration) -> Arc<Health> {
+        Arc::new(Health {
+            broken: Arc::new(AtomicBool::new(false)),
+            born: std::time::Instant::now(),
+            answered_ms: AtomicU64::new(0),
+            patience,
+        })
+    }
+
+    fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
+
+    fn answered(&self) {
+        if !self.patience.is_zero() {
+            let now = self.born.elapsed().as_millis() as u64;
+            self.answered_ms.store(now, Ordering::Relaxed);
+        }
+    }
+
+    fn failed(&self) {
+        let silent = (self.born.elapsed().as_millis() as u64)
+            .saturating_sub(self.answered_ms.load(Ordering::Relaxed));
+        if silent >= self.patience.as_millis() as u64 {
+            self.broken.store(true, Ordering::Release);
+        }
+    }
 }
 
 /// A handle on the connection (cheap to clone).
@@ -91,10 +232,10 @@ pub(crate) struct Current {
 pub(crate) enum Conn {
     Single(ConnectionManager),
     Tracked(MultiplexedConnection),
-    Cluster(ClusterConnection),
-    /// A connection to the primary Sentinel named, the flag that makes the
-    /// next command ask the sentinels again, and `wait_replicas`.
-    Sentinel(MultiplexedConnection, Arc<AtomicBool>, Option<Arc<Waiter>>),
+    Cluster(ClusterConnection, Arc<Health>),
+    /// A connection to the primary Sentinel named, its health (broken: the
+    /// next command asks the sentinels again), and `wait_replicas`.
+    Sentinel(MultiplexedConnection, Arc<Health>, Option<Arc<Waiter>>),
 }
 
 /// A primary of a cluster, or `None` for the one server.
@@ -154,6 +295,7 @@ impl Connector {
             });
         }
         if config.cluster {
+            let tracked = tracking.clone();
             let mut builder = ClusterClientBuilder::new(config.addresses.clone())
                 .connection_timeout(config.connect_timeout)
                 .response_timeout(config.response_timeout)
@@ -168,10 +310,16 @@ impl Connector {
             if let Some(certificates) = certificates(config) {
                 builder = builder.certs(certificates);
             }
-            return Ok(Connector::Cluster {
-                client: Box::new(builder.build()?),
-                connection: OnceCell::new(),
-            });
+            return Ok(Connector::Cluster(Arc::new(ClusterConnector {
+                client: builder.build()?,
+                current: ArcSwapOption::empty(),
+                connecting: tokio::sync::Mutex::new(()),
+                replacing: AtomicBool::new(false),
+                tracking: tracked,
+                // A node lost fails the commands of its slots only: the
+                // connection is replaced when nothing answers at all.
+                patience: 2 * config.response_timeout,
+            })));
         }
         Ok(Connector::on_client(client(config)?, tracking))
     }
@@ -185,14 +333,14 @@ impl Connector {
             Connector::Tracked { current, .. } => current
                 .load()
                 .as_deref()
-                .filter(|c| !c.broken.load(Ordering::Acquire))
+                .filter(|c| !c.health.is_broken())
                 .map(|c| Conn::Tracked(c.connection.clone())),
-            Connector::Cluster { connection, .. } => connection.get().cloned().map(Conn::Cluster),
+            Connector::Cluster(cluster) => cluster.ready(),
             Connector::Sentinel { current, .. } => current
                 .load()
                 .as_deref()
-                .filter(|c| !c.broken.load(Ordering::Acquire))
-                .map(|c| Conn::Sentinel(c.connection.clone(), c.broken.clone(), c.wait.clone())),
+                .filter(|c| !c.health.is_broken())
+                .map(|c| Conn::Sentinel(c.connection.clone(), c.health.clone(), c.wait.clone())),
         }
     }
 
@@ -211,17 +359,13 @@ impl Connector {
                 }
                 // A new connection: tracking is off on it until turned on.
                 tracking.cache.disable();
-                let broken = Arc::new(AtomicBool::new(false));
+                let health = Health::new(Duration::ZERO);
                 let options = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(config.connect_timeout))
                     .set_response_timeout(Some(config.response_timeout))
-                    .set_push_sender(tracking.push_sender(Some(broken.clone())));
+                    .set_push_sender(tracking.push_sender(Some(health.broken.clone())));
                 let connection = open_named(client, &options, config).await?;
-                current.store(Some(Arc::new(Current {
-                    connection: connection.clone(),
-                    broken,
-                    wait: None,
-                })));
+                current.store(Some(Current::new(connection.clone(), health, None)));
                 Ok(Conn::Tracked(connection))
             }
             Connector::Single { client, connection } => {
@@ -261,7 +405,7 @@ impl Connector {
                     .set_connection_timeout(Some(config.connect_timeout))
                     .set_response_timeout(Some(config.response_timeout));
                 let connection = open_named(&client, &options, config).await?;
-                let broken = Arc::new(AtomicBool::new(false));
+                let health = Health::new(Duration::ZERO);
                 let wait = wait.map(|(replicas, timeout_ms)| {
                     Arc::new(Waiter {
                         replicas,
@@ -270,21 +414,14 @@ impl Connector {
                         last: tokio::sync::Mutex::new((0, replicas, std::time::Instant::now())),
                     })
                 });
-                current.store(Some(Arc::new(Current {
-                    connection: connection.clone(),
-                    broken: broken.clone(),
-                    wait: wait.clone(),
-                })));
-                Ok(Conn::Sentinel(connection, broken, wait))
+                current.store(Some(Current::new(
+                    connection.clone(),
+                    health.clone(),
+                    wait.clone(),
+                )));
+                Ok(Conn::Sentinel(connection, health, wait))
             }
-            Connector::Cluster { client, connection } => {
-                let cluster = connection
-                    .get_or_try_init(|| async {
-                        client.get_async_connection().await.map_err(backend_error)
-                    })
-                    .await?;
-                Ok(Conn::Cluster(cluster.clone()))
-            }
+            Connector::Cluster(cluster) => cluster.first().await,
         }
     }
 }
@@ -292,12 +429,12 @@ impl Connector {
 impl Conn {
     /// Whether keys may live on several nodes.
     pub(crate) fn is_cluster(&self) -> bool {
-        matches!(self, Conn::Cluster(_))
+        matches!(self, Conn::Cluster(..))
     }
 
     /// The nodes a keyspace-wide command (SCAN) must visit.
     pub(crate) async fn primaries(&mut self) -> RedisResult<Vec<Node>> {
-        let Conn::Cluster(cluster) = self else {
+        let Conn::Cluster(cluster, _) = self else {
             return Ok(vec![None]);
         };
         // CLUSTER SLOTS: [[start, end, [host, port, id, ..], replicas..], ..]
@@ -328,7 +465,7 @@ impl Conn {
         cmd: &Cmd,
     ) -> RedisResult<T> {
         match (self, node) {
-            (Conn::Cluster(cluster), Some((host, port))) => {
+            (Conn::Cluster(cluster, _), Some((host, port))) => {
                 let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
                     host: host.clone(),
                     port: *port,
@@ -343,7 +480,7 @@ impl Conn {
     /// Runs `pipe` on `node`, in order on one connection.
     pub(crate) async fn pipeline_on(&mut self, node: &Node, pipe: &Pipeline) -> RedisResult<()> {
         match (self, node) {
-            (Conn::Cluster(cluster), Some((host, port))) => {
+            (Conn::Cluster(cluster, _), Some((host, port))) => {
                 let route = SingleNodeRoutingInfo::ByAddress {
                     host: host.clone(),
                     port: *port,
@@ -410,36 +547,39 @@ async fn name(connection: &mut impl ConnectionLike, config: &RedisConfig) {
         .await;
 }
 
-/// Marks a Sentinel connection broken unless disarmed: a command that
-/// failed for the connection's sake (the server gone, a timeout, a primary
-/// demoted to replica), or one abandoned after waiting half its timeout (a
-/// hung server, left by the caller's deadline).
+/// Reports how a command on a Sentinel or cluster connection ended to its
+/// [`Health`]: answered, or failed for the connection's sake (the server
+/// gone, a timeout, a primary demoted to replica), or abandoned after
+/// waiting a quarter second (a hung server, left by the caller's deadline).
 struct Watch {
-    broken: Arc<AtomicBool>,
+    health: Arc<Health>,
     started: std::time::Instant,
     armed: bool,
 }
 
 impl Watch {
-    fn new(broken: &Arc<AtomicBool>) -> Watch {
+    fn new(health: &Arc<Health>) -> Watch {
         Watch {
-            broken: broken.clone(),
+            health: health.clone(),
             started: std::time::Instant::now(),
             armed: true,
         }
     }
 
     fn finish<T>(mut self, result: RedisResult<T>) -> RedisResult<T> {
-        if let Err(error) = &result {
-            if error.is_io_error()
-                || error.is_connection_dropped()
-                || error.is_connection_refusal()
-                || error.is_timeout()
-                || error.is_unrecoverable_error()
-                || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        match &result {
+            Err(error)
+                if error.is_io_error()
+                    || error.is_connection_dropped()
+                    || error.is_connection_refusal()
+                    || error.is_timeout()
+                    || error.is_unrecoverable_error()
+                    || error.kind()
+                        == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly) =>
             {
-                self.broken.store(true, Ordering::Release);
+                self.health.failed()
             }
+            _ => self.health.answered(),
         }
         self.armed = false;
         result
@@ -449,7 +589,7 @@ impl Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         if self.armed && self.started.elapsed() >= SLOW_ABANDONED {
-            self.broken.store(true, Ordering::Release);
+            self.health.failed();
         }
     }
 }
@@ -461,7 +601,7 @@ impl Waiter {
     async fn replicated(
         &self,
         c: &mut MultiplexedConnection,
-        broken: &Arc<AtomicBool>,
+        health: &Arc<Health>,
     ) -> RedisResult<()> {
         let mine = self.written.fetch_add(1, Ordering::AcqRel) + 1;
         let mut last = self.last.lock().await;
@@ -471,7 +611,7 @@ impl Waiter {
             last.1 < self.replicas && last.2.elapsed() < Duration::from_millis(4 * self.timeout_ms);
         if last.0 < mine && !missing {
             let covered = self.written.load(Ordering::Acquire);
-            let watch = Watch::new(broken);
+            let watch = Watch::new(health);
             let acknowledged: u32 = watch.finish(
                 redis::cmd("WAIT")
                     .arg(self.replicas)
@@ -526,7 +666,7 @@ fn writes(cmd: &Cmd) -> bool {
     }
 }
 
-/// A command abandoned after this long marks its Sentinel connection broken.
+/// A command abandoned after this long counts as a failure of its connection.
 const SLOW_ABANDONED: Duration = Duration::from_millis(250);
 
 impl ConnectionLike for Conn {
@@ -534,14 +674,18 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Tracked(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-            Conn::Sentinel(c, broken, wait) => {
+            Conn::Cluster(c, health) => {
+                let watch = Watch::new(health);
+                let reply = c.req_packed_command(cmd);
+                Box::pin(async move { watch.finish(reply.await) })
+            }
+            Conn::Sentinel(c, health, wait) => {
                 let wait = wait.clone().filter(|_| writes(cmd));
-                let watch = Watch::new(broken);
+                let watch = Watch::new(health);
                 Box::pin(async move {
                     let reply = watch.finish(c.req_packed_command(cmd).await)?;
                     if let Some(wait) = wait {
-                        wait.replicated(c, broken).await?;
+                        wait.replicated(c, health).await?;
                     }
                     Ok(reply)
                 })
@@ -558,15 +702,19 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Tracked(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Sentinel(c, broken, wait) => {
+            Conn::Cluster(c, health) => {
+                let watch = Watch::new(health);
+                let replies = c.req_packed_commands(pipeline, offset, count);
+                Box::pin(async move { watch.finish(replies.await) })
+            }
+            Conn::Sentinel(c, health, wait) => {
                 let wait = wait.clone().filter(|_| pipeline.cmd_iter().any(writes));
-                let watch = Watch::new(broken);
+                let watch = Watch::new(health);
                 Box::pin(async move {
                     let replies =
                         watch.finish(c.req_packed_commands(pipeline, offset, count).await)?;
                     if let Some(wait) = wait {
-                        wait.replicated(c, broken).await?;
+                        wait.replicated(c, health).await?;
                     }
                     Ok(replies)
                 })
@@ -578,7 +726,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.get_db(),
             Conn::Tracked(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
+            Conn::Cluster(c, _) => c.get_db(),
             Conn::Sentinel(c, _, _) => c.get_db(),
         }
     }

@@ -350,8 +350,13 @@ impl RedisCluster {
     /// A cluster-enabled server keeping its node file in `dir`, not yet
     /// part of a cluster.
     fn node(dir: &std::path::Path) -> RedisServer {
+        RedisCluster::node_on(dir, cluster_port)
+    }
+
+    /// [`RedisCluster::node`] on a port from `port`.
+    fn node_on(dir: &std::path::Path, port: impl FnMut() -> u16) -> RedisServer {
         let dir = dir.display().to_string();
-        RedisServer::on_free_port(cluster_port, |port| {
+        RedisServer::on_free_port(port, |port| {
             RedisServer::spawn(
                 port,
                 &[
@@ -494,6 +499,29 @@ impl RedisCluster {
             }
         }
         port
+    }
+
+    /// Starts the killed node on `port` again, with its node file: it
+    /// rejoins the cluster as a replica of the node that took over. Returns
+    /// once it is in sync.
+    pub fn restart(&mut self, port: u16) {
+        self.held
+            .retain(|l| ![port, port + 10_000].contains(&l.local_addr().unwrap().port()));
+        let node = RedisCluster::node_on(&self.dir, || port);
+        let index = self.nodes.iter().position(|n| n.port == port).unwrap();
+        self.nodes[index] = node;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.nodes[index]
+            .cli(&["INFO", "replication"])
+            .contains("master_link_status:up")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the restarted node did not sync as a replica"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.wait_until_ok("the cluster was not ok after a node came back");
     }
 
     /// Waits until a replica has taken over from the killed primary that
@@ -642,6 +670,58 @@ impl SentinelGroup {
     pub fn kill_primary(&mut self) {
         self.primary.kill_now();
         self.held = TcpListener::bind(("127.0.0.1", self.primary.port)).ok();
+    }
+
+    /// Kills (SIGKILL) whichever server the sentinels name as primary now,
+    /// holds its port, and waits until the other is promoted; the killed
+    /// one's port.
+    pub fn fail_over(&mut self) -> u16 {
+        let port = self.primary_port().expect("the sentinels name a primary");
+        let (killed, other) = if port == self.primary.port {
+            (&mut self.primary, self.replica.port)
+        } else {
+            (&mut self.replica, self.primary.port)
+        };
+        killed.kill_now();
+        self.held = TcpListener::bind(("127.0.0.1", port)).ok();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.primary_port() != Some(other) {
+            assert!(Instant::now() < deadline, "no failover within 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        port
+    }
+
+    /// Starts the server killed on `port` again, as a replica of the new
+    /// primary (as the sentinels would make it, after a while). Returns
+    /// once it is in sync.
+    pub fn restart(&mut self, port: u16) {
+        self.held = None;
+        let primary = self.primary_port().expect("the sentinels name a primary");
+        let args = [
+            "--port",
+            &port.to_string(),
+            "--replicaof",
+            "127.0.0.1",
+            &primary.to_string(),
+        ];
+        let server = RedisServer::spawn(port, &args).ready();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !server
+            .cli(&["INFO", "replication"])
+            .contains("master_link_status:up")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the restarted server did not become a replica in sync"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if port == self.primary.port {
+            self.primary = server;
+        } else {
+            self.replica = server;
+        }
     }
 
     /// `redis+sentinel://` naming the three sentinels.

@@ -33,12 +33,20 @@ fn sentinel_urls_are_checked() {
             "redis+sentinel://127.0.0.1:26379/mymaster?colour=red",
             "colour",
         ),
+        (
+            "redis+sentinel://127.0.0.1:26379/mymaster?read_from_replicas=often",
+            "read_from_replicas",
+        ),
+        (
+            "redis://127.0.0.1:6379/0?read_from_replicas=true",
+            "read_from_replicas",
+        ),
     ] {
         let error = cache.setup(url).unwrap_err().to_string();
         assert!(error.contains(needle), "{url}: {error}");
     }
     cache
-        .setup("redis+sentinel://a:26379,b:26380/mymaster/2?sentinel_password=x")
+        .setup("redis+sentinel://a:26379,b:26380/mymaster/2?sentinel_password=x&read_from_replicas=true")
         .unwrap();
 }
 
@@ -160,4 +168,60 @@ async fn failover(hang: bool) {
         let stored = cache.get::<u64>(&traffic::key(task)).await.unwrap();
         assert_eq!(stored, Some(*acknowledged), "task {task}");
     }
+}
+
+/// How many `GET`s and `MGET`s `server` ran since its stats were reset.
+fn reads(server: &support::redis::RedisServer) -> u64 {
+    let stats = server.cli(&["INFO", "commandstats"]);
+    ["cmdstat_get:calls=", "cmdstat_mget:calls="]
+        .iter()
+        .filter_map(|field| {
+            let rest = &stats[stats.find(field)? + field.len()..];
+            rest.split(',').next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// With `read_from_replicas=true` reads go to the replica; when it dies,
+/// each read goes back to the primary within its own call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_go_to_a_replica_and_to_the_primary_without_one() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut group = SentinelGroup::start();
+    let cache = Cache::new();
+    cache
+        .setup(&format!(
+            "{}?read_from_replicas=true&response_timeout=500ms&suppress=false",
+            group.url()
+        ))
+        .unwrap();
+    cache.set("k", &1u32).await.unwrap();
+    group.primary.cli(&["WAIT", "1", "5000"]);
+    // The replica's connection is made on the side; reads go to the
+    // primary until it is there.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reads(&group.replica) == 0 {
+        assert!(Instant::now() < deadline, "no read reached the replica");
+        assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(1));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for server in [&group.primary, &group.replica] {
+        server.cli(&["CONFIG", "RESETSTAT"]);
+    }
+    for _ in 0..20 {
+        assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(1));
+    }
+    assert!(reads(&group.replica) >= 20, "{}", reads(&group.replica));
+    assert_eq!(reads(&group.primary), 0, "reads stay off the primary");
+
+    group.replica.kill_now();
+    for _ in 0..20 {
+        let started = Instant::now();
+        assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(1));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    assert!(reads(&group.primary) >= 20, "{}", reads(&group.primary));
+    // Writes were never sent to a replica.
+    cache.set("k", &2u32).await.unwrap();
+    assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(2));
 }

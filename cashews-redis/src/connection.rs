@@ -62,6 +62,8 @@ pub(crate) enum Connector {
         current: ArcSwapOption<Current<MultiplexedConnection>>,
         /// `wait_replicas` and the `WAIT` timeout (ms), if set.
         wait: Option<(u32, u64)>,
+        /// `read_from_replicas`: the replica reads go to.
+        replicas: Option<Arc<ReplicaReads>>,
     },
 }
 
@@ -233,9 +235,97 @@ pub(crate) enum Conn {
     Single(ConnectionManager),
     Tracked(MultiplexedConnection),
     Cluster(ClusterConnection, Arc<Health>),
-    /// A connection to the primary Sentinel named, its health (broken: the
-    /// next command asks the sentinels again), and `wait_replicas`.
-    Sentinel(MultiplexedConnection, Arc<Health>, Option<Arc<Waiter>>),
+    /// The primary Sentinel named (boxed: the other handles stay small).
+    Sentinel(Box<Primary>),
+}
+
+/// A connection to the primary Sentinel named, and what goes with it.
+#[derive(Clone)]
+pub(crate) struct Primary {
+    connection: MultiplexedConnection,
+    /// Broken: the next command asks the sentinels again.
+    health: Arc<Health>,
+    /// `wait_replicas`.
+    wait: Option<Arc<Waiter>>,
+    /// `read_from_replicas`: a replica's connection, if one answers.
+    replica: Option<(MultiplexedConnection, Arc<Health>)>,
+}
+
+impl Primary {
+    /// Runs a read on the replica, if there is one: its reply, or `None`
+    /// when the replica's connection failed (the read goes to the primary).
+    async fn on_replica<'a, T>(
+        &'a mut self,
+        send: impl FnOnce(&'a mut MultiplexedConnection) -> RedisFuture<'a, T>,
+    ) -> Option<RedisResult<T>> {
+        let (connection, health) = self.replica.as_mut()?;
+        let reply = Watch::new(health).finish(send(connection).await);
+        match reply {
+            Err(_) if health.is_broken() => None,
+            reply => Some(reply),
+        }
+    }
+}
+
+/// `read_from_replicas`: a connection to a replica the sentinels name,
+/// made (and made again when it breaks) on a task of its own, so reads go
+/// to the primary until it is there.
+pub(crate) struct ReplicaReads {
+    /// Held while a connection is made, so only one is.
+    sentinel: Arc<tokio::sync::Mutex<SentinelClient>>,
+    current: ArcSwapOption<Current<MultiplexedConnection>>,
+    config: RedisConfig,
+}
+
+impl ReplicaReads {
+    /// The replica's connection, if it is made and not broken; otherwise
+    /// one is started.
+    fn ready(self: &Arc<Self>) -> Option<(MultiplexedConnection, Arc<Health>)> {
+        let current = self.current.load();
+        match current.as_deref().filter(|c| !c.health.is_broken()) {
+            Some(c) => Some((c.connection.clone(), c.health.clone())),
+            None => {
+                self.connect();
+                None
+            }
+        }
+    }
+
+    fn connect(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Ok(sentinel) = self.sentinel.clone().try_lock_owned() else {
+            // Being made.
+            return;
+        };
+        let this = self.clone();
+        runtime.spawn(async move {
+            let mut sentinel = sentinel;
+            let made = async {
+                let client = sentinel.async_get_client().await.map_err(backend_error)?;
+                let options = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(this.config.connect_timeout))
+                    .set_response_timeout(Some(this.config.response_timeout));
+                open_named(&client, &options, &this.config).await
+            };
+            let budget = 4 * this.config.response_timeout;
+            match tokio::time::timeout(budget, made).await {
+                Ok(Ok(connection)) => {
+                    let health = Health::new(Duration::ZERO);
+                    this.current
+                        .store(Some(Current::new(connection, health, None)));
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "no redis replica to read from; reads go to the primary");
+                    // Not again at once: the primary serves meanwhile.
+                    tokio::time::sleep(this.config.response_timeout).await;
+                }
+                Err(_) => tracing::debug!("no redis replica answered in time; reads go to the primary"),
+            }
+            drop(sentinel);
+        });
+    }
 }
 
 /// A primary of a cluster, or `None` for the one server.
@@ -277,12 +367,29 @@ impl Connector {
             if let Some(password) = &sentinel.password {
                 node = node.set_password(password);
             }
-            let client = SentinelClient::build(
-                config.addresses.clone(),
-                sentinel.service.clone(),
-                Some(SentinelNodeConnectionInfo::default().set_redis_connection_info(node)),
-                SentinelServerType::Master,
-            )?;
+            let build = |kind| {
+                SentinelClient::build(
+                    config.addresses.clone(),
+                    sentinel.service.clone(),
+                    Some(
+                        SentinelNodeConnectionInfo::default()
+                            .set_redis_connection_info(node.clone()),
+                    ),
+                    kind,
+                )
+            };
+            let client = build(SentinelServerType::Master)?;
+            let replicas = if sentinel.read_from_replicas {
+                Some(Arc::new(ReplicaReads {
+                    sentinel: Arc::new(tokio::sync::Mutex::new(build(
+                        SentinelServerType::Replica,
+                    )?)),
+                    current: ArcSwapOption::empty(),
+                    config: config.clone(),
+                }))
+            } else {
+                None
+            };
             // WAIT answers before the command's deadline, with a count.
             let wait = (sentinel.wait_replicas > 0).then(|| {
                 let timeout_ms = (config.response_timeout.as_millis() as u64 / 4).max(1);
@@ -292,6 +399,7 @@ impl Connector {
                 sentinel: Box::new(tokio::sync::Mutex::new(client)),
                 current: ArcSwapOption::empty(),
                 wait,
+                replicas,
             });
         }
         if config.cluster {
@@ -336,11 +444,20 @@ impl Connector {
                 .filter(|c| !c.health.is_broken())
                 .map(|c| Conn::Tracked(c.connection.clone())),
             Connector::Cluster(cluster) => cluster.ready(),
-            Connector::Sentinel { current, .. } => current
+            Connector::Sentinel {
+                current, replicas, ..
+            } => current
                 .load()
                 .as_deref()
                 .filter(|c| !c.health.is_broken())
-                .map(|c| Conn::Sentinel(c.connection.clone(), c.health.clone(), c.wait.clone())),
+                .map(|c| {
+                    Conn::Sentinel(Box::new(Primary {
+                        connection: c.connection.clone(),
+                        health: c.health.clone(),
+                        wait: c.wait.clone(),
+                        replica: replicas.as_ref().and_then(ReplicaReads::ready),
+                    }))
+                }),
         }
     }
 
@@ -390,6 +507,7 @@ impl Connector {
                 sentinel,
                 current,
                 wait,
+                replicas,
             } => {
                 let mut sentinel = sentinel.lock().await;
                 if let Some(connection) = self.ready() {
@@ -419,7 +537,12 @@ impl Connector {
                     health.clone(),
                     wait.clone(),
                 )));
-                Ok(Conn::Sentinel(connection, health, wait))
+                Ok(Conn::Sentinel(Box::new(Primary {
+                    connection,
+                    health,
+                    wait,
+                    replica: replicas.as_ref().and_then(ReplicaReads::ready),
+                })))
             }
             Connector::Cluster(cluster) => cluster.first().await,
         }
@@ -679,12 +802,23 @@ impl ConnectionLike for Conn {
                 let reply = c.req_packed_command(cmd);
                 Box::pin(async move { watch.finish(reply.await) })
             }
-            Conn::Sentinel(c, health, wait) => {
-                let wait = wait.clone().filter(|_| writes(cmd));
-                let watch = Watch::new(health);
+            Conn::Sentinel(primary) => {
+                let writes = writes(cmd);
                 Box::pin(async move {
-                    let reply = watch.finish(c.req_packed_command(cmd).await)?;
-                    if let Some(wait) = wait {
+                    if !writes {
+                        if let Some(reply) = primary.on_replica(|c| c.req_packed_command(cmd)).await
+                        {
+                            return reply;
+                        }
+                    }
+                    let Primary {
+                        connection: c,
+                        health,
+                        wait,
+                        ..
+                    } = &mut **primary;
+                    let reply = Watch::new(health).finish(c.req_packed_command(cmd).await)?;
+                    if let Some(wait) = wait.as_ref().filter(|_| writes) {
                         wait.replicated(c, health).await?;
                     }
                     Ok(reply)
@@ -707,13 +841,26 @@ impl ConnectionLike for Conn {
                 let replies = c.req_packed_commands(pipeline, offset, count);
                 Box::pin(async move { watch.finish(replies.await) })
             }
-            Conn::Sentinel(c, health, wait) => {
-                let wait = wait.clone().filter(|_| pipeline.cmd_iter().any(writes));
-                let watch = Watch::new(health);
+            Conn::Sentinel(primary) => {
+                let writes = pipeline.cmd_iter().any(writes);
                 Box::pin(async move {
-                    let replies =
-                        watch.finish(c.req_packed_commands(pipeline, offset, count).await)?;
-                    if let Some(wait) = wait {
+                    if !writes {
+                        let on_replica = primary
+                            .on_replica(|c| c.req_packed_commands(pipeline, offset, count))
+                            .await;
+                        if let Some(replies) = on_replica {
+                            return replies;
+                        }
+                    }
+                    let Primary {
+                        connection: c,
+                        health,
+                        wait,
+                        ..
+                    } = &mut **primary;
+                    let replies = Watch::new(health)
+                        .finish(c.req_packed_commands(pipeline, offset, count).await)?;
+                    if let Some(wait) = wait.as_ref().filter(|_| writes) {
                         wait.replicated(c, health).await?;
                     }
                     Ok(replies)
@@ -727,7 +874,7 @@ impl ConnectionLike for Conn {
             Conn::Single(c) => c.get_db(),
             Conn::Tracked(c) => c.get_db(),
             Conn::Cluster(c, _) => c.get_db(),
-            Conn::Sentinel(c, _, _) => c.get_db(),
+            Conn::Sentinel(primary) => primary.connection.get_db(),
         }
     }
 }

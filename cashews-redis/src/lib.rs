@@ -24,6 +24,7 @@
 //! | `client_side_check` | `1s` | cluster only: how often every primary is asked whether it still tracks this client (below) |
 //! | `sentinel_username`, `sentinel_password` | none | `redis+sentinel://`: the sentinels' credentials |
 //! | `wait_replicas` | `0` | `redis+sentinel://`: a write is acknowledged once this many replicas have it (`WAIT`) |
+//! | `read_from_replicas` | `false` | `redis+sentinel://`: reads go to a replica (they may miss the latest writes); back to the primary while no replica answers |
 //!
 //! The TLS files are read at setup, so a missing file is a configuration
 //! error there, not at the first command.
@@ -185,6 +186,10 @@ pub struct SentinelConfig {
     /// Writes are acknowledged once this many replicas have them (`WAIT`;
     /// `wait_replicas`, 0: as soon as the primary has them).
     pub wait_replicas: u32,
+    /// Reads go to a replica the sentinels name (`read_from_replicas`);
+    /// they may miss the latest writes. A replica that fails sends reads
+    /// back to the primary until another is found.
+    pub read_from_replicas: bool,
 }
 
 /// Settings of client-side caching (`client_side=true`).
@@ -485,6 +490,7 @@ impl RedisConfig {
                 s.trim().parse().ok()
             })?
             .unwrap_or(0);
+        let read_from_replicas = params.bool("read_from_replicas")?.unwrap_or(false);
         let network = NetworkParams::take(params)?;
         Ok(RedisConfig {
             ca_certs: None,
@@ -506,6 +512,7 @@ impl RedisConfig {
                 username,
                 password,
                 wait_replicas,
+                read_from_replicas,
             }),
         })
     }

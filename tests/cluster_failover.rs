@@ -120,6 +120,16 @@ async fn kept(reader: &Cache, backend: &RedisBackend, key: &str, want: u64) {
     }
 }
 
+/// The reader keeps `key` (holding `value`) and sees the next write of it
+/// within 2 s: the node holding it reports writes to the reader.
+async fn tracked(writer: &Cache, reader: &Cache, backend: &RedisBackend, key: &str, value: u64) {
+    kept(reader, backend, key, value).await;
+    write(writer, key, value + 1).await;
+    until(reader, key, value + 1, Duration::from_secs(2))
+        .await
+        .unwrap();
+}
+
 /// Writes `value` to `key`, retrying errors for at most 10 s.
 async fn write(cache: &Cache, key: &str, value: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -156,12 +166,8 @@ async fn a_client_side_reader_sees_writes_made_after_a_failover() {
         .await
         .unwrap();
     // The reader keeps k again, read from the new primary; the next write
-    // there invalidates it.
-    kept(&reader, &backend, "k", 2).await;
-    write(&writer, "k", 3).await;
-    until(&reader, "k", 3, Duration::from_secs(2))
-        .await
-        .unwrap();
+    // there reaches it.
+    tracked(&writer, &reader, &backend, "k", 2).await;
 }
 
 /// The cluster's topology changes without a connection of the reader
@@ -207,11 +213,7 @@ async fn a_primary_reached_after_tracking_was_turned_on_is_found_untracked() {
         .unwrap();
     // Tracking is on again on every primary: the reader keeps k, and the
     // next write is reported at once.
-    kept(&reader, &backend, "k", 2).await;
-    write(&writer, "k", 3).await;
-    until(&reader, "k", 3, Duration::from_secs(2))
-        .await
-        .unwrap();
+    tracked(&writer, &reader, &backend, "k", 2).await;
 }
 
 /// The client connections `node` has, by id (its own `redis-cli` aside).

@@ -182,8 +182,8 @@ fn reads(server: &support::redis::RedisServer) -> u64 {
         .sum()
 }
 
-/// With `read_from_replicas=true` reads go to the replica; when it dies,
-/// each read goes back to the primary within its own call.
+/// With `read_from_replicas=true` reads go to the replica; when it hangs
+/// or dies, reads go back to the primary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_go_to_a_replica_and_to_the_primary_without_one() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -214,6 +214,19 @@ async fn reads_go_to_a_replica_and_to_the_primary_without_one() {
     assert!(reads(&group.replica) >= 20, "{}", reads(&group.replica));
     assert_eq!(reads(&group.primary), 0, "reads stay off the primary");
 
+    // The replica hangs: the read waiting on it goes to the primary after a
+    // quarter of its deadline, the next ones at once.
+    group.replica.pause();
+    for _ in 0..20 {
+        let started = Instant::now();
+        assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(1));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    assert!(reads(&group.primary) >= 20, "{}", reads(&group.primary));
+    group.replica.resume();
+
+    // The replica dies: each read goes to the primary within its call.
+    group.primary.cli(&["CONFIG", "RESETSTAT"]);
     group.replica.kill_now();
     for _ in 0..20 {
         let started = Instant::now();

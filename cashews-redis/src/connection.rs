@@ -247,20 +247,27 @@ pub(crate) struct Primary {
     health: Arc<Health>,
     /// `wait_replicas`.
     wait: Option<Arc<Waiter>>,
-    /// `read_from_replicas`: a replica's connection, if one answers.
-    replica: Option<(MultiplexedConnection, Arc<Health>)>,
+    /// `read_from_replicas`: a replica's connection, if one answers, and
+    /// how long a read waits for it before going to the primary.
+    replica: Option<(MultiplexedConnection, Arc<Health>, Duration)>,
 }
 
 impl Primary {
     /// Runs a read on the replica, if there is one: its reply, or `None`
-    /// when the replica's connection failed (the read goes to the primary).
+    /// when the replica's connection failed or the replica did not answer
+    /// in a quarter of the deadline (the read goes to the primary).
     async fn on_replica<'a, T>(
         &'a mut self,
         send: impl FnOnce(&'a mut MultiplexedConnection) -> RedisFuture<'a, T>,
     ) -> Option<RedisResult<T>> {
-        let (connection, health) = self.replica.as_mut()?;
-        let reply = Watch::new(health).finish(send(connection).await);
-        match reply {
+        let (connection, health, budget) = self.replica.as_mut()?;
+        let watch = Watch::new(health);
+        let Ok(reply) = tokio::time::timeout(*budget, send(connection)).await else {
+            // A hung replica: dropped, and this read goes to the primary.
+            health.failed();
+            return None;
+        };
+        match watch.finish(reply) {
             Err(_) if health.is_broken() => None,
             reply => Some(reply),
         }
@@ -280,10 +287,15 @@ pub(crate) struct ReplicaReads {
 impl ReplicaReads {
     /// The replica's connection, if it is made and not broken; otherwise
     /// one is started.
-    fn ready(self: &Arc<Self>) -> Option<(MultiplexedConnection, Arc<Health>)> {
+    fn ready(self: &Arc<Self>) -> Option<(MultiplexedConnection, Arc<Health>, Duration)> {
         let current = self.current.load();
         match current.as_deref().filter(|c| !c.health.is_broken()) {
-            Some(c) => Some((c.connection.clone(), c.health.clone())),
+            // A quarter of the deadline, so the primary can still answer.
+            Some(c) => Some((
+                c.connection.clone(),
+                c.health.clone(),
+                self.config.response_timeout / 4,
+            )),
             None => {
                 self.connect();
                 None

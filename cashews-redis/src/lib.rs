@@ -187,8 +187,9 @@ pub struct SentinelConfig {
     /// `wait_replicas`, 0: as soon as the primary has them).
     pub wait_replicas: u32,
     /// Reads go to a replica the sentinels name (`read_from_replicas`);
-    /// they may miss the latest writes. A replica that fails sends reads
-    /// back to the primary until another is found.
+    /// they may miss the latest writes. A replica that fails, or does not
+    /// answer within a quarter of `response_timeout`, sends reads back to
+    /// the primary until another is found.
     pub read_from_replicas: bool,
 }
 

@@ -39,7 +39,10 @@
 //! the sentinels for the primary of `service`, and asks again when the
 //! connection to it breaks (an I/O error, a timeout, `READONLY`, or a
 //! command abandoned after a quarter second), so a failover is followed
-//! without re-creating the backend.
+//! without re-creating the backend. `wait_replicas=N` acknowledges a write
+//! once `N` replicas have it; `read_from_replicas=true` sends reads to a
+//! replica (they may lag), back to the primary when it fails or does not
+//! answer within a quarter of `response_timeout`.
 //!
 //! # Cluster
 //!
@@ -49,7 +52,9 @@
 //! `get_match`, `delete_match`, `clear` and `get_keys_count` visit every
 //! primary. Every Lua script of this backend touches one key, so locks, rate
 //! limits and sliding windows stay in one slot. A cluster has database 0
-//! only.
+//! only. After a primary is lost, commands follow the promoted replica; a
+//! cluster connection on which nothing answers for two `response_timeout`s
+//! is replaced by a new one, made on the side while commands go on.
 //!
 //! # Automatic batching
 //!
@@ -91,6 +96,10 @@
 //!   next read is served locally).
 //! - On a cluster tracking is enabled on every primary (each reports the
 //!   keys it holds); a lost node connection drops the local copy as above.
+//!   Every `client_side_check` (1 s) each primary is asked whether it still
+//!   tracks this client: a node reached later (a promoted replica, a node a
+//!   slot moved to) would not report writes, so the local copy is dropped
+//!   and tracking turned on again when one does not.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]

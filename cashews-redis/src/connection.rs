@@ -109,19 +109,16 @@ impl ClusterConnector {
         }
         let this = self.clone();
         runtime.spawn(async move {
-            // Connecting to every node may wait for each one's timeout.
-            let budget = this.patience * 5;
-            match tokio::time::timeout(budget, this.client.get_async_connection()).await {
-                Ok(Ok(connection)) => {
-                    tracing::debug!("redis cluster connection replaced");
-                    this.install(connection);
-                }
-                Ok(Err(error)) => {
-                    tracing::debug!(%error, "redis cluster connection not replaced");
-                    // Not again at once: the old one serves meanwhile.
-                    tokio::time::sleep(this.patience).await;
-                }
-                Err(_) => tracing::debug!("redis cluster connection not replaced in time"),
+            // Connecting to every node may wait for each one's timeout; the
+            // old connection serves meanwhile.
+            let made = made_on_the_side(
+                "redis cluster connection",
+                this.patience * 5,
+                this.patience,
+                this.client.get_async_connection(),
+            );
+            if let Some(connection) = made.await {
+                this.install(connection);
             }
             this.replacing.store(false, Ordering::Release);
         });
@@ -235,40 +232,37 @@ pub(crate) enum Conn {
     Single(ConnectionManager),
     Tracked(MultiplexedConnection),
     Cluster(ClusterConnection, Arc<Health>),
-    /// The primary Sentinel named (boxed: the other handles stay small).
-    Sentinel(Box<Primary>),
+    /// The connection to the primary Sentinel named (with its health and
+    /// `wait_replicas`), and the replica reads go to (`read_from_replicas`).
+    Sentinel(Arc<Current<MultiplexedConnection>>, Option<Arc<Replica>>),
 }
 
-/// A connection to the primary Sentinel named, and what goes with it.
-#[derive(Clone)]
-pub(crate) struct Primary {
+/// A replica's connection (`read_from_replicas`).
+pub(crate) struct Replica {
     connection: MultiplexedConnection,
-    /// Broken: the next command asks the sentinels again.
     health: Arc<Health>,
-    /// `wait_replicas`.
-    wait: Option<Arc<Waiter>>,
-    /// `read_from_replicas`: a replica's connection, if one answers, and
-    /// how long a read waits for it before going to the primary.
-    replica: Option<(MultiplexedConnection, Arc<Health>, Duration)>,
+    /// How long a read waits for it before going to the primary: a quarter
+    /// of the deadline, so the primary can still answer.
+    budget: Duration,
 }
 
-impl Primary {
-    /// Runs a read on the replica, if there is one: its reply, or `None`
-    /// when the replica's connection failed or the replica did not answer
-    /// in a quarter of the deadline (the read goes to the primary).
-    async fn on_replica<'a, T>(
-        &'a mut self,
-        send: impl FnOnce(&'a mut MultiplexedConnection) -> RedisFuture<'a, T>,
+impl Replica {
+    /// Runs a read on the replica (`c`, a clone of its connection): its
+    /// reply, or `None` when the replica's connection failed or the replica
+    /// did not answer within its budget (the read goes to the primary).
+    async fn read<'c, T>(
+        &self,
+        c: &'c mut MultiplexedConnection,
+        send: impl FnOnce(&'c mut MultiplexedConnection) -> RedisFuture<'c, T>,
     ) -> Option<RedisResult<T>> {
-        let (connection, health, budget) = self.replica.as_mut()?;
-        let watch = Watch::new(health);
-        let Ok(reply) = tokio::time::timeout(*budget, send(connection)).await else {
+        let watch = Watch::new(&self.health);
+        let Ok(reply) = tokio::time::timeout(self.budget, send(c)).await else {
             // A hung replica: dropped, and this read goes to the primary.
-            health.failed();
+            self.health.failed();
             return None;
         };
         match watch.finish(reply) {
-            Err(_) if health.is_broken() => None,
+            Err(_) if self.health.is_broken() => None,
             reply => Some(reply),
         }
     }
@@ -280,27 +274,19 @@ impl Primary {
 pub(crate) struct ReplicaReads {
     /// Held while a connection is made, so only one is.
     sentinel: Arc<tokio::sync::Mutex<SentinelClient>>,
-    current: ArcSwapOption<Current<MultiplexedConnection>>,
+    current: ArcSwapOption<Replica>,
     config: RedisConfig,
 }
 
 impl ReplicaReads {
     /// The replica's connection, if it is made and not broken; otherwise
     /// one is started.
-    fn ready(self: &Arc<Self>) -> Option<(MultiplexedConnection, Arc<Health>, Duration)> {
-        let current = self.current.load();
-        match current.as_deref().filter(|c| !c.health.is_broken()) {
-            // A quarter of the deadline, so the primary can still answer.
-            Some(c) => Some((
-                c.connection.clone(),
-                c.health.clone(),
-                self.config.response_timeout / 4,
-            )),
-            None => {
-                self.connect();
-                None
-            }
+    fn ready(self: &Arc<Self>) -> Option<Arc<Replica>> {
+        let replica = self.current.load_full().filter(|r| !r.health.is_broken());
+        if replica.is_none() {
+            self.connect();
         }
+        replica
     }
 
     fn connect(self: &Arc<Self>) {
@@ -314,26 +300,19 @@ impl ReplicaReads {
         let this = self.clone();
         runtime.spawn(async move {
             let mut sentinel = sentinel;
-            let made = async {
-                let client = sentinel.async_get_client().await.map_err(backend_error)?;
-                let options = AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(this.config.connect_timeout))
-                    .set_response_timeout(Some(this.config.response_timeout));
-                open_named(&client, &options, &this.config).await
-            };
-            let budget = 4 * this.config.response_timeout;
-            match tokio::time::timeout(budget, made).await {
-                Ok(Ok(connection)) => {
-                    let health = Health::new(Duration::ZERO);
-                    this.current
-                        .store(Some(Current::new(connection, health, None)));
-                }
-                Ok(Err(error)) => {
-                    tracing::debug!(%error, "no redis replica to read from; reads go to the primary");
-                    // Not again at once: the primary serves meanwhile.
-                    tokio::time::sleep(this.config.response_timeout).await;
-                }
-                Err(_) => tracing::debug!("no redis replica answered in time; reads go to the primary"),
+            // The primary serves reads meanwhile.
+            let made = made_on_the_side(
+                "redis replica connection",
+                4 * this.config.response_timeout,
+                this.config.response_timeout,
+                open_from_sentinel(&mut sentinel, &this.config),
+            );
+            if let Some(connection) = made.await {
+                this.current.store(Some(Arc::new(Replica {
+                    connection,
+                    health: Health::new(Duration::ZERO),
+                    budget: this.config.response_timeout / 4,
+                })));
             }
             drop(sentinel);
         });
@@ -459,17 +438,9 @@ impl Connector {
             Connector::Sentinel {
                 current, replicas, ..
             } => current
-                .load()
-                .as_deref()
+                .load_full()
                 .filter(|c| !c.health.is_broken())
-                .map(|c| {
-                    Conn::Sentinel(Box::new(Primary {
-                        connection: c.connection.clone(),
-                        health: c.health.clone(),
-                        wait: c.wait.clone(),
-                        replica: replicas.as_ref().and_then(ReplicaReads::ready),
-                    }))
-                }),
+                .map(|c| Conn::Sentinel(c, replicas.as_ref().and_then(ReplicaReads::ready))),
         }
     }
 
@@ -525,16 +496,7 @@ impl Connector {
                 if let Some(connection) = self.ready() {
                     return Ok(connection);
                 }
-                // No primary to be had (one is being elected, or the
-                // sentinels are out of reach): an outage, transient.
-                let client = sentinel
-                    .async_get_client()
-                    .await
-                    .map_err(|e| Error::backend("redis", true, e))?;
-                let options = AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(config.connect_timeout))
-                    .set_response_timeout(Some(config.response_timeout));
-                let connection = open_named(&client, &options, config).await?;
+                let connection = open_from_sentinel(&mut sentinel, config).await?;
                 let health = Health::new(Duration::ZERO);
                 let wait = wait.map(|(replicas, timeout_ms)| {
                     Arc::new(Waiter {
@@ -544,17 +506,12 @@ impl Connector {
                         last: tokio::sync::Mutex::new((0, replicas, std::time::Instant::now())),
                     })
                 });
-                current.store(Some(Current::new(
-                    connection.clone(),
-                    health.clone(),
-                    wait.clone(),
-                )));
-                Ok(Conn::Sentinel(Box::new(Primary {
-                    connection,
-                    health,
-                    wait,
-                    replica: replicas.as_ref().and_then(ReplicaReads::ready),
-                })))
+                let primary = Current::new(connection, health, wait);
+                current.store(Some(primary.clone()));
+                Ok(Conn::Sentinel(
+                    primary,
+                    replicas.as_ref().and_then(ReplicaReads::ready),
+                ))
             }
             Connector::Cluster(cluster) => cluster.first().await,
         }
@@ -671,6 +628,50 @@ async fn open_named(
         .map_err(backend_error)?;
     name(&mut connection, config).await;
     Ok(connection)
+}
+
+/// A connection to the server `sentinel` names (its service's primary, or
+/// a replica), named `client_name`.
+async fn open_from_sentinel(
+    sentinel: &mut SentinelClient,
+    config: &RedisConfig,
+) -> Result<MultiplexedConnection> {
+    // None to be had (a primary is being elected, or the sentinels are out
+    // of reach): an outage, transient.
+    let client = sentinel
+        .async_get_client()
+        .await
+        .map_err(|e| Error::backend("redis", true, e))?;
+    let options = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.response_timeout));
+    open_named(&client, &options, config).await
+}
+
+/// Makes a connection (`make`, `what` in logs) on a task of its own, for at
+/// most `budget`: the connection, or `None` — after a failure, once `pause`
+/// has passed, so a failing server is not asked again at once.
+async fn made_on_the_side<C, E: std::fmt::Display>(
+    what: &str,
+    budget: Duration,
+    pause: Duration,
+    make: impl std::future::Future<Output = std::result::Result<C, E>>,
+) -> Option<C> {
+    match tokio::time::timeout(budget, make).await {
+        Ok(Ok(connection)) => {
+            tracing::debug!("{what} made");
+            Some(connection)
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "{what} not made");
+            tokio::time::sleep(pause).await;
+            None
+        }
+        Err(_) => {
+            tracing::debug!("{what} not made in time");
+            None
+        }
+    }
 }
 
 /// `CLIENT SETNAME client_name`, best effort.
@@ -814,24 +815,22 @@ impl ConnectionLike for Conn {
                 let reply = c.req_packed_command(cmd);
                 Box::pin(async move { watch.finish(reply.await) })
             }
-            Conn::Sentinel(primary) => {
+            Conn::Sentinel(primary, replica) => {
                 let writes = writes(cmd);
                 Box::pin(async move {
-                    if !writes {
-                        if let Some(reply) = primary.on_replica(|c| c.req_packed_command(cmd)).await
+                    if let Some(replica) = replica.as_ref().filter(|_| !writes) {
+                        let mut c = replica.connection.clone();
+                        if let Some(reply) =
+                            replica.read(&mut c, |c| c.req_packed_command(cmd)).await
                         {
                             return reply;
                         }
                     }
-                    let Primary {
-                        connection: c,
-                        health,
-                        wait,
-                        ..
-                    } = &mut **primary;
+                    let mut c = primary.connection.clone();
+                    let health = &primary.health;
                     let reply = Watch::new(health).finish(c.req_packed_command(cmd).await)?;
-                    if let Some(wait) = wait.as_ref().filter(|_| writes) {
-                        wait.replicated(c, health).await?;
+                    if let Some(wait) = primary.wait.as_ref().filter(|_| writes) {
+                        wait.replicated(&mut c, health).await?;
                     }
                     Ok(reply)
                 })
@@ -853,27 +852,24 @@ impl ConnectionLike for Conn {
                 let replies = c.req_packed_commands(pipeline, offset, count);
                 Box::pin(async move { watch.finish(replies.await) })
             }
-            Conn::Sentinel(primary) => {
+            Conn::Sentinel(primary, replica) => {
                 let writes = pipeline.cmd_iter().any(writes);
                 Box::pin(async move {
-                    if !writes {
-                        let on_replica = primary
-                            .on_replica(|c| c.req_packed_commands(pipeline, offset, count))
+                    if let Some(replica) = replica.as_ref().filter(|_| !writes) {
+                        let mut c = replica.connection.clone();
+                        let on_replica = replica
+                            .read(&mut c, |c| c.req_packed_commands(pipeline, offset, count))
                             .await;
                         if let Some(replies) = on_replica {
                             return replies;
                         }
                     }
-                    let Primary {
-                        connection: c,
-                        health,
-                        wait,
-                        ..
-                    } = &mut **primary;
+                    let mut c = primary.connection.clone();
+                    let health = &primary.health;
                     let replies = Watch::new(health)
                         .finish(c.req_packed_commands(pipeline, offset, count).await)?;
-                    if let Some(wait) = wait.as_ref().filter(|_| writes) {
-                        wait.replicated(c, health).await?;
+                    if let Some(wait) = primary.wait.as_ref().filter(|_| writes) {
+                        wait.replicated(&mut c, health).await?;
                     }
                     Ok(replies)
                 })
@@ -886,7 +882,7 @@ impl ConnectionLike for Conn {
             Conn::Single(c) => c.get_db(),
             Conn::Tracked(c) => c.get_db(),
             Conn::Cluster(c, _) => c.get_db(),
-            Conn::Sentinel(primary) => primary.connection.get_db(),
+            Conn::Sentinel(primary, _) => primary.connection.get_db(),
         }
     }
 }

@@ -162,29 +162,22 @@ impl Tracking {
 /// Whether a `CLIENT TRACKINGINFO` reply says tracking is on in
 /// broadcasting mode.
 fn tracks(reply: &Value) -> bool {
-    let fields = match reply {
-        Value::Map(fields) => fields.clone(),
+    let is = |value: &Value, text: &str| match value {
+        Value::SimpleString(s) => s == text,
+        Value::BulkString(b) => b == text.as_bytes(),
+        _ => false,
+    };
+    let bcast = |(name, flags): (&Value, &Value)| {
+        is(name, "flags")
+            && matches!(flags, Value::Array(flags) | Value::Set(flags)
+                if flags.iter().any(|flag| is(flag, "bcast")))
+    };
+    match reply {
+        Value::Map(fields) => fields.iter().map(|(k, v)| (k, v)).any(bcast),
         // RESP2 shape: a flat array of names and values.
-        Value::Array(items) => items
-            .chunks(2)
-            .filter_map(|pair| Some((pair.first()?.clone(), pair.get(1)?.clone())))
-            .collect(),
-        _ => return false,
-    };
-    let text = |value: &Value| match value {
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        _ => None,
-    };
-    fields.iter().any(|(name, flags)| {
-        text(name).as_deref() == Some("flags")
-            && match flags {
-                Value::Array(flags) | Value::Set(flags) => flags
-                    .iter()
-                    .any(|flag| text(flag).as_deref() == Some("bcast")),
-                _ => false,
-            }
-    })
+        Value::Array(items) => items.chunks_exact(2).map(|p| (&p[0], &p[1])).any(bcast),
+        _ => false,
+    }
 }
 
 struct DisableOnDrop(Arc<Tracking>, Option<Arc<AtomicBool>>);

@@ -666,12 +666,6 @@ impl SentinelGroup {
         }
     }
 
-    /// Kills the primary (SIGKILL) and holds its port.
-    pub fn kill_primary(&mut self) {
-        self.primary.kill_now();
-        self.held = TcpListener::bind(("127.0.0.1", self.primary.port)).ok();
-    }
-
     /// Kills (SIGKILL) whichever server the sentinels name as primary now,
     /// holds its port, and waits until the other is promoted; the killed
     /// one's port.
